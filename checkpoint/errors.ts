@@ -1,0 +1,147 @@
+// Every failure a user can meet, in one place. Each has a stable `code` (for scripts
+// and logs) and an `exitCode` (for the daemon). The message names the cause and the
+// next step; the CLI prints it without a stack trace.
+//
+// This file lives in checkpoint/ because checkpoint/ is the bottom layer: recovery/
+// and src/ import it, it imports nothing.
+
+export const ExitCode = {
+  ok: 0,
+  unexpected: 1,
+  badConfig: 2,
+  checkpointLocked: 3,
+  incompatibleCheckpoint: 4,
+  dataLoss: 5,
+  sourceUnreachable: 6,
+  corruptCheckpoint: 7,
+  transformFailed: 8,
+  sinkFailed: 9,
+  lockCompromised: 10,
+  sourceWentBackwards: 11,
+  interrupted: 130,
+} as const;
+
+export type ErrorCode =
+  | 'TIDEMARK_BAD_CONFIG'
+  | 'TIDEMARK_CHECKPOINT_LOCKED'
+  | 'TIDEMARK_LOCK_COMPROMISED'
+  | 'TIDEMARK_CODE_CHANGED'
+  | 'TIDEMARK_NEWER_FORMAT'
+  | 'TIDEMARK_OTHER_JOB'
+  | 'TIDEMARK_CORRUPT_CHECKPOINT'
+  | 'TIDEMARK_DATA_LOSS'
+  | 'TIDEMARK_SOURCE_WENT_BACKWARDS'
+  | 'TIDEMARK_SOURCE_UNREACHABLE'
+  | 'TIDEMARK_TRANSFORM_FAILED'
+  | 'TIDEMARK_SINK_FAILED';
+
+export class TidemarkError extends Error {
+  readonly code: ErrorCode;
+  readonly exitCode: number;
+  constructor(code: ErrorCode, exitCode: number, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+    this.exitCode = exitCode;
+  }
+}
+
+/** True for the errors this file defines, whichever copy of the module threw them. */
+export function isTidemarkError(err: unknown): err is TidemarkError {
+  return err instanceof Error && typeof (err as Partial<TidemarkError>).code === 'string'
+    && (err as TidemarkError).code.startsWith('TIDEMARK_') && typeof (err as TidemarkError).exitCode === 'number';
+}
+
+export class BadConfigError extends TidemarkError {
+  constructor(message: string) {
+    super('TIDEMARK_BAD_CONFIG', ExitCode.badConfig, message);
+  }
+}
+
+export class CheckpointLockedError extends TidemarkError {
+  constructor(dir: string, owner: string) {
+    super('TIDEMARK_CHECKPOINT_LOCKED', ExitCode.checkpointLocked,
+      `Checkpoint ${dir} is locked by another process (${owner}). ` +
+      'Only one process may run a checkpoint: stop the other one (SIGTERM drains it), or use another --checkpoint directory.');
+  }
+}
+
+export class LockCompromisedError extends TidemarkError {
+  constructor(dir: string, reason: string) {
+    super('TIDEMARK_LOCK_COMPROMISED', ExitCode.lockCompromised,
+      `Lost the lock on checkpoint ${dir} (${reason}); stopped before the next write so two processes never write one checkpoint. ` +
+      'Check that no other process runs this checkpoint, then restart.');
+  }
+}
+
+export class CodeChangedError extends TidemarkError {
+  constructor(message: string) {
+    super('TIDEMARK_CODE_CHANGED', ExitCode.incompatibleCheckpoint, message);
+  }
+}
+
+export class NewerFormatError extends TidemarkError {
+  constructor(dir: string, found: number, supported: number) {
+    super('TIDEMARK_NEWER_FORMAT', ExitCode.incompatibleCheckpoint,
+      `Checkpoint ${dir} was written in format ${found}; this build of tidemark understands format ${supported} and older. ` +
+      'Run it with the newer tidemark that wrote it.');
+  }
+}
+
+export class OtherJobError extends TidemarkError {
+  constructor(dir: string, what: string, stored: string, current: string) {
+    super('TIDEMARK_OTHER_JOB', ExitCode.incompatibleCheckpoint,
+      `Checkpoint ${dir} belongs to another job: its ${what} is ${stored}, this job's is ${current}. ` +
+      'Use the checkpoint directory of this job, or a new one to start from scratch.');
+  }
+}
+
+export class CorruptCheckpointError extends TidemarkError {
+  constructor(dir: string, detail: string, options?: { cause?: unknown }) {
+    super('TIDEMARK_CORRUPT_CHECKPOINT', ExitCode.corruptCheckpoint,
+      `Checkpoint ${dir} is damaged (${detail}). Nothing was written. ` +
+      `Look at it with \`tidemark inspect ${dir}\`; restore it from a backup, or repair it deliberately with \`tidemark reset\`.`,
+      options);
+  }
+}
+
+export class DataLossError extends TidemarkError {
+  constructor(readonly lost: ReadonlyArray<{ topic: string; partition: number; from: number; until: number }>) {
+    super('TIDEMARK_DATA_LOSS', ExitCode.dataLoss,
+      `Offsets to process are no longer in the source (deleted by retention?): ${lost.map((r) => `${r.topic}/${r.partition} [${r.from}, ${r.until})`).join(', ')}. ` +
+      "Nothing was skipped. To accept the loss and go on from the earliest offset, set onDataLoss: 'skip' (the loss is recorded in the checkpoint).");
+  }
+}
+
+export class SourceWentBackwardsError extends TidemarkError {
+  constructor(topic: string, partition: number, position: number, latest: number) {
+    super('TIDEMARK_SOURCE_WENT_BACKWARDS', ExitCode.sourceWentBackwards,
+      `${topic}/${partition} now ends at offset ${latest}, below the checkpoint's position ${position}: the topic was deleted or recreated. ` +
+      'tidemark never resets silently: if this is intended, move the positions with `tidemark reset`.');
+  }
+}
+
+export class SourceUnreachableError extends TidemarkError {
+  constructor(what: string, options?: { cause?: unknown }) {
+    super('TIDEMARK_SOURCE_UNREACHABLE', ExitCode.sourceUnreachable,
+      `${what}. Check that the source is running and reachable, then restart.`, options);
+  }
+}
+
+export class TransformError extends TidemarkError {
+  constructor(batchId: number, where: string, cause: unknown) {
+    super('TIDEMARK_TRANSFORM_FAILED', ExitCode.transformFailed,
+      `The transform failed in batch ${batchId} at ${where}: ${cause instanceof Error ? cause.message : String(cause)}. ` +
+      "Fix the transform (the batch will be re-run exactly), or set onTransformError: 'dead-letter' to route failing records to a sink.",
+      { cause });
+  }
+}
+
+export class SinkError extends TidemarkError {
+  constructor(sink: string, batchId: number, cause: unknown) {
+    super('TIDEMARK_SINK_FAILED', ExitCode.sinkFailed,
+      `Sink ${sink} failed to write batch ${batchId}: ${cause instanceof Error ? cause.message : String(cause)}. ` +
+      'The batch stays staged and is delivered again on restart; nothing is lost.',
+      { cause });
+  }
+}

@@ -1,0 +1,123 @@
+// One process owns a checkpoint: a proper-lockfile lock on the directory, held for the
+// whole run. Its mtime is refreshed every second; a lock whose owner stops refreshing
+// goes stale after 10 s. A process killed with SIGKILL cannot release its lock, so the
+// lock also records its owner (host, pid, process start time): a restart on the same
+// host takes the lock over at once when that exact process is gone, and only then.
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import * as lockfile from 'proper-lockfile';
+import { CheckpointLockedError, LockCompromisedError } from './errors';
+
+export interface LockOwner {
+  readonly host: string;
+  readonly pid: number;
+  /** The process start time from /proc, so a recycled pid is not mistaken for the owner. */
+  readonly startTime: string | null;
+  readonly since: number;
+  /** The inode of the lock directory this owner created: an owner file describes only that lock. */
+  readonly lockIno: number;
+}
+
+export interface CheckpointLock {
+  /** Throws LockCompromisedError once the lock is lost; called before every checkpoint write. */
+  assertHeld(): void;
+  release(): Promise<void>;
+}
+
+const STALE_MS = 10_000;
+const UPDATE_MS = 1_000;
+
+export const lockPath = (dir: string): string => join(dir, 'tidemark.lock');
+// Beside the lock, not inside it: a file written into the lock directory would change
+// its mtime, which proper-lockfile reads as another process taking the lock.
+const ownerPath = (dir: string): string => join(dir, 'tidemark.owner.json');
+
+/** Fields of /proc/<pid>/stat after the parenthesised command name: [0] state, [19] starttime. */
+function procStat(pid: number): string[] | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return null;
+  }
+}
+
+const processStartTime = (pid: number): string | null => procStat(pid)?.[19] ?? null;
+
+function isAlive(owner: LockOwner): boolean {
+  try {
+    process.kill(owner.pid, 0);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  const stat = procStat(owner.pid);
+  if (stat?.[0] === 'Z') return false; // killed, not yet reaped by its parent
+  const start = stat?.[19] ?? null;
+  return owner.startTime === null || start === null || start === owner.startTime;
+}
+
+export async function readLockOwner(dir: string): Promise<LockOwner | undefined> {
+  try {
+    return JSON.parse(await readFile(ownerPath(dir), 'utf8')) as LockOwner;
+  } catch {
+    return undefined;
+  }
+}
+
+export function describeOwner(owner: LockOwner | undefined): string {
+  return owner ? `pid ${owner.pid} on ${owner.host}, since ${new Date(owner.since).toISOString()}` : 'owner unknown';
+}
+
+/** Whether a live process holds the checkpoint's lock (read-only; for `inspect` and `reset`). */
+export async function isLocked(dir: string): Promise<boolean> {
+  return lockfile.check(dir, { lockfilePath: lockPath(dir), stale: STALE_MS, realpath: false });
+}
+
+export async function acquireLock(dir: string, onCompromised: (err: Error) => void = () => {}): Promise<CheckpointLock> {
+  await mkdir(dir, { recursive: true });
+  let compromised: Error | undefined;
+  const options: lockfile.LockOptions = {
+    lockfilePath: lockPath(dir),
+    stale: STALE_MS,
+    update: UPDATE_MS,
+    realpath: false,
+    retries: 0,
+    onCompromised: (err: Error) => {
+      compromised = err;
+      onCompromised(err);
+    },
+  };
+  let release: () => Promise<void>;
+  try {
+    release = await lockfile.lock(dir, options);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err;
+    const owner = await readLockOwner(dir);
+    const lockIno = await stat(lockPath(dir)).then((s) => s.ino, () => -1);
+    if (!owner || owner.lockIno !== lockIno || owner.host !== hostname() || isAlive(owner)) throw new CheckpointLockedError(dir, describeOwner(owner));
+    // The recorded owner is gone (killed): take over now instead of waiting for staleness.
+    await rm(lockPath(dir), { recursive: true, force: true });
+    try {
+      release = await lockfile.lock(dir, options);
+    } catch (again) {
+      if ((again as NodeJS.ErrnoException).code === 'ELOCKED') throw new CheckpointLockedError(dir, describeOwner(await readLockOwner(dir)));
+      throw again;
+    }
+  }
+  const me: LockOwner = {
+    host: hostname(), pid: process.pid, startTime: processStartTime(process.pid), since: Date.now(), lockIno: (await stat(lockPath(dir))).ino,
+  };
+  await writeFile(ownerPath(dir), JSON.stringify(me));
+  return {
+    assertHeld() {
+      if (compromised) throw new LockCompromisedError(dir, compromised.message);
+    },
+    async release() {
+      if (compromised) return;
+      await rm(ownerPath(dir), { force: true });
+      await release();
+    },
+  };
+}

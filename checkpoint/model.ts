@@ -1,0 +1,90 @@
+// The data a checkpoint holds. Plain, JSON-friendly values: they are stored as they
+// are, and the pure planner and recovery decision work on them directly.
+
+/** One (topic, partition) of a source. */
+export interface PartitionRef {
+  readonly topic: string;
+  readonly partition: number;
+}
+
+/** `[from, until)` of one partition. Offsets inside may be sparse; a range is defined by offsets, never by a count. */
+export interface Range extends PartitionRef {
+  readonly from: number;
+  readonly until: number;
+}
+
+/** Offsets per partition, keyed by `partitionKey()`. */
+export type OffsetMap = Readonly<Record<string, number>>;
+
+export function partitionKey(p: PartitionRef): string {
+  return `${p.topic}/${p.partition}`;
+}
+
+export function parsePartitionKey(key: string): PartitionRef {
+  const slash = key.lastIndexOf('/');
+  return { topic: key.slice(0, slash), partition: Number(key.slice(slash + 1)) };
+}
+
+export type BatchState = 'planned' | 'staged' | 'committed';
+
+export interface BatchRecord {
+  readonly id: number;
+  readonly state: BatchState;
+  readonly ranges: readonly Range[];
+  /** Offsets the source no longer had, skipped under onDataLoss: 'skip'; recorded at commit. */
+  readonly lost?: readonly Range[];
+  /** Records read (set when staged). */
+  readonly recordsIn?: number;
+  /** Outputs per sink name (set when staged). */
+  readonly outputsOut?: Readonly<Record<string, number>>;
+  /** Chunks of staged outputs per sink name; absent when the job does not stage outputs. */
+  readonly stagedChunks?: Readonly<Record<string, number>>;
+  /** The fingerprint of the code that planned (and, once staged, computed) the batch. */
+  readonly fingerprint: string;
+  readonly plannedAt: number;
+  readonly stagedAt?: number;
+  readonly committedAt?: number;
+  /** Milliseconds per phase, filled in as the batch goes. */
+  readonly durations?: Readonly<Record<string, number>>;
+  /** Set by `tidemark reset --discard-in-flight`: the id is used up, its outputs were never committed. */
+  readonly discarded?: boolean;
+}
+
+export interface FingerprintEntry {
+  readonly fingerprint: string;
+  readonly since: number;
+  /** Why it changed: 'first run', 'code change, nothing in flight', 'accepted with --accept-code-change', … */
+  readonly note: string;
+}
+
+export interface ResetEntry {
+  readonly at: number;
+  readonly before: OffsetMap;
+  readonly after: OffsetMap;
+  readonly discarded?: number;
+}
+
+export interface CheckpointMeta {
+  readonly format: number;
+  readonly job: string;
+  readonly source: string;
+  readonly sinks: readonly string[];
+  readonly fingerprint: string;
+  readonly fingerprints: readonly FingerprintEntry[];
+  readonly resets: readonly ResetEntry[];
+  readonly createdAt: number;
+}
+
+/** A range of offsets recorded as lost under `onDataLoss: 'skip'`. */
+export interface LostRange extends Range {
+  readonly batchId: number;
+  readonly at: number;
+}
+
+/** What recovery needs from a checkpoint: small, loaded whole at start. */
+export interface CheckpointView {
+  readonly meta: CheckpointMeta | undefined;
+  readonly positions: OffsetMap;
+  readonly lastCommitted: number;
+  readonly inFlight: BatchRecord | undefined;
+}

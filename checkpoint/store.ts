@@ -1,0 +1,230 @@
+// The checkpoint: one atomic write per state change of a batch.
+//
+//   planBatch   PLANNED{id, ranges}                      unsynced
+//   stageBatch  STAGED{id, ranges} + outputs, one batch   sync: the one fsync per batch
+//   commitBatch COMMITTED{id}, positions := untils,        unsynced
+//               staged outputs and old batches deleted
+//
+// Only the STAGE write has a side effect depending on it (the delivery), so it is the
+// only synced one; LevelDB's log is sequential, so it also makes every earlier write
+// durable. A power loss can drop at most the last COMMIT and the next PLAN, which only
+// causes a replay that idempotent sinks absorb. See docs/protocol.md.
+import { chunk, decodeJSON, decodeOutputs, encodeJSON, encodeOutputs } from './codec';
+import { CorruptCheckpointError } from './errors';
+import { keys } from './keys';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { LevelKV, type KV, type KVOp } from './kv';
+import { acquireLock, type CheckpointLock } from './lock';
+import {
+  type BatchRecord, type CheckpointMeta, type CheckpointView, type LostRange, type OffsetMap, type Range,
+} from './model';
+
+/** The on-disk format this build writes and the newest it reads. */
+export const FORMAT_VERSION = 1;
+
+export interface StoreOptions {
+  /** Committed batch records kept for `inspect` (default 100). */
+  readonly retainBatches?: number;
+  /** Staged outputs per stored chunk (default 1024). */
+  readonly chunkSize?: number;
+  /** Called before every write; throws when this process no longer owns the checkpoint. */
+  readonly assertWritable?: () => void;
+}
+
+interface CommittedState {
+  readonly positions: OffsetMap;
+  readonly lastCommitted: number;
+}
+
+export class CheckpointStore {
+  private readonly retain: number;
+  private readonly chunkSize: number;
+  private readonly assertWritable: () => void;
+
+  constructor(private readonly kv: KV, readonly dir: string, options: StoreOptions = {}) {
+    this.retain = Math.max(1, options.retainBatches ?? 100);
+    this.chunkSize = Math.max(1, options.chunkSize ?? 1024);
+    this.assertWritable = options.assertWritable ?? (() => {});
+  }
+
+  private async read<T>(key: string): Promise<T | undefined> {
+    const bytes = await this.kv.get(key);
+    if (bytes === undefined) return undefined;
+    try {
+      return decodeJSON<T>(bytes);
+    } catch (err) {
+      throw new CorruptCheckpointError(this.dir, `record ${key} cannot be decoded`, { cause: err });
+    }
+  }
+
+  private async write(ops: KVOp[], sync: boolean): Promise<void> {
+    this.assertWritable();
+    await this.kv.write(ops, { sync });
+  }
+
+  /** Everything recovery needs: meta, committed positions, the batch in flight. */
+  async load(): Promise<CheckpointView> {
+    const meta = await this.read<CheckpointMeta>(keys.meta);
+    const state = (await this.read<CommittedState>(keys.state)) ?? { positions: {}, lastCommitted: 0 };
+    if (typeof state.lastCommitted !== 'number' || typeof state.positions !== 'object' || state.positions === null) {
+      throw new CorruptCheckpointError(this.dir, 'the committed state record is malformed');
+    }
+    const inFlight = await this.read<BatchRecord>(keys.batch(state.lastCommitted + 1));
+    if (inFlight && inFlight.state === 'committed') {
+      throw new CorruptCheckpointError(this.dir, `batch ${inFlight.id} is committed but the positions are not`);
+    }
+    if (meta === undefined && (state.lastCommitted > 0 || inFlight)) {
+      throw new CorruptCheckpointError(this.dir, 'the meta record is missing');
+    }
+    return { meta, positions: state.positions, lastCommitted: state.lastCommitted, inFlight };
+  }
+
+  async writeMeta(meta: CheckpointMeta): Promise<void> {
+    // Synced: a reader must never see batches without the meta that says whose they are.
+    await this.write([{ type: 'put', key: keys.meta, value: encodeJSON(meta) }], true);
+  }
+
+  async planBatch(batch: BatchRecord): Promise<void> {
+    await this.write([{ type: 'put', key: keys.batch(batch.id), value: encodeJSON(batch) }], false);
+  }
+
+  /** Outputs per sink; `undefined` when the job recomputes on replay instead of staging. */
+  async stageBatch(batch: BatchRecord, outputs: Readonly<Record<string, readonly unknown[]>> | undefined): Promise<BatchRecord> {
+    const ops: KVOp[] = [];
+    let stagedChunks: Record<string, number> | undefined;
+    if (outputs) {
+      stagedChunks = {};
+      for (const [sink, items] of Object.entries(outputs)) {
+        const chunks = chunk(items, this.chunkSize);
+        stagedChunks[sink] = chunks.length;
+        chunks.forEach((c, i) => ops.push({ type: 'put', key: keys.output(batch.id, sink, i), value: encodeOutputs(c) }));
+      }
+    }
+    const staged: BatchRecord = { ...batch, state: 'staged', stagedAt: Date.now(), ...(stagedChunks ? { stagedChunks } : {}) };
+    ops.push({ type: 'put', key: keys.batch(batch.id), value: encodeJSON(staged) });
+    await this.write(ops, true);
+    return staged;
+  }
+
+  async readStagedOutputs(batch: BatchRecord): Promise<Record<string, unknown[]>> {
+    const outputs: Record<string, unknown[]> = {};
+    for (const [sink, count] of Object.entries(batch.stagedChunks ?? {})) {
+      const items: unknown[] = [];
+      for (let i = 0; i < count; i++) {
+        const bytes = await this.kv.get(keys.output(batch.id, sink, i));
+        if (bytes === undefined) throw new CorruptCheckpointError(this.dir, `staged output chunk ${i} of sink ${sink} in batch ${batch.id} is missing`);
+        try {
+          for (const item of decodeOutputs(bytes)) items.push(item);
+        } catch (err) {
+          throw new CorruptCheckpointError(this.dir, `staged output chunk ${i} of sink ${sink} in batch ${batch.id} cannot be decoded`, { cause: err });
+        }
+      }
+      outputs[sink] = items;
+    }
+    return outputs;
+  }
+
+  /** Marks the batch committed and moves the positions to its untils, in one write. */
+  async commitBatch(batch: BatchRecord, positions: OffsetMap, lost: readonly Range[] = []): Promise<BatchRecord> {
+    const committedAt = Date.now();
+    const committed: BatchRecord = { ...batch, state: 'committed', committedAt };
+    const state: CommittedState = { positions, lastCommitted: batch.id };
+    const ops: KVOp[] = [
+      { type: 'put', key: keys.batch(batch.id), value: encodeJSON(committed) },
+      { type: 'put', key: keys.state, value: encodeJSON(state) },
+    ];
+    for (const [sink, count] of Object.entries(batch.stagedChunks ?? {})) {
+      for (let i = 0; i < count; i++) ops.push({ type: 'del', key: keys.output(batch.id, sink, i) });
+    }
+    for (const r of lost) {
+      const record: LostRange = { ...r, batchId: batch.id, at: committedAt };
+      ops.push({ type: 'put', key: keys.lost(batch.id, r), value: encodeJSON(record) });
+    }
+    if (batch.id > this.retain) ops.push({ type: 'del', key: keys.batch(batch.id - this.retain) });
+    await this.write(ops, false);
+    return committed;
+  }
+
+  /** Replaces the positions deliberately (`tidemark reset`), optionally dropping the batch in flight. */
+  async resetPositions(positions: OffsetMap, lastCommitted: number, discard: BatchRecord | undefined, meta: CheckpointMeta): Promise<void> {
+    const ops: KVOp[] = [
+      { type: 'put', key: keys.state, value: encodeJSON({ positions, lastCommitted: discard ? discard.id : lastCommitted } satisfies CommittedState) },
+      { type: 'put', key: keys.meta, value: encodeJSON(meta) },
+    ];
+    if (discard) {
+      // The discarded id is skipped for good: a sink may hold its outputs already.
+      ops.push({ type: 'put', key: keys.batch(discard.id), value: encodeJSON({ ...discard, state: "committed", committedAt: Date.now(), discarded: true } satisfies BatchRecord) });
+      for (const [sink, count] of Object.entries(discard.stagedChunks ?? {})) {
+        for (let i = 0; i < count; i++) ops.push({ type: 'del', key: keys.output(discard.id, sink, i) });
+      }
+    }
+    await this.write(ops, true);
+  }
+
+  /** Batch records kept by retention, newest first. */
+  async batches(limit = Infinity): Promise<BatchRecord[]> {
+    const all: BatchRecord[] = [];
+    for await (const [key, value] of this.kv.entries(keys.batches)) {
+      try {
+        all.push(decodeJSON<BatchRecord>(value));
+      } catch (err) {
+        throw new CorruptCheckpointError(this.dir, `record ${key} cannot be decoded`, { cause: err });
+      }
+    }
+    return all.reverse().slice(0, limit);
+  }
+
+  async lostRanges(): Promise<LostRange[]> {
+    const all: LostRange[] = [];
+    for await (const [, value] of this.kv.entries(keys.lostAll)) all.push(decodeJSON<LostRange>(value));
+    return all;
+  }
+
+  async close(): Promise<void> {
+    await this.kv.close();
+  }
+}
+
+/**
+ * Opens the checkpoint in `dir` (LevelDB in `dir/db`). Writable opens take the lock
+ * first and hold it until `close()`; read-only opens (inspect) never take it.
+ */
+export async function openCheckpoint(
+  dir: string,
+  options: StoreOptions & { readOnly?: boolean; onLockCompromised?: (err: Error) => void } = {},
+): Promise<CheckpointStore> {
+  const dbDir = join(dir, 'db');
+  const exists = existsSync(dbDir);
+  if (exists && !existsSync(join(dbDir, 'CURRENT'))) {
+    const files = readdirSync(dbDir);
+    if (files.length > 0) throw new CorruptCheckpointError(dir, 'the LevelDB directory has no CURRENT file (truncated?)');
+  }
+  if (options.readOnly && !exists) throw new CorruptCheckpointError(dir, 'there is no checkpoint in this directory');
+  let lock: CheckpointLock | undefined;
+  if (!options.readOnly) lock = await acquireLock(dir, options.onLockCompromised);
+  let kv: LevelKV;
+  try {
+    kv = await LevelKV.open(dbDir, { readOnly: options.readOnly === true });
+  } catch (err) {
+    await lock?.release();
+    throw new CorruptCheckpointError(dir, `LevelDB cannot open it: ${describeLevelError(err)}`, { cause: err });
+  }
+  const store = new CheckpointStore(kv, dir, { ...options, assertWritable: () => lock?.assertHeld() });
+  const close = store.close.bind(store);
+  store.close = async () => {
+    await close();
+    await lock?.release();
+  };
+  return store;
+}
+
+function describeLevelError(err: unknown): string {
+  let e: unknown = err;
+  const parts: string[] = [];
+  while (e instanceof Error) {
+    parts.push(e.message);
+    e = (e as Error & { cause?: unknown }).cause;
+  }
+  return parts.join(': ');
+}

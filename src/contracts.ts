@@ -1,0 +1,61 @@
+// The contracts between the engine and the outside: sources, sinks, records.
+import type { OffsetMap, PartitionRef, Range } from '../checkpoint/model';
+
+export type { OffsetMap, PartitionRef, Range };
+
+export interface SourceRecord {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: number;
+  readonly key: Buffer | null;
+  readonly value: Buffer | null;
+  /** Milliseconds since the epoch. */
+  readonly timestamp: number;
+  readonly headers?: Readonly<Record<string, string | Buffer | undefined>>;
+}
+
+export interface Source {
+  /** Stable; stored in the checkpoint so a checkpoint is never used with another source. */
+  readonly id: string;
+  /** The partitions to read now; may grow between calls (patterns, added partitions). */
+  partitions(): Promise<PartitionRef[]>;
+  offsets(parts: readonly PartitionRef[], which: 'earliest' | 'latest'): Promise<OffsetMap>;
+  /** Where a partition the checkpoint has never seen starts (the source's `startingOffsets`). */
+  startingOffsets(parts: readonly PartitionRef[]): Promise<OffsetMap>;
+  /** Reads exactly the given ranges; a range ends when the position reaches `until`. */
+  read(ranges: readonly Range[], signal: AbortSignal): AsyncIterable<SourceRecord[]>;
+  /** Called after a batch commits, with the new positions (e.g. Kafka group offsets, for lag tools). */
+  committed?(positions: OffsetMap): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface SinkBatch<T> {
+  readonly id: number;
+  readonly ranges: readonly Range[];
+  readonly outputs: readonly T[];
+}
+
+export interface Sink<T> {
+  /** Stable; stored in the checkpoint and used in output paths. Letters, digits, `.`, `_`, `-`. */
+  readonly name: string;
+  /** Must make a second delivery of the same batch id harmless. */
+  write(batch: SinkBatch<T>): Promise<void>;
+  close?(): Promise<void>;
+}
+
+/** What the transform sees besides the records (like Spark's HasOffsetRanges). */
+export interface BatchContext {
+  readonly batchId: number;
+  readonly ranges: readonly Range[];
+}
+
+/** A record the transform could not process, routed to the dead-letter sink. */
+export interface DeadLetter {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: number;
+  readonly key: string | null;
+  readonly value: string | null;
+  readonly error: string;
+  readonly batchId: number;
+}
