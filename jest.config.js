@@ -1,13 +1,26 @@
 // CommonJS + a ten-line esbuild transform: jest's native ESM mode is still
 // experimental, ts-jest type-checks on every run (slow; `npm run typecheck` does that
 // once), and esbuild is already a dependency. See README "Why CommonJS".
-/** @type {import('jest').Config} */
-module.exports = {
+//
+// Two projects: `core` needs nothing but Node; `kafka` needs a broker, which its own
+// global setup starts (scripts/kafka) — jest runs a project's global setup only when
+// one of its tests is selected, so `npx jest test/unit` never waits for Kafka.
+const shared = {
   testEnvironment: 'node',
+  testTimeout: 120000,
   transform: { '^.+\\.ts$': '<rootDir>/scripts/jest-transform.js' },
   moduleNameMapper: { '^tidemark$': '<rootDir>/src/index.ts' },
-  testMatch: ['<rootDir>/test/**/*.test.ts'],
-  globalSetup: '<rootDir>/test/support/global-setup.js',
-  testTimeout: 60_000,
+};
+
+/** @type {import('jest').Config} */
+module.exports = {
   maxWorkers: 2,
+  globalSetup: '<rootDir>/test/support/global-setup.js',
+  projects: [
+    { ...shared, displayName: 'core', testMatch: ['<rootDir>/test/**/*.test.ts'], testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/kafka/'] },
+    {
+      ...shared, displayName: 'kafka', testMatch: ['<rootDir>/test/kafka/**/*.test.ts'],
+      globalSetup: '<rootDir>/test/support/kafka-setup.js', globalTeardown: '<rootDir>/test/support/kafka-teardown.js',
+    },
+  ],
 };
