@@ -1,0 +1,55 @@
+// An in-memory partitioned log for model tests: append, grow partitions, trim.
+import { partitionKey, type OffsetMap, type PartitionRef, type Range, type Source, type SourceRecord } from 'tidemark';
+
+export class MemoryLog implements Source {
+  readonly id: string;
+  private readonly data: SourceRecord[][] = [];
+  private readonly starts: number[] = [];
+
+  constructor(readonly topic = 't', partitions = 1) {
+    this.id = `memory:${topic}`;
+    for (let p = 0; p < partitions; p++) this.addPartition();
+  }
+
+  addPartition(): void {
+    this.data.push([]);
+    this.starts.push(0);
+  }
+
+  get partitionCount(): number {
+    return this.data.length;
+  }
+
+  append(partition: number, n: number): void {
+    const list = this.data[partition]!;
+    for (let i = 0; i < n; i++) {
+      const offset = list.length;
+      list.push({ topic: this.topic, partition, offset, key: null, value: Buffer.from(`${partition}:${offset}`), timestamp: offset });
+    }
+  }
+
+  end(partition: number): number {
+    return this.data[partition]!.length;
+  }
+
+  async partitions(): Promise<PartitionRef[]> {
+    return this.data.map((_, partition) => ({ topic: this.topic, partition }));
+  }
+
+  async offsets(parts: readonly PartitionRef[], which: 'earliest' | 'latest'): Promise<OffsetMap> {
+    return Object.fromEntries(parts.map((p) => [partitionKey(p), which === 'earliest' ? this.starts[p.partition]! : this.end(p.partition)]));
+  }
+
+  startingOffsets(parts: readonly PartitionRef[]): Promise<OffsetMap> {
+    return this.offsets(parts, 'earliest');
+  }
+
+  async *read(ranges: readonly Range[]): AsyncIterable<SourceRecord[]> {
+    for (const r of ranges) {
+      if (r.from < this.starts[r.partition]! || r.until > this.end(r.partition)) throw new Error(`no offsets [${r.from}, ${r.until}) in ${r.partition}`);
+      yield this.data[r.partition]!.slice(r.from, r.until);
+    }
+  }
+
+  async close(): Promise<void> {}
+}
