@@ -1,5 +1,8 @@
 // The key-value surface the checkpoint store needs, and its LevelDB implementation.
 // Tests wrap the same surface with a store that forgets unsynced writes (power loss).
+import { cp, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
 import { Level } from 'level';
 
 export type KVOp =
@@ -16,12 +19,34 @@ export interface KV {
 }
 
 export class LevelKV implements KV {
-  private constructor(private readonly db: Level<string, Uint8Array>) {}
+  private constructor(private readonly db: Level<string, Uint8Array>, private readonly snapshotDir?: string) {}
 
   static async open(dir: string, options: { readOnly?: boolean } = {}): Promise<LevelKV> {
     const db = new Level<string, Uint8Array>(dir, { valueEncoding: 'view', createIfMissing: !options.readOnly });
-    await db.open({ passive: false });
+    try {
+      await db.open({ passive: false });
+    } catch (err) {
+      // LevelDB has no read-only mode: its LOCK is held by the running daemon. Read a copy.
+      if (!options.readOnly || (err as { cause?: { code?: string } }).cause?.code !== 'LEVEL_LOCKED') throw err;
+      return LevelKV.openCopy(dir);
+    }
     return new LevelKV(db);
+  }
+
+  /** Opens a copy of a database another process has open (files may vanish mid-copy: retry). */
+  private static async openCopy(dir: string): Promise<LevelKV> {
+    for (let attempt = 1; ; attempt++) {
+      const copy = await mkdtemp(join(tmpdir(), 'tidemark-inspect-'));
+      try {
+        await cp(dir, copy, { recursive: true, filter: (src) => basename(src) !== 'LOCK' });
+        const db = new Level<string, Uint8Array>(copy, { valueEncoding: 'view', createIfMissing: false });
+        await db.open({ passive: false });
+        return new LevelKV(db, copy);
+      } catch (err) {
+        await rm(copy, { recursive: true, force: true });
+        if (attempt >= 5) throw err;
+      }
+    }
   }
 
   async get(key: string): Promise<Uint8Array | undefined> {
@@ -38,5 +63,6 @@ export class LevelKV implements KV {
 
   async close(): Promise<void> {
     await this.db.close();
+    if (this.snapshotDir) await rm(this.snapshotDir, { recursive: true, force: true });
   }
 }

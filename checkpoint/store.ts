@@ -10,7 +10,7 @@
 // durable. A power loss can drop at most the last COMMIT and the next PLAN, which only
 // causes a replay that idempotent sinks absorb. See docs/protocol.md.
 import { chunk, decodeJSON, decodeOutputs, encodeJSON, encodeOutputs } from './codec';
-import { CorruptCheckpointError } from './errors';
+import { BadConfigError, CorruptCheckpointError } from './errors';
 import { keys } from './keys';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -177,7 +177,13 @@ export class CheckpointStore {
 
   async lostRanges(): Promise<LostRange[]> {
     const all: LostRange[] = [];
-    for await (const [, value] of this.kv.entries(keys.lostAll)) all.push(decodeJSON<LostRange>(value));
+    for await (const [key, value] of this.kv.entries(keys.lostAll)) {
+      try {
+        all.push(decodeJSON<LostRange>(value));
+      } catch (err) {
+        throw new CorruptCheckpointError(this.dir, `record ${key} cannot be decoded`, { cause: err });
+      }
+    }
     return all;
   }
 
@@ -200,7 +206,7 @@ export async function openCheckpoint(
     const files = readdirSync(dbDir);
     if (files.length > 0) throw new CorruptCheckpointError(dir, 'the LevelDB directory has no CURRENT file (truncated?)');
   }
-  if (options.readOnly && !exists) throw new CorruptCheckpointError(dir, 'there is no checkpoint in this directory');
+  if (options.readOnly && !exists) throw new BadConfigError(`There is no checkpoint in ${dir} (no ${dbDir}): check the path.`);
   let lock: CheckpointLock | undefined;
   if (!options.readOnly) lock = await acquireLock(dir, options.onLockCompromised);
   let kv: LevelKV;

@@ -1,0 +1,403 @@
+// The checkpoint store over a real LevelDB: each transition of a batch, what load()
+// returns after it, staged outputs, retention, lost ranges, damaged checkpoints and the
+// durability rule (only STAGE is synced).
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { serialize } from 'node:v8';
+import { LevelKV, type KV, type KVOp } from '../../checkpoint/kv';
+import { keys } from '../../checkpoint/keys';
+import { CheckpointStore, openCheckpoint, FORMAT_VERSION } from '../../checkpoint/store';
+import type { BatchRecord, CheckpointMeta, Range } from '../../checkpoint/model';
+import { BadConfigError, CorruptCheckpointError } from '../../checkpoint/errors';
+import { tempDir } from '../support/tmp';
+
+const root = tempDir('tidemark-store-');
+let n = 0;
+const fresh = (): string => join(root, `cp${++n}`);
+
+const meta: CheckpointMeta = {
+  format: FORMAT_VERSION, job: 'j', source: 'src', sinks: ['out'], fingerprint: 'f1',
+  fingerprints: [{ fingerprint: 'f1', since: 1, note: 'first run' }], resets: [], createdAt: 1,
+};
+
+const range = (partition: number, from: number, until: number): Range => ({ topic: 't', partition, from, until });
+const planned = (id: number, ranges: Range[]): BatchRecord => ({ id, state: 'planned', ranges, fingerprint: 'f1', plannedAt: Date.now() });
+const untils = (ranges: Range[], base: Record<string, number> = {}): Record<string, number> =>
+  ({ ...base, ...Object.fromEntries(ranges.map((r) => [`${r.topic}/${r.partition}`, r.until])) });
+
+async function keysIn(kv: KV, range: { gte: string; lt: string }): Promise<string[]> {
+  const found: string[] = [];
+  for await (const [k] of kv.entries(range)) found.push(k);
+  return found;
+}
+
+/** Runs one batch all the way through; returns the positions after it. */
+async function runBatch(store: CheckpointStore, id: number, ranges: Range[], outputs: unknown[], base: Record<string, number> = {}, lost: Range[] = []): Promise<Record<string, number>> {
+  const b = planned(id, ranges);
+  await store.planBatch(b);
+  const staged = await store.stageBatch(b, { out: outputs });
+  const positions = untils(ranges, base);
+  await store.commitBatch(staged, positions, lost);
+  return positions;
+}
+
+describe('CheckpointStore transitions over LevelDB', () => {
+  it('an empty checkpoint loads as nothing committed, nothing in flight', async () => {
+    const store = await openCheckpoint(fresh());
+    try {
+      expect(await store.load()).toEqual({ meta: undefined, positions: {}, lastCommitted: 0, inFlight: undefined });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('plan → stage → commit: load() shows each state, and the state survives a reopen', async () => {
+    const dir = fresh();
+    const ranges = [range(0, 0, 10), range(1, 5, 7)];
+    let store = await openCheckpoint(dir);
+    try {
+      await store.writeMeta(meta);
+      const b = planned(1, ranges);
+      await store.planBatch(b);
+      let view = await store.load();
+      expect(view.meta).toEqual(meta);
+      expect(view.lastCommitted).toBe(0);
+      expect(view.positions).toEqual({});
+      expect(view.inFlight).toMatchObject({ id: 1, state: 'planned', ranges });
+      expect(view.inFlight!.stagedChunks).toBeUndefined();
+
+      const staged = await store.stageBatch({ ...b, recordsIn: 12 }, { out: ['a', 'b', 'c'] });
+      view = await store.load();
+      expect(view.inFlight).toMatchObject({ id: 1, state: 'staged', ranges, recordsIn: 12, stagedChunks: { out: 1 } });
+      expect(view.positions).toEqual({});
+      expect(await store.readStagedOutputs(view.inFlight!)).toEqual({ out: ['a', 'b', 'c'] });
+
+      await store.commitBatch(staged, { 't/0': 10, 't/1': 7 });
+      view = await store.load();
+      expect(view).toMatchObject({ lastCommitted: 1, positions: { 't/0': 10, 't/1': 7 }, inFlight: undefined });
+      const [last] = await store.batches(1);
+      expect(last).toMatchObject({ id: 1, state: 'committed', ranges });
+      expect(typeof last!.committedAt).toBe('number');
+
+      // The next batch is planned on top of the committed one, and a reopen sees it.
+      await store.planBatch(planned(2, [range(0, 10, 20)]));
+    } finally {
+      await store.close();
+    }
+    store = await openCheckpoint(dir);
+    try {
+      const view = await store.load();
+      expect(view).toMatchObject({ lastCommitted: 1, positions: { 't/0': 10, 't/1': 7 } });
+      expect(view.inFlight).toMatchObject({ id: 2, state: 'planned', ranges: [range(0, 10, 20)] });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a batch staged without outputs (stageOutputs: false) has no chunks and reads back as nothing', async () => {
+    const store = await openCheckpoint(fresh());
+    try {
+      await store.writeMeta(meta);
+      const b = planned(1, [range(0, 0, 3)]);
+      await store.planBatch(b);
+      await store.stageBatch(b, undefined);
+      const view = await store.load();
+      expect(view.inFlight).toMatchObject({ id: 1, state: 'staged' });
+      expect(view.inFlight!.stagedChunks).toBeUndefined();
+      expect(await store.readStagedOutputs(view.inFlight!)).toEqual({});
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('staged outputs round-trip: Buffers, nested objects, many chunks, several sinks', async () => {
+    const dir = fresh();
+    const kv = await LevelKV.open(join(dir, 'db'));
+    const store = new CheckpointStore(kv, dir, { chunkSize: 7 });
+    try {
+      await store.writeMeta(meta);
+      const outputs = Array.from({ length: 100 }, (_, i) => ({
+        i, page: `/p${i % 9}`, raw: Buffer.from([i, 255 - i, 0]), nested: { list: [i, { deep: [null, true, `s${i}`] }], at: new Date(1_700_000_000_000 + i) },
+        big: BigInt(i) * 10n ** 20n, map: new Map([[`k${i}`, i]]), u: undefined,
+      }));
+      const other = ['x', 'y'];
+      const b = planned(1, [range(0, 0, 100)]);
+      await store.planBatch(b);
+      const staged = await store.stageBatch(b, { out: outputs, other, empty: [] });
+      expect(staged.stagedChunks).toEqual({ out: 15, other: 1, empty: 1 });
+      expect(await keysIn(kv, keys.outputs)).toHaveLength(17);
+
+      const back = await store.readStagedOutputs((await store.load()).inFlight!);
+      expect(back.other).toEqual(other);
+      expect(back.empty).toEqual([]);
+      expect(back.out).toHaveLength(100);
+      expect(back.out).toEqual(outputs);
+      const first = back.out![3] as (typeof outputs)[number];
+      expect(Buffer.isBuffer(first.raw)).toBe(true);
+      expect([...first.raw]).toEqual([3, 252, 0]);
+      expect(Object.prototype.toString.call(first.nested.at)).toBe('[object Date]'); // v8 deserializes into the main realm
+      expect(first.nested.at.getTime()).toBe(1_700_000_000_003);
+      expect(first.map.get('k3')).toBe(3);
+      expect('u' in first).toBe(true);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('commit deletes the batch\'s staged output keys', async () => {
+    const dir = fresh();
+    const kv = await LevelKV.open(join(dir, 'db'));
+    const store = new CheckpointStore(kv, dir, { chunkSize: 2 });
+    try {
+      await store.writeMeta(meta);
+      const b = planned(1, [range(0, 0, 5)]);
+      await store.planBatch(b);
+      const staged = await store.stageBatch(b, { out: [1, 2, 3, 4, 5], dl: ['d'] });
+      expect(await keysIn(kv, keys.outputs)).toHaveLength(4);
+      await store.commitBatch(staged, { 't/0': 5 });
+      expect(await keysIn(kv, keys.outputs)).toEqual([]);
+      expect((await store.load()).inFlight).toBeUndefined();
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('commit prunes batch records older than retainBatches', async () => {
+    const dir = fresh();
+    const store = await openCheckpoint(dir, { retainBatches: 3 });
+    try {
+      await store.writeMeta(meta);
+      let positions: Record<string, number> = {};
+      for (let id = 1; id <= 7; id++) positions = await runBatch(store, id, [range(0, (id - 1) * 10, id * 10)], [id], positions);
+      const ids = (await store.batches()).map((b) => b.id);
+      expect(ids).toEqual([7, 6, 5]);
+      expect(await store.batches(2)).toHaveLength(2);
+      expect((await store.load()).lastCommitted).toBe(7);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('records lost ranges at commit, with their batch id', async () => {
+    const store = await openCheckpoint(fresh());
+    try {
+      await store.writeMeta(meta);
+      await runBatch(store, 1, [range(0, 40, 50)], ['a'], {}, [range(0, 0, 40)]);
+      await runBatch(store, 2, [range(0, 50, 60), range(1, 9, 9)], ['b'], { 't/0': 50 }, [range(1, 3, 9)]);
+      const lost = await store.lostRanges();
+      expect(lost.map(({ at: _at, ...r }) => r)).toEqual([
+        { topic: 't', partition: 0, from: 0, until: 40, batchId: 1 },
+        { topic: 't', partition: 1, from: 3, until: 9, batchId: 2 },
+      ]);
+      expect(lost.every((l) => typeof l.at === 'number')).toBe(true);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('damaged and missing checkpoints', () => {
+  it('a db/ directory without CURRENT is a CorruptCheckpointError, and the lock is not left behind', async () => {
+    const dir = fresh();
+    const store = await openCheckpoint(dir);
+    await store.writeMeta(meta);
+    await store.close();
+    rmSync(join(dir, 'db', 'CURRENT'));
+    await expect(openCheckpoint(dir)).rejects.toThrow(CorruptCheckpointError);
+    await expect(openCheckpoint(dir)).rejects.toMatchObject({ code: 'TIDEMARK_CORRUPT_CHECKPOINT', exitCode: 7, message: expect.stringContaining('CURRENT') });
+    await expect(openCheckpoint(dir, { readOnly: true })).rejects.toThrow(CorruptCheckpointError);
+    expect(existsSync(join(dir, 'tidemark.lock'))).toBe(false);
+  });
+
+  it('a db/ that LevelDB cannot open is a CorruptCheckpointError and releases the lock', async () => {
+    const dir = fresh();
+    mkdirSync(join(dir, 'db'), { recursive: true });
+    writeFileSync(join(dir, 'db', 'CURRENT'), 'MANIFEST-999999\n');
+    await expect(openCheckpoint(dir)).rejects.toThrow(CorruptCheckpointError);
+    expect(existsSync(join(dir, 'tidemark.lock'))).toBe(false);
+  });
+
+  it.each([
+    ['the state record', keys.state],
+    ['the meta record', keys.meta],
+    ['the in-flight batch record', keys.batch(1)],
+  ])('a garbled %s makes load() throw CorruptCheckpointError naming the key', async (_what, key) => {
+    const dir = fresh();
+    const kv = await LevelKV.open(join(dir, 'db'));
+    const store = new CheckpointStore(kv, dir);
+    try {
+      await store.writeMeta(meta);
+      await store.planBatch(planned(1, [range(0, 0, 1)]));
+      await kv.write([{ type: 'put', key, value: Buffer.from('{"positions": {"t/0": 1') }], { sync: false });
+      await expect(store.load()).rejects.toThrow(CorruptCheckpointError);
+      await expect(store.load()).rejects.toThrow(key);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a state record of the wrong shape is a CorruptCheckpointError', async () => {
+    const dir = fresh();
+    const kv = await LevelKV.open(join(dir, 'db'));
+    const store = new CheckpointStore(kv, dir);
+    try {
+      await store.writeMeta(meta);
+      await kv.write([{ type: 'put', key: keys.state, value: Buffer.from('{"positions": null, "lastCommitted": 3}') }], { sync: false });
+      await expect(store.load()).rejects.toThrow(CorruptCheckpointError);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('garbled or missing staged output chunks are CorruptCheckpointErrors naming the chunk', async () => {
+    const dir = fresh();
+    const kv = await LevelKV.open(join(dir, 'db'));
+    const store = new CheckpointStore(kv, dir, { chunkSize: 1 });
+    try {
+      await store.writeMeta(meta);
+      const b = planned(1, [range(0, 0, 3)]);
+      await store.planBatch(b);
+      const staged = await store.stageBatch(b, { out: [1, 2, 3] });
+      await kv.write([{ type: 'put', key: keys.output(1, 'out', 1), value: Buffer.from('garbage') }], { sync: false });
+      await expect(store.readStagedOutputs(staged)).rejects.toThrow(CorruptCheckpointError);
+      await expect(store.readStagedOutputs(staged)).rejects.toThrow('chunk 1 of sink out in batch 1');
+      await kv.write([{ type: 'del', key: keys.output(1, 'out', 2) }, { type: 'put', key: keys.output(1, 'out', 1), value: serialize([2]) }], { sync: false });
+      await expect(store.readStagedOutputs(staged)).rejects.toThrow(/chunk 2 of sink out in batch 1 is missing/);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('garbled batch and lost records are CorruptCheckpointErrors when listed (inspect)', async () => {
+    const dir = fresh();
+    const kv = await LevelKV.open(join(dir, 'db'));
+    const store = new CheckpointStore(kv, dir);
+    try {
+      await store.writeMeta(meta);
+      await runBatch(store, 1, [range(0, 0, 1)], [1], {}, [range(1, 0, 4)]);
+      await kv.write([
+        { type: 'put', key: keys.batch(1), value: Buffer.from('not json') },
+        { type: 'put', key: keys.lost(1, { topic: 't', partition: 1 }), value: Buffer.from('{bad') },
+      ], { sync: false });
+      await expect(store.batches()).rejects.toThrow(CorruptCheckpointError);
+      await expect(store.lostRanges()).rejects.toThrow(CorruptCheckpointError);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a committed record where the in-flight batch should be is a CorruptCheckpointError', async () => {
+    const dir = fresh();
+    const kv = await LevelKV.open(join(dir, 'db'));
+    const store = new CheckpointStore(kv, dir);
+    try {
+      await store.writeMeta(meta);
+      await kv.write([{ type: 'put', key: keys.batch(1), value: Buffer.from(JSON.stringify({ ...planned(1, []), state: 'committed' })) }], { sync: false });
+      await expect(store.load()).rejects.toThrow(/batch 1 is committed but the positions are not/);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a read-only open of a missing directory is a clear usage error, and creates nothing', async () => {
+    const dir = join(root, 'no-such-checkpoint');
+    const err = await openCheckpoint(dir, { readOnly: true }).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(BadConfigError);
+    expect(err).toMatchObject({ exitCode: 2, message: expect.stringContaining(`There is no checkpoint in ${dir}`) });
+    expect((err as Error).message).not.toMatch(/damaged/);
+    expect(existsSync(dir)).toBe(false);
+  });
+
+  it('a read-only open beside a writable one (a running daemon) reads the committed state', async () => {
+    const dir = fresh();
+    const writer = await openCheckpoint(dir);
+    try {
+      await writer.writeMeta(meta);
+      await runBatch(writer, 1, [range(0, 0, 10)], ['a']);
+      await writer.planBatch(planned(2, [range(0, 10, 20)]));
+      const reader = await openCheckpoint(dir, { readOnly: true });
+      try {
+        const view = await reader.load();
+        expect(view).toMatchObject({ lastCommitted: 1, positions: { 't/0': 10 }, inFlight: { id: 2, state: 'planned' } });
+        expect((await reader.batches()).map((b) => b.id)).toEqual([2, 1]);
+      } finally {
+        await reader.close();
+      }
+      // The writer is unaffected and goes on.
+      const b2 = planned(2, [range(0, 10, 20)]);
+      await writer.commitBatch(await writer.stageBatch(b2, { out: ['b'] }), { 't/0': 20 });
+      expect((await writer.load()).lastCommitted).toBe(2);
+    } finally {
+      await writer.close();
+    }
+  });
+});
+
+/** Records each write's sync flag and what it wrote, around a real LevelKV. */
+class RecordingKV implements KV {
+  readonly writes: Array<{ ops: readonly KVOp[]; sync: boolean }> = [];
+  constructor(private readonly inner: KV) {}
+  get(key: string): Promise<Uint8Array | undefined> {
+    return this.inner.get(key);
+  }
+  async write(ops: readonly KVOp[], options: { sync: boolean }): Promise<void> {
+    this.writes.push({ ops, sync: options.sync });
+    await this.inner.write(ops, options);
+  }
+  entries(range: { gte: string; lt: string }): AsyncIterable<[string, Uint8Array]> {
+    return this.inner.entries(range);
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+describe('the durability rule', () => {
+  it('plan is not synced, stage is synced, commit is not synced; each is one atomic write', async () => {
+    const dir = fresh();
+    const kv = new RecordingKV(await LevelKV.open(join(dir, 'db')));
+    const store = new CheckpointStore(kv, dir, { chunkSize: 2, retainBatches: 1 });
+    try {
+      await store.writeMeta(meta);
+      const b1 = planned(1, [range(0, 0, 4)]);
+      kv.writes.length = 0;
+      await store.planBatch(b1);
+      const staged = await store.stageBatch(b1, { out: [1, 2, 3] });
+      await store.commitBatch(staged, { 't/0': 4 });
+      expect(kv.writes.map((w) => w.sync)).toEqual([false, true, false]);
+
+      const [plan, stage, commit] = kv.writes;
+      expect(plan!.ops.map((o) => `${o.type} ${o.key}`)).toEqual([`put ${keys.batch(1)}`]);
+      // Outputs and the STAGED record in the same write: no delivery from a half-staged batch.
+      expect(stage!.ops.map((o) => `${o.type} ${o.key}`).sort()).toEqual([
+        `put ${keys.batch(1)}`, `put ${keys.output(1, 'out', 0)}`, `put ${keys.output(1, 'out', 1)}`,
+      ].sort());
+      // COMMITTED, the positions and the deletion of staged outputs in the same write.
+      expect(commit!.ops.map((o) => `${o.type} ${o.key}`).sort()).toEqual([
+        `put ${keys.batch(1)}`, `put ${keys.state}`, `del ${keys.output(1, 'out', 0)}`, `del ${keys.output(1, 'out', 1)}`,
+      ].sort());
+
+      // Batch 2 prunes batch 1 (retainBatches 1) in its commit write, still unsynced.
+      kv.writes.length = 0;
+      const b2 = planned(2, [range(0, 4, 5)]);
+      await store.planBatch(b2);
+      await store.commitBatch(await store.stageBatch(b2, { out: [] }), { 't/0': 5 });
+      expect(kv.writes.map((w) => w.sync)).toEqual([false, true, false]);
+      expect(kv.writes[2]!.ops).toContainEqual({ type: 'del', key: keys.batch(1) });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('the meta record is synced (a reader never sees batches without it)', async () => {
+    const dir = fresh();
+    const kv = new RecordingKV(await LevelKV.open(join(dir, 'db')));
+    const store = new CheckpointStore(kv, dir);
+    try {
+      await store.writeMeta(meta);
+      expect(kv.writes.map((w) => w.sync)).toEqual([true]);
+    } finally {
+      await store.close();
+    }
+  });
+});
