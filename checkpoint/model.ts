@@ -35,10 +35,14 @@ export interface BatchRecord {
   readonly lost?: readonly Range[];
   /** Records read (set when staged). */
   readonly recordsIn?: number;
+  /** Key and value bytes of the records read (set when staged). */
+  readonly bytesIn?: number;
   /** Outputs per sink name (set when staged). */
   readonly outputsOut?: Readonly<Record<string, number>>;
   /** Chunks of staged outputs per sink name; absent when the job does not stage outputs. */
   readonly stagedChunks?: Readonly<Record<string, number>>;
+  /** Bytes of the staged outputs as encoded in the checkpoint (set with stagedChunks). */
+  readonly stagedBytes?: number;
   /** The fingerprint of the code that planned (and, once staged, computed) the batch. */
   readonly fingerprint: string;
   readonly plannedAt: number;
@@ -59,6 +63,8 @@ export interface FingerprintEntry {
 
 export interface ResetEntry {
   readonly at: number;
+  /** What the positions were reset to, as asked: 'earliest', 'latest', 'timestamp:<ms>', 'file <path>'. */
+  readonly to?: string;
   readonly before: OffsetMap;
   readonly after: OffsetMap;
   readonly discarded?: number;

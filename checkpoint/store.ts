@@ -13,6 +13,7 @@ import { chunk, decodeJSON, decodeOutputs, encodeJSON, encodeOutputs } from './c
 import { BadConfigError, CorruptCheckpointError } from './errors';
 import { keys } from './keys';
 import { existsSync, readdirSync } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LevelKV, type KV, type KVOp } from './kv';
 import { acquireLock, type CheckpointLock } from './lock';
@@ -80,6 +81,11 @@ export class CheckpointStore {
     return { meta, positions: state.positions, lastCommitted: state.lastCommitted, inFlight };
   }
 
+  /** The meta record alone (inspect reports it even when the rest is damaged). */
+  async readMeta(): Promise<CheckpointMeta | undefined> {
+    return this.read<CheckpointMeta>(keys.meta);
+  }
+
   async writeMeta(meta: CheckpointMeta): Promise<void> {
     // Synced: a reader must never see batches without the meta that says whose they are.
     await this.write([{ type: 'put', key: keys.meta, value: encodeJSON(meta) }], true);
@@ -93,15 +99,20 @@ export class CheckpointStore {
   async stageBatch(batch: BatchRecord, outputs: Readonly<Record<string, readonly unknown[]>> | undefined): Promise<BatchRecord> {
     const ops: KVOp[] = [];
     let stagedChunks: Record<string, number> | undefined;
+    let stagedBytes = 0;
     if (outputs) {
       stagedChunks = {};
       for (const [sink, items] of Object.entries(outputs)) {
         const chunks = chunk(items, this.chunkSize);
         stagedChunks[sink] = chunks.length;
-        chunks.forEach((c, i) => ops.push({ type: 'put', key: keys.output(batch.id, sink, i), value: encodeOutputs(c) }));
+        chunks.forEach((c, i) => {
+          const value = encodeOutputs(c);
+          stagedBytes += value.byteLength;
+          ops.push({ type: 'put', key: keys.output(batch.id, sink, i), value });
+        });
       }
     }
-    const staged: BatchRecord = { ...batch, state: 'staged', stagedAt: Date.now(), ...(stagedChunks ? { stagedChunks } : {}) };
+    const staged: BatchRecord = { ...batch, state: 'staged', stagedAt: Date.now(), ...(stagedChunks ? { stagedChunks, stagedBytes } : {}) };
     ops.push({ type: 'put', key: keys.batch(batch.id), value: encodeJSON(staged) });
     await this.write(ops, true);
     return staged;
@@ -233,4 +244,24 @@ function describeLevelError(err: unknown): string {
     e = (e as Error & { cause?: unknown }).cause;
   }
   return parts.join(': ');
+}
+
+/** Bytes the checkpoint's files take on disk (the LevelDB directory and the lock files beside it). */
+export async function sizeOnDisk(dir: string): Promise<number> {
+  let total = 0;
+  const walk = async (path: string): Promise<void> => {
+    let entries;
+    try {
+      entries = await readdir(path, { withFileTypes: true });
+    } catch {
+      return; // gone meanwhile (compaction), or not there at all
+    }
+    for (const e of entries) {
+      const child = join(path, e.name);
+      if (e.isDirectory()) await walk(child);
+      else total += await stat(child).then((st) => st.size, () => 0);
+    }
+  };
+  await walk(dir);
+  return total;
 }

@@ -2,25 +2,27 @@
 // and runs the very bundle it hashed.
 //
 // What the hash covers (docs/fingerprint.md):
-//   - the job's own code and every file it imports by relative path, as bundled;
-//   - each third-party package it imports, as `name@version` (resolved from its
-//     package.json): upgrading a dependency changes the fingerprint, reinstalling it does not;
+//   - the job's own code and every file it imports by relative path, as bundled (types and
+//     comments are gone, formatting is esbuild's, file paths are relative to the job's directory);
+//   - each third-party package it imports, and every package those depend on, as
+//     `name@version` resolved from node_modules: upgrading a dependency, even a transitive
+//     one, changes the fingerprint; reinstalling the same versions does not;
 //   - not tidemark itself (the on-disk format version covers the engine), and not Node built-ins.
-// The bundle is built relative to the job's directory, so moving a project does not change it.
+// So moving a project does not change it; renaming a job file does (a false alarm, on the safe side).
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { builtinModules, createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { runInThisContext } from 'node:vm';
 import * as esbuild from 'esbuild';
-import { BadConfigError } from '../checkpoint/errors';
+import { BadConfigError, isTidemarkError } from '../checkpoint/errors';
 import { isJob, type Job } from './job';
 
 export interface JobBundle {
   readonly entry: string;
   readonly code: string;
   readonly fingerprint: string;
-  /** Third-party packages, `name@version`, sorted. */
+  /** Third-party packages the job imports and everything they depend on, `name@version`, sorted. */
   readonly packages: readonly string[];
 }
 
@@ -30,24 +32,51 @@ function packageName(specifier: string): string | undefined {
   return specifier.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0];
 }
 
-function packageVersion(name: string, fromDir: string): string {
-  const req = createRequire(join(fromDir, 'noop.js'));
-  let dir: string;
-  try {
-    dir = dirname(req.resolve(name));
-  } catch {
-    return 'unresolved';
+interface PackageJson {
+  readonly version?: string;
+  readonly dependencies?: Record<string, string>;
+  readonly optionalDependencies?: Record<string, string>;
+  readonly peerDependencies?: Record<string, string>;
+}
+
+/** The directory of package `name` as Node resolves it from `fromDir` (node_modules up the tree), real path. */
+function packageDir(name: string, fromDir: string): string | undefined {
+  for (let dir = fromDir; ; dir = dirname(dir)) {
+    const candidate = join(dir, 'node_modules', name);
+    if (existsSync(join(candidate, 'package.json'))) return realpathSync(candidate);
+    if (dirname(dir) === dir) return undefined;
   }
-  for (; ;) {
-    const pkg = join(dir, 'package.json');
-    if (existsSync(pkg)) {
-      const json = JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string; version?: string };
-      if (json.name === name) return json.version ?? 'unknown';
+}
+
+/**
+ * `name@version` of the given packages and, transitively, of every package they depend
+ * on, each resolved from the directory of the package that needs it (as Node would).
+ */
+function dependencyClosure(names: readonly string[], fromDir: string): string[] {
+  const found = new Set<string>();
+  const seenDirs = new Set<string>();
+  const visit = (name: string, from: string, required: boolean): void => {
+    const dir = packageDir(name, from);
+    if (dir === undefined) {
+      if (required) found.add(`${name}@unresolved`);
+      return;
     }
-    const up = dirname(dir);
-    if (up === dir) return 'unknown';
-    dir = up;
-  }
+    if (seenDirs.has(dir)) return;
+    seenDirs.add(dir);
+    let json: PackageJson;
+    try {
+      json = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as PackageJson;
+    } catch {
+      found.add(`${name}@unreadable`);
+      return;
+    }
+    found.add(`${name}@${json.version ?? 'unknown'}`);
+    for (const dep of Object.keys(json.dependencies ?? {})) visit(dep, dir, true);
+    // Optional and peer dependencies count when they are installed.
+    for (const dep of [...Object.keys(json.optionalDependencies ?? {}), ...Object.keys(json.peerDependencies ?? {})]) visit(dep, dir, false);
+  };
+  for (const name of names) visit(name, fromDir, true);
+  return [...found].sort();
 }
 
 const BUILTINS = new Set(builtinModules);
@@ -76,7 +105,7 @@ export async function bundleJob(entryFile: string): Promise<JobBundle> {
       if (name && name !== 'tidemark' && !BUILTINS.has(name)) names.add(name);
     }
   }
-  const packages = [...names].sort().map((n) => `${n}@${packageVersion(n, workDir)}`);
+  const packages = dependencyClosure([...names].sort(), workDir);
   const hash = createHash('sha256').update(code).update('\0').update(packages.join('\n')).digest('hex');
   return { entry, code, fingerprint: `sha256:${hash.slice(0, 16)}`, packages };
 }
@@ -95,7 +124,14 @@ export function loadJob(bundle: JobBundle, api: object): Job<unknown> {
   const module = { exports: {} as Record<string, unknown> };
   const wrapped = runInThisContext(`(function (exports, require, module, __filename, __dirname) {${bundle.code}\n})`, { filename: bundle.entry }) as
     (e: object, r: (id: string) => unknown, m: object, f: string, d: string) => void;
-  wrapped(module.exports, (id: string) => (id === 'tidemark' ? api : req(id)), module, bundle.entry, dirname(bundle.entry));
+  try {
+    wrapped(module.exports, (id: string) => (id === 'tidemark' ? api : req(id)), module, bundle.entry, dirname(bundle.entry));
+  } catch (err) {
+    if (isTidemarkError(err)) throw err; // e.g. defineJob naming a field of the wrong type
+    const loadError = new BadConfigError(`Job file ${bundle.entry} failed while loading: ${err instanceof Error ? err.message : String(err)}`);
+    (loadError as { cause?: unknown }).cause = err;
+    throw loadError;
+  }
   const exported = module.exports.default ?? module.exports.job;
   if (!isJob(exported)) {
     throw new BadConfigError(`Job file ${bundle.entry} does not export a job: write \`export default defineJob({ ... })\` (from 'tidemark').`);

@@ -4,9 +4,9 @@
 // takes a batch in whatever state it is and carries it to COMMITTED; a batch recovered
 // from the checkpoint enters it exactly like a freshly planned one, so there is no
 // second, recovery-only execution path.
-import { isTidemarkError, SinkError } from '../checkpoint/errors';
-import type { BatchRecord, OffsetMap, Range } from '../checkpoint/model';
-import { partitionKey } from '../checkpoint/model';
+import { BadConfigError, isTidemarkError, SinkError } from '../checkpoint/errors';
+import type { BatchRecord, OffsetMap, PartitionRef, Range } from '../checkpoint/model';
+import { parsePartitionKey, partitionKey } from '../checkpoint/model';
 import { FORMAT_VERSION, openCheckpoint, type CheckpointStore } from '../checkpoint/store';
 import { decideRecovery, describeRanges, hasStagedOutputs } from '../recovery/decide';
 import type { SourceRecord } from './contracts';
@@ -36,19 +36,51 @@ export interface RunOptions {
   readonly once?: boolean;
   /** Stop after this many batches. */
   readonly maxBatches?: number;
+  /**
+   * Process exactly these ranges (one per partition), in batches within the job's limits,
+   * then stop (Spark's `createRDD`). A range continues its partition's position without a
+   * gap: on a fresh checkpoint it starts where it says; after a crash, running the same
+   * ranges again finishes what is left and skips what is done.
+   */
+  readonly ranges?: readonly Range[];
 }
 
 export interface BatchStats {
   readonly id: number;
   readonly ranges: readonly Range[];
   readonly records: number;
+  /** Key and value bytes of the records read (for a redelivered batch: as recorded when it was staged). */
+  readonly bytesIn: number;
   readonly outputs: number;
+  /** Bytes of the outputs as staged in the checkpoint (0 for jobs with `stageOutputs: false`). */
+  readonly bytesOut: number;
   readonly deadLetters: number;
   readonly recovered: boolean;
   /** Milliseconds per phase. */
   readonly durations: Readonly<Record<string, number>>;
   /** Records not yet processed, per partition key, as of this batch's plan. */
   readonly lag: OffsetMap;
+}
+
+/** A snapshot of a running engine, for metrics, health checks and progress displays. */
+export interface EngineStatus {
+  /** Recovery is done: the batch in flight at start, if any, is committed. */
+  readonly recovered: boolean;
+  readonly stopping: boolean;
+  /** This process holds the checkpoint's lock (false before it is opened, after it is closed, and once the lock is lost). */
+  readonly lockHeld: boolean;
+  readonly lastCommitted: number;
+  readonly positions: OffsetMap;
+  /** Records not yet processed, per partition key, as of the last plan. */
+  readonly lag: OffsetMap;
+  /** When the loop last finished a step (a committed batch, or a poll that found nothing to do). */
+  readonly progressAt: number | undefined;
+}
+
+/** What a bounded run may read: up to `until` per partition and, for partitions new to the checkpoint, from `from`. */
+interface Bounds {
+  readonly until: OffsetMap;
+  readonly from?: OffsetMap;
 }
 
 export interface RunSummary {
@@ -62,6 +94,15 @@ export interface RunSummary {
 const OUTPUTS = 'outputs';
 const DEAD_LETTERS = 'dead-letters';
 
+function rangeProblem(r: Range): string | undefined {
+  if (typeof r !== 'object' || r === null) return 'is not an object';
+  if (typeof r.topic !== 'string' || r.topic === '') return 'needs a `topic` (a non-empty string)';
+  for (const f of ['partition', 'from', 'until'] as const) {
+    if (!Number.isSafeInteger(r[f]) || r[f] < 0) return `needs \`${f}\` (a whole number ≥ 0)`;
+  }
+  return r.from > r.until ? 'has `from` after `until`' : undefined;
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class Engine<T> {
@@ -73,6 +114,8 @@ export class Engine<T> {
   private avgRecordBytes = 1024;
   private lastBatchAt = Date.now();
   private lag: OffsetMap = {};
+  private lockHeld = false;
+  private progressAt: number | undefined;
   private readonly log: Logger;
   private readonly crash: CrashPoint;
   readonly fingerprint: string;
@@ -95,26 +138,36 @@ export class Engine<T> {
     return this.stopping;
   }
 
+  status(): EngineStatus {
+    return {
+      recovered: this.recovered, stopping: this.stopping, lockHeld: this.lockHeld, lastCommitted: this.lastCommitted,
+      positions: this.positions, lag: this.lag, progressAt: this.progressAt,
+    };
+  }
+
   async run(options: RunOptions = {}): Promise<RunSummary> {
     let batches = 0;
     let records = 0;
     const counted = (stats: BatchStats): void => {
       batches++;
       records += stats.records;
+      this.progressAt = Date.now();
       this.options.onBatch?.(stats);
     };
     try {
       const recovered = await this.recover();
       if (recovered) counted(await this.advance(recovered, true));
       this.recovered = true;
-      const ceiling = options.once ? await this.latestOffsets() : undefined;
+      const bounds: Bounds | undefined = options.ranges ? await this.rangeBounds(options.ranges)
+        : options.once ? { until: await this.latestOffsets() } : undefined;
       while (!this.stopping && (options.maxBatches === undefined || batches < options.maxBatches)) {
-        const batch = await this.planBatch(ceiling);
+        const batch = await this.planBatch(bounds);
         if (batch) {
           counted(await this.advance(batch, false));
-        } else if (ceiling) {
-          break; // available-now: everything there was at start is done
+        } else if (bounds) {
+          break; // available-now, or the given ranges: everything there was to do is done
         } else {
+          this.progressAt = Date.now();
           await this.idle();
         }
       }
@@ -134,11 +187,13 @@ export class Engine<T> {
       this.store = await openCheckpoint(dir, {
         retainBatches: this.job.retainBatches,
         onLockCompromised: (err) => {
+          this.lockHeld = false;
           this.log.error({ err: err.message }, 'checkpoint lock compromised: stopping before the next write');
           this.stop();
         },
       });
     }
+    this.lockHeld = true;
     const view = await this.store.load();
     await this.crash('recovering');
     const needsEarliest = view.inFlight && !hasStagedOutputs(view.inFlight);
@@ -162,25 +217,57 @@ export class Engine<T> {
     return this.job.source.offsets(await this.job.source.partitions(), 'latest');
   }
 
+  /** Checks explicit ranges against the source and the positions; the partitions still to do, with their bounds. */
+  private async rangeBounds(ranges: readonly Range[]): Promise<Bounds> {
+    const known = new Set((await this.job.source.partitions()).map(partitionKey));
+    const until: Record<string, number> = {};
+    const from: Record<string, number> = {};
+    for (const r of ranges) {
+      const problem = rangeProblem(r);
+      if (problem) throw new BadConfigError(`Range ${JSON.stringify(r)} ${problem}.`);
+      const key = partitionKey(r);
+      if (!known.has(key)) throw new BadConfigError(`Range ${JSON.stringify(r)}: the source ${this.job.source.id} has no partition ${key}.`);
+      if (key in until) throw new BadConfigError(`Two ranges for ${key}: give one range per partition.`);
+      until[key] = r.until;
+      from[key] = r.from;
+    }
+    const latest = await this.job.source.offsets(ranges.map((r) => ({ topic: r.topic, partition: r.partition })), 'latest');
+    for (const r of ranges) {
+      const key = partitionKey(r);
+      const end = latest[key] ?? 0;
+      if (r.until > end) throw new BadConfigError(`Range ${key} [${r.from}, ${r.until}) ends beyond the source, which ends at offset ${end}.`);
+      const position = this.positions[key];
+      if (position !== undefined && position < r.from) {
+        throw new BadConfigError(
+          `Range ${key} [${r.from}, ${r.until}) starts after the checkpoint's position ${position}: offsets [${position}, ${r.from}) would be skipped. ` +
+          'Ranges continue a checkpoint without gaps; run a one-off job over ranges with a fresh --checkpoint directory.');
+      }
+      if (position !== undefined && position >= r.until) delete until[key]; // done already (the same ranges, run again)
+    }
+    return { until, from };
+  }
+
   /** Plans the next batch and writes it as PLANNED; undefined when there is nothing to do yet. */
-  private async planBatch(ceiling: OffsetMap | undefined): Promise<BatchRecord | undefined> {
+  private async planBatch(bounds: Bounds | undefined): Promise<BatchRecord | undefined> {
     const started = Date.now();
-    const parts = await this.job.source.partitions();
+    const parts: PartitionRef[] = bounds ? Object.keys(bounds.until).map(parsePartitionKey) : await this.job.source.partitions();
     const fresh = parts.filter((p) => this.positions[partitionKey(p)] === undefined);
     const [latestNow, earliest, starting] = await Promise.all([
       this.job.source.offsets(parts, 'latest'),
       this.job.source.offsets(parts, 'earliest'),
-      fresh.length > 0 ? this.job.source.startingOffsets(fresh) : Promise.resolve<OffsetMap>({}),
+      fresh.length === 0 ? Promise.resolve<OffsetMap>({})
+        : bounds?.from ? Promise.resolve<OffsetMap>(Object.fromEntries(fresh.map((p) => [partitionKey(p), bounds.from![partitionKey(p)]!])))
+          : this.job.source.startingOffsets(fresh),
     ]);
     let latest = latestNow;
-    if (ceiling) {
+    if (bounds) {
       const capped: Record<string, number> = {};
-      for (const [key, end] of Object.entries(ceiling)) capped[key] = Math.min(end, latestNow[key] ?? end);
+      for (const [key, end] of Object.entries(bounds.until)) capped[key] = Math.min(end, latestNow[key] ?? end);
       latest = capped;
     }
     const plan = planRanges({
       positions: this.positions, starting, earliest, latest, limits: this.job.limits, avgRecordBytes: this.avgRecordBytes,
-      waitedMs: ceiling ? Infinity : Date.now() - this.lastBatchAt, onDataLoss: this.job.onDataLoss,
+      waitedMs: bounds ? Infinity : Date.now() - this.lastBatchAt, onDataLoss: this.job.onDataLoss,
     });
     const lag: Record<string, number> = {};
     for (const [key, end] of Object.entries(latestNow)) lag[key] = Math.max(0, end - (this.positions[key] ?? starting[key] ?? end));
@@ -213,18 +300,20 @@ export class Engine<T> {
     let staged = batch;
     let outputs: Record<string, unknown[]>;
     let records = batch.recordsIn ?? 0;
+    let bytesIn = batch.bytesIn ?? 0;
     if (hasStagedOutputs(batch)) {
       outputs = await timed('read', () => store.readStagedOutputs(batch));
     } else {
-      const input = await timed('read', () => this.read(batch.ranges));
+      const { records: input, bytes } = await timed('read', () => this.read(batch.ranges));
       records = input.length;
+      bytesIn = bytes;
       await this.crash('read');
       const result = await timed('transform', () => runTransform(this.job, input, { batchId: batch.id, ranges: batch.ranges }));
       await this.crash('transformed');
       outputs = { [OUTPUTS]: result.outputs, ...(result.deadLetters.length > 0 ? { [DEAD_LETTERS]: result.deadLetters } : {}) };
       const counts = { [OUTPUTS]: result.outputs.length, [DEAD_LETTERS]: result.deadLetters.length };
       staged = await timed('stage', () => store.stageBatch(
-        { ...batch, fingerprint: this.fingerprint, recordsIn: records, outputsOut: counts },
+        { ...batch, fingerprint: this.fingerprint, recordsIn: records, bytesIn, outputsOut: counts },
         this.job.stageOutputs ? outputs : undefined,
       ));
       await this.crash('staged');
@@ -253,24 +342,25 @@ export class Engine<T> {
     await this.crash('source-committed');
 
     const stats: BatchStats = {
-      id: staged.id, ranges: staged.ranges, records, outputs: main.length, deadLetters: dead.length, recovered, durations, lag: this.lag,
+      id: staged.id, ranges: staged.ranges, records, bytesIn, bytesOut: staged.stagedBytes ?? 0, outputs: main.length, deadLetters: dead.length, recovered, durations, lag: this.lag,
     };
-    this.log.info({ batch: stats.id, records, outputs: stats.outputs, deadLetters: stats.deadLetters, ranges: staged.ranges, durations, recovered }, `batch ${stats.id} committed`);
+    this.log.info({ batch: stats.id, records, bytesIn, outputs: stats.outputs, bytesOut: stats.bytesOut, deadLetters: stats.deadLetters, ranges: staged.ranges, durations, recovered }, `batch ${stats.id} committed`);
     return stats;
   }
 
-  private async read(ranges: readonly Range[]): Promise<SourceRecord[]> {
+  /** Reads the ranges; `bytes` counts keys and values. */
+  private async read(ranges: readonly Range[]): Promise<{ records: SourceRecord[]; bytes: number }> {
     const records: SourceRecord[] = [];
     let bytes = 0;
     const controller = new AbortController();
     for await (const chunk of this.job.source.read(ranges, controller.signal)) {
       for (const r of chunk) {
         records.push(r);
-        bytes += (r.value?.length ?? 0) + (r.key?.length ?? 0) + 64;
+        bytes += (r.value?.length ?? 0) + (r.key?.length ?? 0);
       }
     }
-    if (records.length > 0) this.avgRecordBytes = 0.7 * this.avgRecordBytes + 0.3 * (bytes / records.length);
-    return records;
+    if (records.length > 0) this.avgRecordBytes = 0.7 * this.avgRecordBytes + 0.3 * (bytes / records.length + 64);
+    return { records, bytes };
   }
 
   private async deliver<O>(sink: { name: string; write(b: { id: number; ranges: readonly Range[]; outputs: readonly O[] }): Promise<void> }, batch: BatchRecord, outputs: readonly O[]): Promise<void> {
@@ -308,5 +398,6 @@ export class Engine<T> {
     const results = await Promise.allSettled(closing);
     for (const r of results) if (r.status === 'rejected') this.log.warn({ err: String(r.reason) }, 'closing a source or sink failed');
     if (this.store && !this.options.store) await this.store.close();
+    this.lockHeld = false;
   }
 }
