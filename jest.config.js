@@ -7,13 +7,13 @@
 // one of its tests is selected, so `npx jest test/unit` never waits for Kafka.
 const shared = {
   testEnvironment: 'node',
-  testTimeout: 120000,
   transform: { '^.+\\.ts$': '<rootDir>/scripts/jest-transform.js' },
   moduleNameMapper: { '^tidemark$': '<rootDir>/src/index.ts' },
 };
 
 /** @type {import('jest').Config} */
 module.exports = {
+  testTimeout: 120_000,
   maxWorkers: 2,
   globalSetup: '<rootDir>/test/support/global-setup.js',
   projects: [
