@@ -89,13 +89,13 @@ export function decideRecovery(input: RecoveryInput): RecoveryDecision {
         `  3. reset the positions: tidemark reset ${dir} --discard-in-flight --to <earliest|latest|offsets.json> --yes.`,
       );
     }
-    if (!inFlight && job.strictCodeVersion && codeChanged) {
+    if (!inFlight && job.strictCodeVersion && codeChanged && !input.acceptCodeChange) {
       throw new CodeChangedError(
         `${what} The job sets strictCodeVersion, so a checkpoint is only continued by the code that wrote it. ` +
         `Start with --accept-code-change to continue from the committed positions, set codeVersion to declare the versions compatible, or use a new checkpoint directory.`,
       );
     }
-    note = inFlight ? 'accepted with --accept-code-change' : (codeChanged ? 'code change, nothing in flight' : 'sinks changed, nothing in flight');
+    note = inFlight || (job.strictCodeVersion && codeChanged) ? 'accepted with --accept-code-change' : (codeChanged ? 'code change, nothing in flight' : 'sinks changed, nothing in flight');
     notes.push(`${what} Continuing: ${note}.`);
   }
 
