@@ -58,7 +58,7 @@ export interface BatchStats {
   readonly recovered: boolean;
   /** Milliseconds per phase. */
   readonly durations: Readonly<Record<string, number>>;
-  /** Records not yet processed, per partition key, as of this batch's plan. */
+  /** Records not yet processed, per partition key, after this batch (source ends as of its plan). */
   readonly lag: OffsetMap;
 }
 
@@ -71,7 +71,7 @@ export interface EngineStatus {
   readonly lockHeld: boolean;
   readonly lastCommitted: number;
   readonly positions: OffsetMap;
-  /** Records not yet processed, per partition key, as of the last plan. */
+  /** Records not yet processed, per partition key: source ends as of the last plan, positions as of the last commit. */
   readonly lag: OffsetMap;
   /** When the loop last finished a step (a committed batch, or a poll that found nothing to do). */
   readonly progressAt: number | undefined;
@@ -103,6 +103,9 @@ function rangeProblem(r: Range): string | undefined {
   return r.from > r.until ? 'has `from` after `until`' : undefined;
 }
 
+/** Milliseconds since `start` (a performance.now() reading), to 0.01 ms. */
+const elapsedMs = (start: number): number => Math.round((performance.now() - start) * 100) / 100;
+
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class Engine<T> {
@@ -114,6 +117,8 @@ export class Engine<T> {
   private avgRecordBytes = 1024;
   private lastBatchAt = Date.now();
   private lag: OffsetMap = {};
+  /** The source's ends as of the last plan. */
+  private latestSeen: OffsetMap = {};
   private lockHeld = false;
   private progressAt: number | undefined;
   private readonly log: Logger;
@@ -249,7 +254,7 @@ export class Engine<T> {
 
   /** Plans the next batch and writes it as PLANNED; undefined when there is nothing to do yet. */
   private async planBatch(bounds: Bounds | undefined): Promise<BatchRecord | undefined> {
-    const started = Date.now();
+    const started = performance.now();
     const parts: PartitionRef[] = bounds ? Object.keys(bounds.until).map(parsePartitionKey) : await this.job.source.partitions();
     const fresh = parts.filter((p) => this.positions[partitionKey(p)] === undefined);
     const [latestNow, earliest, starting] = await Promise.all([
@@ -272,6 +277,7 @@ export class Engine<T> {
     const lag: Record<string, number> = {};
     for (const [key, end] of Object.entries(latestNow)) lag[key] = Math.max(0, end - (this.positions[key] ?? starting[key] ?? end));
     this.lag = lag;
+    this.latestSeen = latestNow;
     if (plan.kind === 'wait') return undefined;
     for (const r of plan.lost) this.log.warn({ lost: r }, `data loss: ${partitionKey(r)} [${r.from}, ${r.until}) is no longer in the source; skipped under onDataLoss 'skip'`);
     const batch: BatchRecord = {
@@ -280,7 +286,7 @@ export class Engine<T> {
     };
     await this.store!.planBatch(batch);
     await this.crash('planned');
-    return { ...batch, durations: { plan: Date.now() - started } };
+    return { ...batch, durations: { plan: elapsedMs(started) } };
   }
 
   /** Carries a batch from its current state to COMMITTED. */
@@ -288,11 +294,11 @@ export class Engine<T> {
     const store = this.store!;
     const durations: Record<string, number> = { ...batch.durations };
     const timed = async <R>(phase: string, work: () => Promise<R>): Promise<R> => {
-      const t = Date.now();
+      const t = performance.now();
       try {
         return await work();
       } finally {
-        durations[phase] = (durations[phase] ?? 0) + Date.now() - t;
+        durations[phase] = (durations[phase] ?? 0) + elapsedMs(t);
       }
     };
     if (recovered) this.log.info({ batch: batch.id, state: batch.state, ranges: batch.ranges }, `recovering batch ${batch.id} (${batch.state}): ${describeRanges(batch.ranges)}`);
@@ -329,6 +335,12 @@ export class Engine<T> {
     const positions = advancePositions(this.positions, staged.ranges);
     await timed('commit', () => store.commitBatch({ ...staged, durations }, positions, staged.lost ?? []));
     this.positions = positions;
+    const lag: Record<string, number> = { ...this.lag };
+    for (const r of staged.ranges) {
+      const end = this.latestSeen[partitionKey(r)];
+      if (end !== undefined) lag[partitionKey(r)] = Math.max(0, end - r.until);
+    }
+    this.lag = lag;
     this.lastCommitted = staged.id;
     this.lastBatchAt = Date.now();
     await this.crash('committed');
@@ -342,7 +354,7 @@ export class Engine<T> {
     await this.crash('source-committed');
 
     const stats: BatchStats = {
-      id: staged.id, ranges: staged.ranges, records, bytesIn, bytesOut: staged.stagedBytes ?? 0, outputs: main.length, deadLetters: dead.length, recovered, durations, lag: this.lag,
+      id: staged.id, ranges: staged.ranges, records, bytesIn, bytesOut: staged.stagedBytes ?? 0, outputs: main.length, deadLetters: dead.length, recovered, durations, lag,
     };
     this.log.info({ batch: stats.id, records, bytesIn, outputs: stats.outputs, bytesOut: stats.bytesOut, deadLetters: stats.deadLetters, ranges: staged.ranges, durations, recovered }, `batch ${stats.id} committed`);
     return stats;
