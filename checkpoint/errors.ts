@@ -18,6 +18,7 @@ export const ExitCode = {
   sinkFailed: 9,
   lockCompromised: 10,
   sourceWentBackwards: 11,
+  checkpointWriteFailed: 12,
   interrupted: 130,
 } as const;
 
@@ -29,6 +30,7 @@ export type ErrorCode =
   | 'TIDEMARK_NEWER_FORMAT'
   | 'TIDEMARK_OTHER_JOB'
   | 'TIDEMARK_CORRUPT_CHECKPOINT'
+  | 'TIDEMARK_CHECKPOINT_WRITE_FAILED'
   | 'TIDEMARK_DATA_LOSS'
   | 'TIDEMARK_SOURCE_WENT_BACKWARDS'
   | 'TIDEMARK_SOURCE_UNREACHABLE'
@@ -97,12 +99,31 @@ export class OtherJobError extends TidemarkError {
 }
 
 export class CorruptCheckpointError extends TidemarkError {
+  /** What is damaged, without the advice around it (`tidemark inspect` lists these). */
+  readonly detail: string;
   constructor(dir: string, detail: string, options?: { cause?: unknown }) {
     super('TIDEMARK_CORRUPT_CHECKPOINT', ExitCode.corruptCheckpoint,
       `Checkpoint ${dir} is damaged (${detail}). Nothing was written. ` +
       `Look at it with \`tidemark inspect ${dir}\`; restore it from a backup, or repair it deliberately with \`tidemark reset\`.`,
       options);
+    this.detail = detail;
   }
+}
+
+export class CheckpointWriteError extends TidemarkError {
+  constructor(dir: string, cause: unknown) {
+    const reason = /no space left|ENOSPC/i.test(describeCause(cause)) ? 'no space left on the device' : describeCause(cause);
+    super('TIDEMARK_CHECKPOINT_WRITE_FAILED', ExitCode.checkpointWriteFailed,
+      `Could not write checkpoint ${dir}: ${reason}. Nothing was lost: the batch in flight is retried from the checkpoint on restart. ` +
+      'Free space (or fix the disk), then start again.', { cause });
+  }
+}
+
+/** An error's message with its causes (LevelDB nests the OS error). */
+export function describeCause(err: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = err; e instanceof Error; e = (e as Error & { cause?: unknown }).cause) parts.push(e.message);
+  return parts.length > 0 ? parts.join(': ') : String(err);
 }
 
 export class DataLossError extends TidemarkError {

@@ -10,7 +10,7 @@
 // durable. A power loss can drop at most the last COMMIT and the next PLAN, which only
 // causes a replay that idempotent sinks absorb. See docs/protocol.md.
 import { chunk, decodeJSON, decodeOutputs, encodeJSON, encodeOutputs } from './codec';
-import { BadConfigError, CorruptCheckpointError } from './errors';
+import { BadConfigError, CheckpointWriteError, CorruptCheckpointError, describeCause } from './errors';
 import { keys } from './keys';
 import { existsSync, readdirSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
@@ -61,7 +61,11 @@ export class CheckpointStore {
 
   private async write(ops: KVOp[], sync: boolean): Promise<void> {
     this.assertWritable();
-    await this.kv.write(ops, { sync });
+    try {
+      await this.kv.write(ops, { sync });
+    } catch (err) {
+      throw new CheckpointWriteError(this.dir, err);
+    }
   }
 
   /** Everything recovery needs: meta, committed positions, the batch in flight. */
@@ -225,7 +229,9 @@ export async function openCheckpoint(
     kv = await LevelKV.open(dbDir, { readOnly: options.readOnly === true });
   } catch (err) {
     await lock?.release();
-    throw new CorruptCheckpointError(dir, `LevelDB cannot open it: ${describeLevelError(err)}`, { cause: err });
+    // Opening replays LevelDB's log into a table file: a full disk fails here, and is not damage.
+    if (/no space left/i.test(describeCause(err))) throw new CheckpointWriteError(dir, err);
+    throw new CorruptCheckpointError(dir, `LevelDB cannot open it: ${describeCause(err)}`, { cause: err });
   }
   const store = new CheckpointStore(kv, dir, { ...options, assertWritable: () => lock?.assertHeld() });
   const close = store.close.bind(store);
@@ -234,16 +240,6 @@ export async function openCheckpoint(
     await lock?.release();
   };
   return store;
-}
-
-function describeLevelError(err: unknown): string {
-  let e: unknown = err;
-  const parts: string[] = [];
-  while (e instanceof Error) {
-    parts.push(e.message);
-    e = (e as Error & { cause?: unknown }).cause;
-  }
-  return parts.join(': ');
 }
 
 /** Bytes the checkpoint's files take on disk (the LevelDB directory and the lock files beside it). */
