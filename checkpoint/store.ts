@@ -49,8 +49,25 @@ export class CheckpointStore {
     this.assertWritable = options.assertWritable ?? (() => {});
   }
 
+  /** A read LevelDB fails (bad table, checksum mismatch) means damage, reported as such. */
+  private async get(key: string): Promise<Uint8Array | undefined> {
+    try {
+      return await this.kv.get(key);
+    } catch (err) {
+      throw new CorruptCheckpointError(this.dir, `reading ${key} failed: ${describeCause(err)}`, { cause: err });
+    }
+  }
+
+  private async *scan(range: { gte: string; lt: string }): AsyncIterable<[string, Uint8Array]> {
+    try {
+      yield* this.kv.entries(range);
+    } catch (err) {
+      throw new CorruptCheckpointError(this.dir, `reading ${range.gte}… failed: ${describeCause(err)}`, { cause: err });
+    }
+  }
+
   private async read<T>(key: string): Promise<T | undefined> {
-    const bytes = await this.kv.get(key);
+    const bytes = await this.get(key);
     if (bytes === undefined) return undefined;
     try {
       return decodeJSON<T>(bytes);
@@ -127,7 +144,7 @@ export class CheckpointStore {
     for (const [sink, count] of Object.entries(batch.stagedChunks ?? {})) {
       const items: unknown[] = [];
       for (let i = 0; i < count; i++) {
-        const bytes = await this.kv.get(keys.output(batch.id, sink, i));
+        const bytes = await this.get(keys.output(batch.id, sink, i));
         if (bytes === undefined) throw new CorruptCheckpointError(this.dir, `staged output chunk ${i} of sink ${sink} in batch ${batch.id} is missing`);
         try {
           for (const item of decodeOutputs(bytes)) items.push(item);
@@ -180,7 +197,7 @@ export class CheckpointStore {
   /** Batch records kept by retention, newest first. */
   async batches(limit = Infinity): Promise<BatchRecord[]> {
     const all: BatchRecord[] = [];
-    for await (const [key, value] of this.kv.entries(keys.batches)) {
+    for await (const [key, value] of this.scan(keys.batches)) {
       try {
         all.push(decodeJSON<BatchRecord>(value));
       } catch (err) {
@@ -192,7 +209,7 @@ export class CheckpointStore {
 
   async lostRanges(): Promise<LostRange[]> {
     const all: LostRange[] = [];
-    for await (const [key, value] of this.kv.entries(keys.lostAll)) {
+    for await (const [key, value] of this.scan(keys.lostAll)) {
       try {
         all.push(decodeJSON<LostRange>(value));
       } catch (err) {
