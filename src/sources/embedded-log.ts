@@ -11,7 +11,7 @@
 // append; the next appender cuts any tail a crash left behind. Appends from several
 // processes take a lock; readers need none.
 import { existsSync } from 'node:fs';
-import { mkdir, open, readFile, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as lockfile from 'proper-lockfile';
 import { BadConfigError } from '../../checkpoint/errors';
@@ -223,7 +223,16 @@ export function embeddedLogSource(options: EmbeddedLogSourceOptions): Source & {
   const topic = options.topic ?? 'events';
   let opened: Promise<EmbeddedLog> | undefined;
   const log = (): Promise<EmbeddedLog> => (opened ??= (async () => {
-    const l = await EmbeddedLog.open(options.dir, { topic, ...(options.partitions ? { partitions: options.partitions } : {}) });
+    const create = { topic, ...(options.partitions ? { partitions: options.partitions } : {}) };
+    if (options.seedIfEmpty && !existsSync(join(options.dir, 'log.json'))) {
+      // A new log is seeded aside and moved into place whole: a kill while seeding leaves
+      // no log (seeded again on restart), never a log with only some partitions seeded.
+      const aside = `${options.dir}.seeding`;
+      await rm(aside, { recursive: true, force: true });
+      await (await EmbeddedLog.open(aside, create)).append(await options.seedIfEmpty());
+      await rename(aside, options.dir).catch(() => rm(aside, { recursive: true, force: true })); // dir not empty: seed in place below
+    }
+    const l = await EmbeddedLog.open(options.dir, create);
     if (options.seedIfEmpty) {
       const ends = await Promise.all(Array.from({ length: l.partitions }, (_, p) => l.end(p)));
       if (ends.every((e) => e === 0)) await l.append(await options.seedIfEmpty());

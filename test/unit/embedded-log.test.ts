@@ -155,6 +155,52 @@ describe('EmbeddedLog', () => {
     expect(await embeddedLogSource({ dir, topic: 'seeded', startingOffsets: 'latest' }).startingOffsets(parts)).toEqual({ 'seeded/0': 10, 'seeded/1': 10 });
   });
 
+  it('a seed interrupted by SIGKILL leaves no partial log: the next start seeds it whole', async () => {
+    const N = 400_000;
+    const seeder = (dir: string) => nodeScript(`
+      const [dir, n] = process.argv.slice(1);
+      const source = tidemark.embeddedLogSource({
+        dir, partitions: 4, seedIfEmpty: () => Array.from({ length: Number(n) }, (_, i) => ({ value: 'seed-' + i, partition: i % 4 })),
+      });
+      source.partitions().then(() => console.log('seeded'), (e) => { console.error(e); process.exit(1); });
+    `, [dir, String(N)]);
+    const idxSizes = (dir: string): number[] => [0, 1, 2, 3].map((p) => {
+      for (const d of [dir, `${dir}.seeding`]) {
+        try {
+          return statSync(join(d, `${p}.idx`)).size;
+        } catch {
+          // not there (yet)
+        }
+      }
+      return 0;
+    });
+    // Kill while the seed is half written: some partitions appended, some not.
+    let dir = '';
+    let killedMidSeed = false;
+    for (let attempt = 0; attempt < 5 && !killedMidSeed; attempt++) {
+      dir = fresh();
+      const child = seeder(dir);
+      let sizes = idxSizes(dir);
+      while (child.proc.exitCode === null && !sizes.some((s) => s > 0)) {
+        await new Promise((r) => setTimeout(r, 1));
+        sizes = idxSizes(dir);
+      }
+      child.proc.kill('SIGKILL');
+      await child.exited;
+      sizes = idxSizes(dir);
+      killedMidSeed = sizes.some((s) => s > 0) && sizes.some((s) => s < (N / 4) * 8);
+    }
+    expect(killedMidSeed).toBe(true);
+
+    const restart = seeder(dir);
+    await restart.waitForLine(/^seeded$/);
+    const log = await EmbeddedLog.open(dir);
+    for (let p = 0; p < 4; p++) expect(await log.end(p)).toBe(N / 4);
+    const last = await readAll(log, 3, N / 4 - 1);
+    expect(str(last[0]!.value)).toBe(`seed-${N - 1}`);
+    expect(existsSync(`${dir}.seeding`)).toBe(false);
+  });
+
   it('two processes appending at once: 1000 dense offsets, every record exactly once, each writer in order', async () => {
     const dir = fresh();
     await EmbeddedLog.open(dir, { partitions: 3 });
