@@ -11,6 +11,7 @@ import { EmbeddedLog, type AppendRecord } from 'tidemark';
 import { openCheckpoint } from '../../checkpoint/store';
 import { killAll, runTidemark, tidemark } from '../support/processes';
 import { tempDir } from '../support/tmp';
+import { prng } from '../support/prng';
 
 const JOB = 'examples/clickstream/job.ts';
 const SEED_RECORDS = 200_000;
@@ -18,18 +19,6 @@ const PAGES = ['/home', '/search', '/product', '/cart', '/checkout', '/help', '/
 
 afterAll(killAll);
 const data = tempDir('tidemark-clickstream-');
-
-/** mulberry32: a small seeded PRNG, so a failing run can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

@@ -9,6 +9,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { join } from 'node:path';
 import { openCheckpoint } from '../../checkpoint/store';
 import { EmbeddedLog } from '../../src/sources/embedded-log';
+import { prng } from '../support/prng';
 
 const root = join(__dirname, '..', '..');
 const cli = join(root, 'bin', 'tidemark.js');
@@ -53,18 +54,6 @@ export interface TortureReport {
   readonly lostRangesInCheckpoint: number;
   readonly recoveryMs: { readonly median: number; readonly max: number; readonly samples: number };
   readonly runSeconds: number;
-}
-
-/** A small deterministic PRNG (mulberry32), so a failing run can be replayed by its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 interface RunResult {
