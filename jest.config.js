@@ -2,9 +2,10 @@
 // experimental, ts-jest type-checks on every run (slow; `npm run typecheck` does that
 // once), and esbuild is already a dependency. See README "Why CommonJS".
 //
-// Two projects: `core` needs nothing but Node; `kafka` needs a broker, which its own
-// global setup starts (scripts/kafka) — jest runs a project's global setup only when
-// one of its tests is selected, so `npx jest test/unit` never waits for Kafka.
+// Three projects: `core` needs nothing but Node; `kafka` needs a broker, which its own
+// global setup starts (scripts/kafka); `postgres` needs a PostgreSQL server, which its
+// own global setup starts (scripts/postgres) — jest runs a project's global setup only
+// when one of its tests is selected, so `npx jest test/unit` never waits for either.
 const shared = {
   testEnvironment: 'node',
   transform: { '^.+\\.ts$': '<rootDir>/scripts/jest-transform.js' },
@@ -17,10 +18,14 @@ module.exports = {
   maxWorkers: 2,
   globalSetup: '<rootDir>/test/support/global-setup.js',
   projects: [
-    { ...shared, displayName: 'core', testMatch: ['<rootDir>/test/**/*.test.ts'], testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/kafka/'] },
+    { ...shared, displayName: 'core', testMatch: ['<rootDir>/test/**/*.test.ts'], testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/kafka/', '<rootDir>/test/postgres/'] },
     {
       ...shared, displayName: 'kafka', testMatch: ['<rootDir>/test/kafka/**/*.test.ts'],
       globalSetup: '<rootDir>/test/support/kafka-setup.js', globalTeardown: '<rootDir>/test/support/kafka-teardown.js',
+    },
+    {
+      ...shared, displayName: 'postgres', testMatch: ['<rootDir>/test/postgres/**/*.test.ts'],
+      globalSetup: '<rootDir>/test/support/postgres-setup.js', globalTeardown: '<rootDir>/test/support/postgres-teardown.js',
     },
   ],
 };

@@ -31,6 +31,8 @@ export interface Source {
 
 export interface SinkBatch<T> {
   readonly id: number;
+  /** The job's name (set by the engine): sinks that keep a ledger key it by job, sink and batch id. */
+  readonly job?: string;
   readonly ranges: readonly Range[];
   readonly outputs: readonly T[];
 }
@@ -38,7 +40,11 @@ export interface SinkBatch<T> {
 export interface Sink<T> {
   /** Stable; stored in the checkpoint and used in output paths. Letters, digits, `.`, `_`, `-`. */
   readonly name: string;
-  /** Must make a second delivery of the same batch id harmless. */
+  /**
+   * Must make a second delivery of the same batch id harmless. Throw `SinkRejectedError`
+   * (having written nothing) for outputs the destination refuses permanently; any other
+   * error is retried with backoff.
+   */
   write(batch: SinkBatch<T>): Promise<void>;
   close?(): Promise<void>;
 }
@@ -58,4 +64,14 @@ export interface DeadLetter {
   readonly value: string | null;
   readonly error: string;
   readonly batchId: number;
+}
+
+/** An output a sink rejected permanently, routed to the dead-letter sink under `onSinkError: 'dead-letter'`. */
+export interface RejectedOutput {
+  readonly sink: string;
+  readonly batchId: number;
+  /** Its position in the batch's outputs. */
+  readonly index: number;
+  readonly output: unknown;
+  readonly error: string;
 }

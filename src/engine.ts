@@ -4,12 +4,12 @@
 // takes a batch in whatever state it is and carries it to COMMITTED; a batch recovered
 // from the checkpoint enters it exactly like a freshly planned one, so there is no
 // second, recovery-only execution path.
-import { BadConfigError, isTidemarkError, SinkError } from '../checkpoint/errors';
+import { BadConfigError, isTidemarkError, SinkError, type SinkRejectedError } from '../checkpoint/errors';
 import type { BatchRecord, OffsetMap, PartitionRef, Range } from '../checkpoint/model';
 import { parsePartitionKey, partitionKey } from '../checkpoint/model';
 import { FORMAT_VERSION, openCheckpoint, type CheckpointStore } from '../checkpoint/store';
 import { decideRecovery, describeRanges, hasStagedOutputs } from '../recovery/decide';
-import type { SourceRecord } from './contracts';
+import type { RejectedOutput, Sink, SourceRecord } from './contracts';
 import type { CrashPoint } from './crash-seam';
 import type { Job } from './job';
 import { silentLogger, type Logger } from './log';
@@ -93,6 +93,8 @@ export interface RunSummary {
 /** Names of the streams of staged outputs of a batch. */
 const OUTPUTS = 'outputs';
 const DEAD_LETTERS = 'dead-letters';
+/** Outputs sinks rejected (onSinkError 'dead-letter'), staged before the rest is written so a redelivery sets aside the same ones. */
+const REJECTED = 'rejected';
 
 function rangeProblem(r: Range): string | undefined {
   if (typeof r !== 'object' || r === null) return 'is not an object';
@@ -326,11 +328,14 @@ export class Engine<T> {
     }
 
     const main = (outputs[OUTPUTS] ?? []) as T[];
-    const dead = outputs[DEAD_LETTERS] ?? [];
+    const rejected = (outputs[REJECTED] ?? []) as RejectedOutput[];
+    const restage = (current: BatchRecord): Promise<BatchRecord> => store.stageBatch(current, { ...outputs, [REJECTED]: rejected });
     await timed('deliver', async () => {
-      for (const sink of this.job.sinks) await this.deliver(sink, staged, main);
+      for (const sink of this.job.sinks) staged = await this.deliverSettingAside(sink, staged, main, rejected, restage);
+      const dead = [...(outputs[DEAD_LETTERS] ?? []), ...rejected];
       if (this.job.deadLetterSink && dead.length > 0) await this.deliver(this.job.deadLetterSink, staged, dead as never[]);
     });
+    const dead = (outputs[DEAD_LETTERS]?.length ?? 0) + rejected.length;
 
     const positions = advancePositions(this.positions, staged.ranges);
     await timed('commit', () => store.commitBatch({ ...staged, durations }, positions, staged.lost ?? []));
@@ -354,7 +359,7 @@ export class Engine<T> {
     await this.crash('source-committed');
 
     const stats: BatchStats = {
-      id: staged.id, ranges: staged.ranges, records, bytesIn, bytesOut: staged.stagedBytes ?? 0, outputs: main.length, deadLetters: dead.length, recovered, durations, lag,
+      id: staged.id, ranges: staged.ranges, records, bytesIn, bytesOut: staged.stagedBytes ?? 0, outputs: main.length, deadLetters: dead, recovered, durations, lag,
     };
     this.log.info({ batch: stats.id, records, bytesIn, outputs: stats.outputs, bytesOut: stats.bytesOut, deadLetters: stats.deadLetters, ranges: staged.ranges, durations, recovered }, `batch ${stats.id} committed`);
     return stats;
@@ -375,12 +380,39 @@ export class Engine<T> {
     return { records, bytes };
   }
 
-  private async deliver<O>(sink: { name: string; write(b: { id: number; ranges: readonly Range[]; outputs: readonly O[] }): Promise<void> }, batch: BatchRecord, outputs: readonly O[]): Promise<void> {
+  /**
+   * Delivers to one sink, leaving out the outputs it rejected before. When it rejects more
+   * (`SinkRejectedError`) under onSinkError 'dead-letter', they are added to `rejected` and
+   * the batch is staged again (synced) before the rest is written: the rejection becomes
+   * part of the batch, so a redelivery after a crash sets aside exactly the same outputs.
+   * Under 'fail' the rejection propagates; its message names the batch and the output.
+   */
+  private async deliverSettingAside(
+    sink: Sink<T>, batch: BatchRecord, outputs: readonly T[], rejected: RejectedOutput[], restage: (batch: BatchRecord) => Promise<BatchRecord>,
+  ): Promise<BatchRecord> {
+    for (;;) {
+      const aside = new Set(rejected.filter((r) => r.sink === sink.name).map((r) => r.index));
+      const kept = outputs.flatMap((_, i) => (aside.has(i) ? [] : [i]));
+      try {
+        await this.deliver(sink, batch, aside.size === 0 ? outputs : kept.map((i) => outputs[i]!));
+        return batch;
+      } catch (err) {
+        if (!isTidemarkError(err) || err.code !== 'TIDEMARK_SINK_REJECTED' || this.job.onSinkError !== 'dead-letter') throw err;
+        const rows = (err as SinkRejectedError).rejected;
+        if (rows.length === 0 || rows.some((r) => kept[r.index] === undefined)) throw err;
+        for (const r of rows) rejected.push({ sink: sink.name, batchId: batch.id, index: kept[r.index]!, output: r.output, error: r.reason });
+        this.log.warn({ sink: sink.name, batch: batch.id, rejected: rows.length }, `sink ${sink.name} rejected ${rows.length} outputs of batch ${batch.id}: routing them to the dead-letter sink, writing the rest`);
+        batch = await restage(batch);
+      }
+    }
+  }
+
+  private async deliver<O>(sink: Sink<O>, batch: BatchRecord, outputs: readonly O[]): Promise<void> {
     if (outputs.length === 0) return;
     await this.crash(`delivering:${sink.name}`);
     for (let attempt = 1; ; attempt++) {
       try {
-        await sink.write({ id: batch.id, ranges: batch.ranges, outputs });
+        await sink.write({ id: batch.id, job: this.job.name, ranges: batch.ranges, outputs });
         break;
       } catch (err) {
         if (isTidemarkError(err)) throw err;

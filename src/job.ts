@@ -1,6 +1,6 @@
 // defineJob: the job API, validated once so the engine can trust it.
 import { BadConfigError } from '../checkpoint/errors';
-import type { BatchContext, DeadLetter, Sink, Source, SourceRecord } from './contracts';
+import type { BatchContext, DeadLetter, RejectedOutput, Sink, Source, SourceRecord } from './contracts';
 import type { PlanLimits } from './planner';
 
 export interface BatchOptions extends Partial<PlanLimits> {
@@ -26,7 +26,14 @@ export interface JobDefinition<T> {
   readonly stageOutputs?: boolean;
   /** `fail` (default): stop, naming the record; `dead-letter`: route failing records to `deadLetterSink`. */
   readonly onTransformError?: 'fail' | 'dead-letter';
-  readonly deadLetterSink?: Sink<DeadLetter>;
+  /**
+   * When a sink rejects outputs permanently (`SinkRejectedError`, e.g. a constraint violation):
+   * `fail` (default): stop, naming the batch and the output (the batch stays staged);
+   * `dead-letter`: route the rejected outputs to `deadLetterSink` and write the rest.
+   */
+  readonly onSinkError?: 'fail' | 'dead-letter';
+  /** Receives records the transform failed on (`DeadLetter`) and outputs sinks rejected (`RejectedOutput`). */
+  readonly deadLetterSink?: Sink<DeadLetter | RejectedOutput>;
   /** When offsets to process were deleted from the source: `fail` (default) or `skip` (recorded as lost). */
   readonly onDataLoss?: 'fail' | 'skip';
   /** Declares compatibility by hand: used instead of the code hash as the fingerprint. */
@@ -50,7 +57,8 @@ export interface Job<T> {
   readonly retainBatches: number;
   readonly stageOutputs: boolean;
   readonly onTransformError: 'fail' | 'dead-letter';
-  readonly deadLetterSink: Sink<DeadLetter> | undefined;
+  readonly onSinkError: 'fail' | 'dead-letter';
+  readonly deadLetterSink: Sink<DeadLetter | RejectedOutput> | undefined;
   readonly onDataLoss: 'fail' | 'skip';
   readonly codeVersion: string | undefined;
   readonly strictCodeVersion: boolean;
@@ -103,8 +111,10 @@ export function defineJob<T>(definition: JobDefinition<T>): Job<T> {
   d.sinks.forEach((s, i) => checkSink(`sinks[${i}]`, s));
   if (typeof d.transform !== 'function') fail('transform', 'a function (records, context) => outputs', d.transform);
   const onTransformError = oneOf('onTransformError', d.onTransformError, ['fail', 'dead-letter'], 'fail');
-  if (onTransformError === 'dead-letter') {
-    if (d.deadLetterSink === undefined) fail('deadLetterSink', "a sink when onTransformError is 'dead-letter'", undefined);
+  const onSinkError = oneOf('onSinkError', d.onSinkError, ['fail', 'dead-letter'], 'fail');
+  for (const [field, policy] of [['onTransformError', onTransformError], ['onSinkError', onSinkError]] as const) {
+    if (policy !== 'dead-letter') continue;
+    if (d.deadLetterSink === undefined) fail('deadLetterSink', `a sink when ${field} is 'dead-letter'`, undefined);
     checkSink('deadLetterSink', d.deadLetterSink);
   }
   const names = [...d.sinks, ...(d.deadLetterSink ? [d.deadLetterSink] : [])].map((s) => s.name);
@@ -131,6 +141,7 @@ export function defineJob<T>(definition: JobDefinition<T>): Job<T> {
     retainBatches: positiveInt('checkpoint.retainBatches', d.checkpoint?.retainBatches, 100),
     stageOutputs: d.stageOutputs === undefined ? true : d.stageOutputs === true ? true : d.stageOutputs === false ? false : fail('stageOutputs', 'true or false', d.stageOutputs),
     onTransformError,
+    onSinkError,
     deadLetterSink: d.deadLetterSink,
     onDataLoss: oneOf('onDataLoss', d.onDataLoss, ['fail', 'skip'], 'fail'),
     codeVersion: d.codeVersion,
