@@ -26,6 +26,12 @@ export interface Source {
   read(ranges: readonly Range[], signal: AbortSignal): AsyncIterable<SourceRecord[]>;
   /** Called after a batch commits, with the new positions (e.g. Kafka group offsets, for lag tools). */
   committed?(positions: OffsetMap): Promise<void>;
+  /**
+   * Per partition, the first offset whose record timestamp is ≥ `timestamp` (ms), or the end
+   * when there is none (Kafka's ListOffsets by time). Optional: `tidemark reset --to
+   * timestamp:<ms>` reads the partitions to find it when a source does not offer it.
+   */
+  offsetsForTimestamp?(parts: readonly PartitionRef[], timestamp: number): Promise<OffsetMap>;
   close(): Promise<void>;
 }
 

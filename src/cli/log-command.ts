@@ -1,7 +1,7 @@
 // `tidemark log create|append|tail`: the embedded log from the command line.
 import { BadConfigError } from '../../checkpoint/errors';
 import { EmbeddedLog, type AppendRecord } from '../sources/embedded-log';
-import { parse } from './main';
+import { parse } from './args';
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];

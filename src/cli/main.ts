@@ -1,131 +1,160 @@
-// The `tidemark` command line: run, inspect, log. Expected failures print one message
-// and exit with their own code (checkpoint/errors.ts); `--log-level debug` adds the stack.
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import * as api from '../index';
+// The `tidemark` command line: run, inspect, reset, log. Expected failures print one
+// message and exit with their own code (checkpoint/errors.ts); `--log-level debug` (or
+// TIDEMARK_LOG_LEVEL=debug) adds the stack trace.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { BadConfigError, ExitCode, isTidemarkError } from '../../checkpoint/errors';
-import { bundleJob, loadJob } from '../bundle';
-import { crashSeamFromEnv } from '../crash-seam';
-import { Engine, type BatchStats } from '../engine';
-import { createLogger, type LogLevel } from '../log';
+import { wantsDebug } from './args';
 import { inspectCommand } from './inspect';
 import { logCommand } from './log-command';
+import { resetCommand } from './reset';
+import { runCommand } from './run';
 
-const HELP = `tidemark — Kafka micro-batches with exactly-once effects
+const RUN_HELP = `tidemark run <job.ts|job.js> [options]
+  Runs a job as a daemon: plan → read → transform → stage → deliver → commit, batch after
+  batch. The job file is bundled with esbuild; the bundle's sha256 is the job's fingerprint
+  (docs/fingerprint.md), and the very bundle that was hashed is what runs.
 
-Usage:
-  tidemark run <job.ts|job.js> [options]   run a job as a daemon (SIGTERM drains and exits 0)
-  tidemark inspect <checkpoint-dir> [--json]
-  tidemark log create <dir> [--partitions N] [--topic NAME]
-  tidemark log append <dir> [--key K] [--partition P] [VALUE ...]   (no VALUE: one record per stdin line)
-  tidemark log tail <dir> [--partition P] [--from OFFSET] [--limit N]
+  --checkpoint DIR        the checkpoint directory (default: the job's checkpoint.dir)   [TIDEMARK_CHECKPOINT]
+  --once                  process what is available now, then stop (like Spark's available-now trigger)   [TIDEMARK_ONCE]
+  --ranges FILE           process exactly these offset ranges, then stop (like Spark's createRDD); FILE is
+                          a JSON array of {"topic","partition","from","until"}, one range per partition
+                          (use a fresh checkpoint directory for a one-off job)                [TIDEMARK_RANGES]
+  --max-batches N         stop after N batches                                            [TIDEMARK_MAX_BATCHES]
+  --metrics-port P        serve Prometheus /metrics, /healthz and /readyz on port P (0: any free port;
+                          the port is logged)                                             [TIDEMARK_METRICS_PORT]
+  --metrics-host H        the address to serve them on (default 0.0.0.0)                  [TIDEMARK_METRICS_HOST]
+  --accept-code-change    continue a batch in flight that other code wrote: staged outputs are delivered
+                          as staged, planned ranges are recomputed by this code           [TIDEMARK_ACCEPT_CODE_CHANGE]
+  --log-level LEVEL       debug|info|warn|error|silent (default info); JSON lines on stdout [TIDEMARK_LOG_LEVEL]
+  --progress MODE         auto|always|never: the one-line progress display on stderr (auto: when stderr is
+                          a terminal)                                                     [TIDEMARK_PROGRESS]
+  The job file may also come from TIDEMARK_JOB. Boolean variables take 1/true/yes or 0/false/no.
 
-Options of run (environment variable in brackets):
-  --checkpoint DIR        checkpoint directory [TIDEMARK_CHECKPOINT] (default: the job's checkpoint.dir)
-  --once                  process what is available now, then stop [TIDEMARK_ONCE=1]
-  --max-batches N         stop after N batches [TIDEMARK_MAX_BATCHES]
-  --accept-code-change    continue a checkpoint whose batch in flight was written by other code [TIDEMARK_ACCEPT_CODE_CHANGE=1]
-  --log-level LEVEL       debug|info|warn|error|silent [TIDEMARK_LOG_LEVEL] (default info)
-  -h, --help              this text
-
-Exit codes:
-  0 ok · 1 unexpected · 2 bad configuration · 3 checkpoint locked · 4 incompatible checkpoint
-  5 data loss (onDataLoss 'fail') · 6 source unreachable · 7 corrupt checkpoint · 8 transform failed
-  9 sink failed · 10 lock lost · 11 source went backwards · 130 interrupted twice
+  SIGTERM or SIGINT finishes the batch in flight, commits it and exits 0; a second signal
+  exits at once with 130 (safe: the checkpoint survives any kill; the batch is recovered on restart).
 `;
 
-export function parse(argv: string[], options: ParseArgsConfig['options']): ReturnType<typeof parseArgs> {
+const INSPECT_HELP = `tidemark inspect <checkpoint-dir> [--json] [--last N]
+  Shows the format, job, source and sinks, the fingerprint and its history, whether a daemon
+  runs it, positions per partition, the batch in flight (state, ranges, staged output counts),
+  the last N committed batches (default 10: ranges, counts, durations, times), lost ranges,
+  resets, and the size on disk. Read-only: never takes the lock, so it works beside a running
+  daemon. On a damaged checkpoint it says what is damaged and exits 7.
+`;
+
+const RESET_HELP = `tidemark reset <checkpoint-dir> --to TARGET [--job job.ts] [--discard-in-flight] --yes
+  The deliberate repair: moves the committed positions and records the move in the
+  checkpoint's history. Refuses while a daemon holds the checkpoint (exit 3).
+  TARGET:
+    earliest | latest       the source's first or next offsets, for every partition (needs --job)
+    timestamp:<ms|ISO date> per partition, the first offset whose record timestamp is ≥ it (needs --job)
+    offsets.json            {"topic/partition": offset, ...} or [{"topic","partition","offset"}, ...];
+                            partitions not named keep their positions (no job needed)
+  --job FILE              the job whose source resolves earliest/latest/timestamp   [TIDEMARK_JOB]
+  --discard-in-flight     drop the batch in flight (required when there is one); its id is not reused,
+                          and a sink may already hold its outputs
+  --yes, -y               apply without asking (without it, reset asks on a terminal, or refuses)
+  Before/after positions are printed either way.
+`;
+
+const LOG_HELP = `tidemark log create <dir> [--partitions N] [--topic NAME]
+tidemark log append <dir> [--key K] [--partition P] [VALUE ...]    (no VALUE: one record per stdin line)
+tidemark log tail <dir> [--partition P] [--from OFFSET] [--limit N]
+  The embedded log: a partitioned append-only log on local disk, so a job runs with no broker.
+`;
+
+const EXIT_CODES = `Exit codes:
+  0   ok (also after SIGTERM/SIGINT, which drain the batch in flight)
+  1   unexpected error (a bug: please report it, with --log-level debug output)
+  2   bad configuration or usage (a flag, a variable, a job file, a job field)
+  3   checkpoint locked by another process
+  4   incompatible checkpoint (code changed with a batch in flight, another job, a newer format)
+  5   data loss under onDataLoss: 'fail' (offsets to process are gone from the source)
+  6   source unreachable
+  7   corrupt checkpoint (damaged LevelDB files or records; see tidemark inspect)
+  8   transform failed (onTransformError: 'fail')
+  9   sink failed after its retries (the batch stays staged and is redelivered on restart)
+  10  checkpoint lock lost while running
+  11  source went backwards (topic deleted or recreated)
+  130 a second SIGTERM/SIGINT
+`;
+
+export const HELP = `tidemark — Kafka micro-batches with exactly-once effects
+
+Usage:
+  tidemark run <job.ts> [options]            run a job as a daemon
+  tidemark inspect <checkpoint-dir> [--json] show what a checkpoint holds
+  tidemark reset <checkpoint-dir> --to …     move a checkpoint's positions, deliberately
+  tidemark log create|append|tail <dir> …    the embedded log
+  tidemark <command> --help                  help on one command
+  tidemark --version
+
+${RUN_HELP}
+${INSPECT_HELP}
+${RESET_HELP}
+${LOG_HELP}
+${EXIT_CODES}
+Examples:
+  tidemark run examples/clickstream/job.ts --checkpoint data/cp
+  tidemark run job.ts --once --log-level warn
+  TIDEMARK_CHECKPOINT=/var/lib/tidemark TIDEMARK_METRICS_PORT=9464 tidemark run job.js
+  tidemark inspect data/cp --json | jq .positions > offsets.json
+  tidemark reset data/cp --to offsets.json --yes
+`;
+
+function version(): string {
   try {
-    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
-  } catch (err) {
-    throw new BadConfigError(`${(err as Error).message}. See \`tidemark --help\`.`);
+    return (JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
   }
 }
 
-const env = process.env;
-const flag = (v: unknown, name: string): boolean => v === true || env[name] === '1' || env[name] === 'true';
-
-function positiveInt(v: string | undefined, what: string): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 1) throw new BadConfigError(`${what} must be a positive whole number; got ${JSON.stringify(v)}.`);
-  return n;
-}
-
-async function runCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, {
-    checkpoint: { type: 'string' }, once: { type: 'boolean' }, 'max-batches': { type: 'string' },
-    'accept-code-change': { type: 'boolean' }, 'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' },
-  });
-  if (values.help) {
-    process.stdout.write(HELP);
-    return 0;
+function printError(err: unknown, debug: boolean): number {
+  if (isTidemarkError(err)) {
+    process.stderr.write(`tidemark: ${err.message}\n`);
+    if (debug) {
+      process.stderr.write(`${err.stack}\n`);
+      const cause = (err as { cause?: unknown }).cause;
+      if (cause instanceof Error) process.stderr.write(`caused by: ${cause.stack}\n`);
+    }
+    return err.exitCode;
   }
-  const jobFile = positionals[0];
-  if (!jobFile) throw new BadConfigError('Which job? Usage: tidemark run <job.ts> [--checkpoint DIR].');
-  const level = ((values['log-level'] as string | undefined) ?? env.TIDEMARK_LOG_LEVEL ?? 'info') as LogLevel;
-  if (!['debug', 'info', 'warn', 'error', 'silent'].includes(level)) throw new BadConfigError(`--log-level must be debug, info, warn, error or silent; got ${level}.`);
-  const logger = createLogger(level);
-
-  const bundle = await bundleJob(jobFile);
-  const job = loadJob(bundle, api);
-  const checkpointDir = (values.checkpoint as string | undefined) ?? env.TIDEMARK_CHECKPOINT ?? job.checkpointDir;
-  if (!checkpointDir) throw new BadConfigError('No checkpoint directory: pass --checkpoint DIR, set TIDEMARK_CHECKPOINT, or set checkpoint.dir in the job.');
-
-  const started = Date.now();
-  let totalRecords = 0;
-  const progress = process.stderr.isTTY ? (s: BatchStats) => {
-    totalRecords += s.records;
-    const lag = Object.values(s.lag).reduce((a, b) => a + b, 0);
-    const rate = Math.round(totalRecords / Math.max(0.001, (Date.now() - started) / 1000));
-    process.stderr.write(`\r\x1b[Kbatch ${s.id} · ${totalRecords} records · ${rate} records/s · lag ${lag}`);
-  } : undefined;
-
-  const engine = new Engine(job, {
-    checkpointDir, fingerprint: bundle.fingerprint, logger,
-    acceptCodeChange: flag(values['accept-code-change'], 'TIDEMARK_ACCEPT_CODE_CHANGE'),
-    crashPoint: crashSeamFromEnv(), ...(progress ? { onBatch: progress } : {}),
-  });
-  logger.info({ job: job.name, fingerprint: engine.fingerprint, packages: bundle.packages, checkpoint: checkpointDir }, `starting job ${job.name}`);
-  let signals = 0;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    if (++signals > 1) process.exit(ExitCode.interrupted); // safe: the checkpoint survives any kill
-    logger.info({ signal }, `${signal}: finishing the batch in flight, then stopping (again to exit at once)`);
-    engine.stop();
-  };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
-  const maxBatches = positiveInt((values['max-batches'] as string | undefined) ?? env.TIDEMARK_MAX_BATCHES, '--max-batches');
-  const summary = await engine.run({ once: flag(values.once, 'TIDEMARK_ONCE'), ...(maxBatches ? { maxBatches } : {}) });
-  if (progress) process.stderr.write('\n');
-  logger.info({ ...summary }, `stopped after ${summary.batches} batches, ${summary.records} records`);
-  return 0;
+  const e = err as Error;
+  process.stderr.write(`tidemark: unexpected error: ${e?.message ?? String(err)}\n`);
+  process.stderr.write(debug ? `${e?.stack}\n` : '(run with --log-level debug for the stack trace)\n');
+  return ExitCode.unexpected;
 }
 
 export async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
-  const debug = argv.includes('debug') || env.TIDEMARK_LOG_LEVEL === 'debug';
   try {
     let code: number;
     switch (command) {
-      case 'run': code = await runCommand(rest); break;
-      case 'inspect': code = await inspectCommand(rest); break;
-      case 'log': code = await logCommand(rest); break;
+      case 'run': code = await runCommand(rest, RUN_HELP); break;
+      case 'inspect': code = await inspectCommand(rest, INSPECT_HELP); break;
+      case 'reset': code = await resetCommand(rest, RESET_HELP); break;
+      case 'log':
+        if (rest[0] === '--help' || rest[0] === '-h') {
+          process.stdout.write(LOG_HELP);
+          code = 0;
+        } else {
+          code = await logCommand(rest);
+        }
+        break;
+      case '--version': case '-v':
+        process.stdout.write(`tidemark ${version()}\n`);
+        code = 0;
+        break;
       case undefined: case '-h': case '--help': case 'help':
         process.stdout.write(HELP);
         code = command === undefined ? ExitCode.badConfig : 0;
         break;
-      default: throw new BadConfigError(`Unknown command ${JSON.stringify(command)}. See \`tidemark --help\`.`);
+      default: throw new BadConfigError(`Unknown command ${JSON.stringify(command)}: use run, inspect, reset or log. See \`tidemark --help\`.`);
     }
     process.exitCode = code;
   } catch (err) {
-    if (isTidemarkError(err)) {
-      process.stderr.write(`tidemark: ${err.message}\n`);
-      if (debug) process.stderr.write(`${err.stack}\n`);
-      process.exitCode = err.exitCode;
-    } else {
-      process.stderr.write(`tidemark: unexpected error: ${(err as Error).message ?? String(err)}\n`);
-      process.stderr.write(debug ? `${(err as Error).stack}\n` : '(run with --log-level debug for the stack trace)\n');
-      process.exitCode = ExitCode.unexpected;
-    }
+    process.exitCode = printError(err, wantsDebug(argv));
   }
 }

@@ -1,0 +1,90 @@
+// The one-line progress display of `tidemark run` on a terminal:
+//
+//   batch 42 · 12,340 records/s · 1,200,000 records · lag clicks 3,400, views 0
+//
+// Redrawn after every batch and once a second (so lag stays fresh while the job idles).
+// Log lines written meanwhile go through `around()`, which clears the line first and
+// draws it again after, so logs and the display do not mangle each other.
+import { parsePartitionKey } from '../../checkpoint/model';
+import type { BatchStats, EngineStatus } from '../engine';
+
+const WINDOW_MS = 10_000;
+const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
+
+/** Lag summed per topic, topics in name order. */
+export function lagPerTopic(lag: Readonly<Record<string, number>>): Array<[string, number]> {
+  const perTopic = new Map<string, number>();
+  for (const [key, n] of Object.entries(lag)) {
+    const { topic } = parsePartitionKey(key);
+    perTopic.set(topic, (perTopic.get(topic) ?? 0) + n);
+  }
+  return [...perTopic].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+export class Progress {
+  private readonly recent: Array<{ at: number; records: number }> = [];
+  private readonly started = Date.now();
+  private total = 0;
+  private batch: number | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private shown = false;
+
+  constructor(
+    private readonly status: () => EngineStatus,
+    private readonly out: NodeJS.WritableStream & { columns?: number } = process.stderr,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => this.draw(), 1000);
+    this.timer.unref();
+  }
+
+  onBatch(stats: BatchStats): void {
+    const now = Date.now();
+    this.total += stats.records;
+    this.batch = stats.id;
+    this.recent.push({ at: now, records: stats.records });
+    while (this.recent.length > 0 && this.recent[0]!.at < now - WINDOW_MS) this.recent.shift();
+    this.draw();
+  }
+
+  /** The text of the line. */
+  line(now = Date.now()): string {
+    const span = Math.max(1, Math.min(WINDOW_MS, now - this.started)) / 1000;
+    const rate = this.recent.filter((r) => r.at >= now - WINDOW_MS).reduce((a, r) => a + r.records, 0) / span;
+    const status = this.status();
+    const lag = lagPerTopic(status.lag);
+    const batch = this.batch ?? status.lastCommitted;
+    const state = !status.recovered ? 'recovering · ' : status.stopping ? 'stopping · ' : '';
+    return `${state}batch ${batch} · ${fmt(rate)} records/s · ${fmt(this.total)} records · lag ${lag.length === 0 ? '—' : lag.map(([t, n]) => `${t} ${fmt(n)}`).join(', ')}`;
+  }
+
+  draw(): void {
+    const width = Math.max(20, (this.out.columns ?? 120) - 1);
+    const text = this.line();
+    this.out.write(`\r\x1b[K${text.length > width ? `${text.slice(0, width - 1)}…` : text}`);
+    this.shown = true;
+  }
+
+  clear(): void {
+    if (this.shown) this.out.write('\r\x1b[K');
+    this.shown = false;
+  }
+
+  /** Writes something else to the terminal without mangling the line. */
+  around(write: () => void): void {
+    const was = this.shown;
+    this.clear();
+    write();
+    if (was) this.draw();
+  }
+
+  /** Leaves the last state on screen, on its own line. */
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    this.draw();
+    this.out.write('\n');
+    this.shown = false;
+  }
+}

@@ -1,0 +1,201 @@
+// `tidemark reset <dir> --to …`: the deliberate repair. Moves the committed positions,
+// records the move in the checkpoint's history (meta.resets), and drops the batch in
+// flight only when told to (--discard-in-flight).
+//
+//   --to earliest | latest | timestamp:<ms|ISO date>   offsets from the job's source (--job)
+//   --to offsets.json                                   explicit offsets, no job needed
+//
+// It takes the checkpoint's lock, so it refuses while a daemon runs the checkpoint, and no
+// daemon can start while it writes.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import * as api from '../index';
+import { BadConfigError, ExitCode, OtherJobError } from '../../checkpoint/errors';
+import { parsePartitionKey, partitionKey, type OffsetMap, type PartitionRef } from '../../checkpoint/model';
+import { openCheckpoint } from '../../checkpoint/store';
+import { describeRanges } from '../../recovery/decide';
+import { bundleJob, loadJob } from '../bundle';
+import type { Source } from '../contracts';
+import type { Job } from '../job';
+import { parse, stringOption } from './args';
+
+type Target =
+  | { readonly kind: 'earliest' | 'latest' }
+  | { readonly kind: 'timestamp'; readonly ms: number }
+  | { readonly kind: 'file'; readonly path: string; readonly offsets: OffsetMap };
+
+const isOffset = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+/** An offsets file: `{"topic/partition": offset, …}` (the shape `inspect --json` prints as positions) or `[{topic, partition, offset}, …]`. */
+export function readOffsetsFile(path: string): OffsetMap {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new BadConfigError(`--to ${path}: ${e.code ? `cannot read it (${e.code})` : `not JSON (${e.message})`}. ` +
+      'Give earliest, latest, timestamp:<ms>, or a JSON file of offsets like {"clicks/0": 1200}.');
+  }
+  const offsets: Record<string, number> = {};
+  if (Array.isArray(json)) {
+    json.forEach((e: Partial<PartitionRef & { offset: number }>, i) => {
+      if (typeof e !== 'object' || e === null || typeof e.topic !== 'string' || e.topic === '' || !isOffset(e.partition) || !isOffset(e.offset)) {
+        throw new BadConfigError(`--to ${path}: entry ${i} must be {"topic": string, "partition": number, "offset": number}; got ${JSON.stringify(e)}.`);
+      }
+      offsets[partitionKey({ topic: e.topic, partition: e.partition })] = e.offset;
+    });
+  } else if (typeof json === 'object' && json !== null) {
+    for (const [key, offset] of Object.entries(json)) {
+      const p = parsePartitionKey(key);
+      if (p.topic === '' || !Number.isSafeInteger(p.partition) || p.partition < 0 || key !== partitionKey(p)) {
+        throw new BadConfigError(`--to ${path}: key ${JSON.stringify(key)} must be "<topic>/<partition>".`);
+      }
+      if (!isOffset(offset)) throw new BadConfigError(`--to ${path}: the offset of ${key} must be a whole number ≥ 0; got ${JSON.stringify(offset)}.`);
+      offsets[key] = offset;
+    }
+  } else {
+    throw new BadConfigError(`--to ${path} must hold a JSON object like {"clicks/0": 1200} or an array like [{"topic": "clicks", "partition": 0, "offset": 1200}].`);
+  }
+  if (Object.keys(offsets).length === 0) throw new BadConfigError(`--to ${path} names no partition.`);
+  return offsets;
+}
+
+export function parseTarget(to: string): Target {
+  if (to === 'earliest' || to === 'latest') return { kind: to };
+  if (to.startsWith('timestamp:')) {
+    const text = to.slice('timestamp:'.length);
+    const ms = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
+    if (!Number.isSafeInteger(ms) || ms < 0) throw new BadConfigError(`--to ${to}: give milliseconds since the epoch or an ISO date, like timestamp:1700000000000.`);
+    return { kind: 'timestamp', ms };
+  }
+  return { kind: 'file', path: to, offsets: readOffsetsFile(to) };
+}
+
+const describeTarget = (t: Target): string => (t.kind === 'file' ? `file ${t.path}` : t.kind === 'timestamp' ? `timestamp:${t.ms}` : t.kind);
+
+/** The first offset at or after `ms` per partition, by reading the partitions (for sources without `offsetsForTimestamp`). */
+async function scanForTimestamp(source: Source, parts: readonly PartitionRef[], ms: number): Promise<OffsetMap> {
+  const [earliest, latest] = await Promise.all([source.offsets(parts, 'earliest'), source.offsets(parts, 'latest')]);
+  const found: Record<string, number> = {};
+  for (const p of parts) {
+    const key = partitionKey(p);
+    const end = latest[key] ?? 0;
+    found[key] = end;
+    const controller = new AbortController();
+    search: for await (const chunk of source.read([{ ...p, from: Math.min(earliest[key] ?? 0, end), until: end }], controller.signal)) {
+      for (const r of chunk) {
+        if (r.timestamp >= ms) {
+          found[key] = r.offset;
+          break search;
+        }
+      }
+    }
+    controller.abort();
+  }
+  return found;
+}
+
+async function offsetsFromSource(source: Source, target: Target): Promise<OffsetMap> {
+  const parts = await source.partitions();
+  if (target.kind === 'earliest' || target.kind === 'latest') return source.offsets(parts, target.kind);
+  if (target.kind !== 'timestamp') throw new Error('unreachable');
+  return source.offsetsForTimestamp ? source.offsetsForTimestamp(parts, target.ms) : scanForTimestamp(source, parts, target.ms);
+}
+
+async function confirm(question: string): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await new Promise<string>((resolve) => rl.question(question, resolve));
+    return /^y(es)?$/i.test(answer.trim());
+  } finally {
+    rl.close();
+  }
+}
+
+export async function resetCommand(argv: string[], help: string): Promise<number> {
+  const { values, positionals } = parse(argv, {
+    to: { type: 'string' }, job: { type: 'string' }, 'discard-in-flight': { type: 'boolean' }, yes: { type: 'boolean', short: 'y' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help) {
+    process.stdout.write(help);
+    return 0;
+  }
+  const dir = positionals[0];
+  if (!dir || positionals.length > 1) throw new BadConfigError('Which checkpoint? Usage: tidemark reset <dir> --to earliest|latest|timestamp:<ms>|<offsets.json> [--job job.ts] [--discard-in-flight] --yes.');
+  const to = values.to as string | undefined;
+  if (!to) throw new BadConfigError('Reset to what? Pass --to earliest, latest, timestamp:<ms> or an offsets file (see `tidemark reset --help`).');
+  const target = parseTarget(to);
+  const jobFile = stringOption(values, 'job')?.value;
+  if (target.kind !== 'file' && !jobFile) {
+    throw new BadConfigError(`--to ${to} looks offsets up in the job's source: add --job <job.ts> (or set TIDEMARK_JOB), or give the offsets in a file.`);
+  }
+  const discardInFlight = values['discard-in-flight'] === true;
+  const yes = values.yes === true;
+
+  const dbDir = join(dir, 'db');
+  if (!existsSync(dbDir) || readdirSync(dbDir).length === 0) throw new BadConfigError(`There is no checkpoint in ${dir} (no ${dbDir}): nothing to reset.`);
+
+  let job: Job<unknown> | undefined;
+  if (jobFile) job = loadJob(await bundleJob(jobFile), api);
+  try {
+    const store = await openCheckpoint(dir); // takes the lock: refuses while a daemon runs
+    try {
+      const view = await store.load();
+      const meta = view.meta;
+      if (!meta) throw new BadConfigError(`Checkpoint ${dir} is empty (no batch has run): nothing to reset.`);
+      if (job && job.name !== meta.job) throw new OtherJobError(dir, 'job name', meta.job, job.name);
+      if (job && job.source.id !== meta.source) throw new OtherJobError(dir, 'source', meta.source, job.source.id);
+
+      const inFlight = view.inFlight;
+      if (inFlight && !discardInFlight) {
+        throw new BadConfigError(
+          `Batch ${inFlight.id} is in flight (${inFlight.state}, ranges ${describeRanges(inFlight.ranges)}): a reset under it would be undone when it commits. ` +
+          'Finish it first (run the job and stop it with SIGTERM, which drains), or drop it with --discard-in-flight.');
+      }
+      const found = target.kind === 'file' ? target.offsets : await offsetsFromSource(job!.source, target);
+      const before = view.positions;
+      const after: OffsetMap = { ...before, ...found };
+      const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort();
+      const width = Math.max(9, ...keys.map((k) => k.length));
+      const lines = [`checkpoint ${dir} (job ${meta.job}): reset to ${describeTarget(target)}`, `  ${'partition'.padEnd(width)}  ${'before'.padStart(10)}  ${'after'.padStart(10)}`];
+      for (const k of keys) {
+        const b = before[k];
+        const a = after[k]!;
+        const note = b === undefined ? 'new' : a < b ? `back ${b - a}: processed again` : a > b ? `ahead ${a - b}: skipped, never processed` : 'unchanged';
+        lines.push(`  ${k.padEnd(width)}  ${String(b ?? '-').padStart(10)}  ${String(a).padStart(10)}  (${note})`);
+      }
+      if (inFlight) {
+        lines.push(`discarding batch ${inFlight.id} (${inFlight.state}, ranges ${describeRanges(inFlight.ranges)}` +
+          `${inFlight.outputsOut ? `, outputs ${Object.entries(inFlight.outputsOut).map(([s, n]) => `${s} ${n}`).join(', ')}` : ''}): ` +
+          `it is never committed, and id ${inFlight.id} is not used again; a sink may already hold its outputs under batch id ${inFlight.id}.`);
+      } else if (discardInFlight) {
+        lines.push('no batch is in flight: nothing to discard.');
+      }
+      process.stdout.write(`${lines.join('\n')}\n`);
+      const changed = keys.some((k) => before[k] !== after[k]) || inFlight !== undefined;
+      if (!changed) {
+        process.stdout.write('nothing to change.\n');
+        return ExitCode.ok;
+      }
+      if (!yes) {
+        if (!process.stdin.isTTY) throw new BadConfigError('reset changes the checkpoint: pass --yes to confirm (no terminal to ask on). Nothing was changed.');
+        if (!(await confirm('Apply this reset? [y/N] '))) {
+          process.stdout.write('not applied: nothing was changed.\n');
+          return ExitCode.ok;
+        }
+      }
+      await store.resetPositions(after, view.lastCommitted, inFlight, {
+        ...meta,
+        resets: [...meta.resets, { at: Date.now(), to: describeTarget(target), before, after, ...(inFlight ? { discarded: inFlight.id } : {}) }],
+      });
+      process.stdout.write(`done: positions reset${inFlight ? ` and batch ${inFlight.id} discarded` : ''}; recorded in the checkpoint's history (tidemark inspect ${dir}).\n`);
+      return ExitCode.ok;
+    } finally {
+      await store.close();
+    }
+  } finally {
+    await job?.source.close();
+  }
+}
