@@ -1,0 +1,221 @@
+// The metadata side of the Kafka source: topics, partitions, offsets, group offsets.
+// All of it goes through one kafkajs admin client, wrapped so that
+//
+//   - a broker that cannot be reached becomes a SourceUnreachableError after a bounded
+//     retry (a short budget before the first success, a longer one once running, so a
+//     broker restart is ridden out but a dead cluster still ends the run);
+//   - offsets are checked to be safe JavaScript integers (kafkajs hands over strings);
+//   - "latest" is the last stable offset (LSO): kafkajs's admin sends ListOffsets (v2+)
+//     with isolation READ_COMMITTED, so the end of a partition never lies inside a
+//     transaction that is still open (a range ending there could never complete);
+//   - a deleted topic does not poison the client: kafkajs keeps every topic it was asked
+//     about in its metadata requests forever, so after a deletion every later call fails
+//     with UNKNOWN_TOPIC_OR_PARTITION; the client is then replaced by a fresh one.
+import type { Admin, Kafka } from 'kafkajs';
+import { BadConfigError, SourceUnreachableError } from '../../checkpoint/errors';
+import type { Logger } from '../log';
+
+export interface ReconnectBudget {
+  /** How long to keep trying before the first successful call (default 15 s). */
+  readonly atStartMs: number;
+  /** How long to keep trying once the source has worked (default 120 s): a broker restart fits in it. */
+  readonly whileRunningMs: number;
+}
+
+export interface PartitionOffsets {
+  /** Log start offset. */
+  readonly earliest: number;
+  /** Last stable offset (the high watermark when no transaction is open). */
+  readonly latest: number;
+}
+
+const TRANSIENT_NAMES = new Set([
+  'KafkaJSConnectionError', 'KafkaJSConnectionClosedError', 'KafkaJSRequestTimeoutError', 'KafkaJSBrokerNotFound',
+  'KafkaJSNoBrokerAvailableError', 'KafkaJSLockTimeout', 'KafkaJSGroupCoordinatorNotFound', 'KafkaJSMetadataNotLoaded',
+  'KafkaJSTopicMetadataNotLoaded', 'KafkaJSTimeout',
+]);
+
+interface KafkaJsErrorShape {
+  readonly name?: string;
+  readonly type?: string;
+  readonly retriable?: boolean;
+  readonly cause?: unknown;
+  readonly message?: string;
+}
+
+function causes(err: unknown): KafkaJsErrorShape[] {
+  const chain: KafkaJsErrorShape[] = [];
+  for (let e = err as KafkaJsErrorShape | undefined; e && typeof e === 'object' && chain.length < 10; e = e.cause as KafkaJsErrorShape | undefined) chain.push(e);
+  return chain;
+}
+
+/** A topic the broker does not know (deleted, or never created). */
+export function isUnknownTopic(err: unknown): boolean {
+  return causes(err).some((e) => e.type === 'UNKNOWN_TOPIC_OR_PARTITION' || e.type === 'UNKNOWN_TOPIC_ID');
+}
+
+/** Errors worth retrying: the broker is down, restarting, or moving leadership. */
+export function isTransient(err: unknown): boolean {
+  if (isUnknownTopic(err)) return false;
+  return causes(err).some((e) => TRANSIENT_NAMES.has(e.name ?? '') || (e.name === 'KafkaJSProtocolError' && e.retriable === true));
+}
+
+function isAuthFailure(err: unknown): boolean {
+  return causes(err).some((e) => e.name === 'KafkaJSSASLAuthenticationError' || e.type === 'SASL_AUTHENTICATION_FAILED' || e.type === 'TOPIC_AUTHORIZATION_FAILED' || e.type === 'GROUP_AUTHORIZATION_FAILED');
+}
+
+export function rootMessage(err: unknown): string {
+  const chain = causes(err);
+  const last = chain[chain.length - 1];
+  const first = chain[0];
+  if (!first) return String(err);
+  return last && last !== first && last.message && !first.message?.includes(last.message) ? `${first.message} (${last.message})` : String(first.message);
+}
+
+/** A Kafka offset (a string from kafkajs) as a JavaScript number, or a clear error. */
+export function toOffset(value: string | number, what: string): number {
+  const n = typeof value === 'number' ? value : Number(value);
+  if (!Number.isSafeInteger(n)) throw new Error(`${what}: offset ${String(value)} is not a safe JavaScript integer (tidemark handles offsets below 2^53)`);
+  return n;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+export class KafkaAdmin {
+  private admin: Admin | undefined;
+  private connecting: Promise<Admin> | undefined;
+  private everWorked = false;
+  /** In-flight offset look-ups by topic: `offsets(…, 'latest')` and `(…, 'earliest')` of one plan share one. */
+  private readonly inflight = new Map<string, Promise<Map<number, PartitionOffsets>>>();
+  private generation = 0;
+
+  constructor(
+    private readonly kafka: Kafka,
+    private readonly brokers: readonly string[],
+    private readonly budget: ReconnectBudget,
+    private readonly log: Logger,
+  ) {}
+
+  /** The budget in force now: the start-up one until a call has succeeded. */
+  get unreachableAfterMs(): number {
+    return this.everWorked ? this.budget.whileRunningMs : this.budget.atStartMs;
+  }
+
+  private client(): Promise<Admin> {
+    if (this.admin) return Promise.resolve(this.admin);
+    this.connecting ??= (async () => {
+      const admin = this.kafka.admin({ retry: { retries: 2, initialRetryTime: 200, maxRetryTime: 2_000 } });
+      try {
+        await admin.connect();
+      } catch (err) {
+        await admin.disconnect().catch(() => {});
+        throw err;
+      }
+      this.admin = admin;
+      return admin;
+    })().finally(() => {
+      this.connecting = undefined;
+    });
+    return this.connecting;
+  }
+
+  /** Drops the client (after a topic deletion, or a connection failure); the next call makes a new one. */
+  async renew(): Promise<void> {
+    const old = this.admin;
+    this.admin = undefined;
+    this.generation++;
+    await old?.disconnect().catch(() => {});
+  }
+
+  /**
+   * Runs `op` with retries on transient failures for at most the current budget, then
+   * throws SourceUnreachableError. Other errors are passed through (auth failures as
+   * BadConfigError).
+   */
+  async call<R>(what: string, op: (admin: Admin) => Promise<R>): Promise<R> {
+    const started = Date.now();
+    const budget = this.unreachableAfterMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const result = await op(await this.client());
+        this.everWorked = true;
+        return result;
+      } catch (err) {
+        if (isAuthFailure(err)) throw new BadConfigError(`Kafka refused tidemark (${what}): ${rootMessage(err)}. Check the sasl/ssl options and the ACLs.`);
+        if (!isTransient(err)) throw err;
+        const elapsed = Date.now() - started;
+        if (elapsed >= budget) {
+          throw new SourceUnreachableError(
+            `Kafka brokers ${this.brokers.join(',')} unreachable (${what}): ${rootMessage(err)}; gave up after ${attempt} attempts over ${Math.round(elapsed / 1000)} s`,
+            { cause: err });
+        }
+        const wait = Math.min(5_000, 250 * 2 ** Math.min(attempt - 1, 5), Math.max(0, budget - elapsed));
+        this.log.warn({ err: rootMessage(err), attempt, what }, `Kafka not reachable (${what}); retrying in ${wait} ms`);
+        await this.renew();
+        await sleep(wait);
+      }
+    }
+  }
+
+  /** Every topic of the cluster (internal ones included). */
+  async topicNames(): Promise<Set<string>> {
+    return new Set(await this.call('listing topics', (a) => a.listTopics()));
+  }
+
+  /** Partition ids per topic, for topics that exist. */
+  async partitionIds(topics: readonly string[]): Promise<Map<string, number[]>> {
+    if (topics.length === 0) return new Map();
+    const meta = await this.call('reading topic metadata', (a) => a.fetchTopicMetadata({ topics: [...topics] }));
+    return new Map(meta.topics.map((t) => [t.name, t.partitions.map((p) => p.partitionId).sort((x, y) => x - y)]));
+  }
+
+  /** Earliest and latest (LSO) offset of every partition of an existing topic. */
+  topicOffsets(topic: string): Promise<Map<number, PartitionOffsets>> {
+    const pending = this.inflight.get(topic);
+    if (pending) return pending;
+    const lookup = this.fetchTopicOffsets(topic).finally(() => this.inflight.delete(topic));
+    this.inflight.set(topic, lookup);
+    return lookup;
+  }
+
+  private async fetchTopicOffsets(topic: string): Promise<Map<number, PartitionOffsets>> {
+    const generation = this.generation;
+    let rows: Array<{ partition: number; high: string; low: string }>;
+    try {
+      rows = await this.call(`reading offsets of ${topic}`, (a) => a.fetchTopicOffsets(topic));
+    } catch (err) {
+      // Another topic this client once asked about may be gone: retry once on a fresh client.
+      if (!isUnknownTopic(err) || generation !== this.generation) throw err;
+      await this.renew();
+      rows = await this.call(`reading offsets of ${topic}`, (a) => a.fetchTopicOffsets(topic));
+    }
+    return new Map(rows.map((r) => [r.partition, {
+      earliest: toOffset(r.low, `${topic}/${r.partition} earliest`),
+      latest: toOffset(r.high, `${topic}/${r.partition} latest`),
+    }]));
+  }
+
+  /** Per partition, the first offset whose timestamp is ≥ `timestamp`, or the latest offset when there is none. */
+  async offsetsForTimestamp(topic: string, timestamp: number): Promise<Map<number, number>> {
+    const rows = await this.call(`reading offsets of ${topic} by time`, (a) => a.fetchTopicOffsetsByTimestamp(topic, timestamp));
+    return new Map(rows.map((r) => [r.partition, toOffset(r.offset, `${topic}/${r.partition} at ${timestamp}`)]));
+  }
+
+  /** The consumer group's committed offsets (partitions without one are absent). */
+  async groupOffsets(groupId: string, topics: readonly string[]): Promise<Map<string, number>> {
+    const rows = await this.call(`reading the offsets of group ${groupId}`, (a) => a.fetchOffsets({ groupId, topics: [...topics] }));
+    const out = new Map<string, number>();
+    for (const t of rows) {
+      for (const p of t.partitions) {
+        const n = Number(p.offset);
+        if (n >= 0) out.set(`${t.topic}/${p.partition}`, toOffset(p.offset, `group ${groupId} ${t.topic}/${p.partition}`));
+      }
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    await this.connecting?.catch(() => undefined);
+    await this.renew();
+  }
+}

@@ -1,0 +1,22 @@
+// Type declarations for the codec packages that ship none (see kafka-codecs.ts).
+declare module 'kafkajs-snappy' {
+  interface KafkaJsCodec {
+    compress(encoder: { buffer: Buffer }): Promise<Buffer>;
+    decompress(buffer: Buffer): Promise<Buffer>;
+  }
+  const createSnappyCodec: () => KafkaJsCodec;
+  export = createSnappyCodec;
+}
+
+declare module 'lz4js' {
+  export function compress(src: Uint8Array, maxSize?: number): Uint8Array;
+  export function decompress(src: Uint8Array, maxSize?: number): Uint8Array;
+}
+
+// kafkajs's consumer runner (kafka-hook.ts wraps one method of it).
+declare module 'kafkajs/src/consumer/runner' {
+  class Runner {
+    handleBatch(batch: unknown): Promise<void>;
+  }
+  export = Runner;
+}

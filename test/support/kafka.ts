@@ -1,0 +1,186 @@
+// Helpers for the tests against the real broker that test/support/kafka-setup.js starts
+// (scripts/kafka): topics, kafkajs producers, Kafka's own Java tools, running a job.
+// No mocks: everything here talks to Apache Kafka.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { Kafka, logLevel, Partitioners, type Admin, type ITopicConfig, type Message, type Producer } from 'kafkajs';
+import { defineJob, Engine, kafkaSource, memorySink, type JobDefinition, type KafkaSource, type KafkaSourceOptions, type RunOptions, type RunSummary, type SourceRecord } from 'tidemark';
+
+export const repoRoot = join(__dirname, '..', '..');
+const script = join(repoRoot, 'scripts', 'kafka');
+
+/** The bootstrap address: set by the kafka project's global setup. Missing means a failed setup: fail, never skip. */
+export function bootstrap(): string {
+  const b = process.env.KAFKA_BROKERS;
+  if (!b) throw new Error('KAFKA_BROKERS is not set: the kafka test project starts a broker in its global setup (scripts/kafka start)');
+  return b;
+}
+
+export function brokers(): string[] {
+  return bootstrap().split(',');
+}
+
+/** A topic name no other test uses. */
+export function uniqueTopic(prefix: string): string {
+  return `${prefix}-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+}
+
+export function client(brokerList: string[] = brokers()): Kafka {
+  return new Kafka({ clientId: 'tidemark-tests', brokers: brokerList, logLevel: logLevel.NOTHING });
+}
+
+let sharedAdmin: Admin | undefined;
+
+export async function admin(): Promise<Admin> {
+  if (!sharedAdmin) {
+    const a = client().admin();
+    await a.connect();
+    sharedAdmin = a;
+  }
+  return sharedAdmin;
+}
+
+/** Creates a topic and waits for its leaders. */
+export async function createTopic(topic: string, partitions = 1, configs: Record<string, string> = {}): Promise<void> {
+  const a = await admin();
+  const configEntries: ITopicConfig['configEntries'] = Object.entries(configs).map(([name, value]) => ({ name, value }));
+  const created = await a.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: 1, configEntries }], waitForLeaders: true });
+  if (!created) throw new Error(`topic ${topic} existed already`);
+}
+
+const producers: Producer[] = [];
+
+export async function producer(options: Parameters<Kafka['producer']>[0] = {}): Promise<Producer> {
+  const p = client().producer({ createPartitioner: Partitioners.DefaultPartitioner, ...options });
+  await p.connect();
+  producers.push(p);
+  return p;
+}
+
+/** Sends messages with kafkajs (acks all); returns the offsets given to them, per partition. */
+export async function produce(topic: string, messages: Message[]): Promise<void> {
+  const p = await producer();
+  await p.send({ topic, messages, acks: -1 });
+}
+
+/** Closes the clients these helpers opened; call from afterAll. */
+export async function closeClients(): Promise<void> {
+  await Promise.allSettled(producers.splice(0).map((p) => p.disconnect()));
+  const a = sharedAdmin;
+  sharedAdmin = undefined;
+  await a?.disconnect().catch(() => {});
+}
+
+export interface ToolResult {
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs one of Kafka's Java tools (`scripts/kafka tool NAME args`), optionally feeding stdin; fails on a non-zero exit. */
+export function kafkaTool(name: string, args: readonly string[], input?: string, timeoutMs = 120_000): Promise<ToolResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('bash', [script, 'tool', name, ...args], { cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, KAFKA_HEAP_OPTS: '-Xmx256m' } });
+    let stdout = '';
+    let stderr = '';
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) resolve({ stdout, stderr });
+      else reject(new Error(`scripts/kafka tool ${name} ${args.join(' ')} exited with ${code ?? signal}\nstdout:\n${stdout}\nstderr:\n${stderr}`));
+    });
+    child.stdin.end(input ?? '');
+  });
+}
+
+/** Writes `key:value` lines with Kafka's Java console producer, compressed with `codec`. */
+export async function javaConsoleProduce(topic: string, lines: readonly string[], props: Record<string, string> = {}): Promise<void> {
+  const args = ['--bootstrap-server', bootstrap(), '--topic', topic, '--reader-property', 'parse.key=true', '--reader-property', 'key.separator=:'];
+  for (const [k, v] of Object.entries({ acks: 'all', 'linger.ms': '50', ...props })) args.push('--command-property', `${k}=${v}`);
+  await kafkaTool('console-producer', args, `${lines.join('\n')}\n`);
+}
+
+/** Writes `records` random records of `size` bytes with Kafka's Java producer-perf-test. */
+export async function javaPerfProduce(topic: string, records: number, size: number, props: Record<string, string> = {}, extra: readonly string[] = []): Promise<string> {
+  const args = ['--bootstrap-server', bootstrap(), '--topic', topic, '--num-records', String(records), '--record-size', String(size), '--throughput', '-1', '--command-property'];
+  for (const [k, v] of Object.entries({ acks: 'all', 'linger.ms': '5', ...props })) args.push(`${k}=${v}`);
+  const { stdout } = await kafkaTool('producer-perf-test', [...args, ...extra]);
+  return stdout;
+}
+
+export interface GroupRow {
+  readonly topic: string;
+  readonly partition: number;
+  readonly currentOffset: number | undefined;
+  readonly logEndOffset: number | undefined;
+  readonly lag: number | undefined;
+}
+
+/** `kafka-consumer-groups --describe --group G`, parsed. */
+export async function describeGroup(group: string): Promise<{ rows: GroupRow[]; text: string }> {
+  const { stdout } = await kafkaTool('consumer-groups', ['--bootstrap-server', bootstrap(), '--describe', '--group', group]);
+  const rows: GroupRow[] = [];
+  const num = (s: string | undefined): number | undefined => (s === undefined || s === '-' ? undefined : Number(s));
+  for (const line of stdout.split('\n')) {
+    const cols = line.trim().split(/\s+/);
+    if (cols[0] !== group || cols.length < 6) continue;
+    rows.push({ topic: cols[1]!, partition: Number(cols[2]), currentOffset: num(cols[3]), logEndOffset: num(cols[4]), lag: num(cols[5]) });
+  }
+  return { rows, text: stdout };
+}
+
+/** Earliest and latest offset per partition (kafkajs admin). */
+export async function topicOffsets(topic: string): Promise<Map<number, { low: number; high: number }>> {
+  const rows = await (await admin()).fetchTopicOffsets(topic);
+  return new Map(rows.map((r) => [r.partition, { low: Number(r.low), high: Number(r.high) }]));
+}
+
+export function recordLines(records: readonly SourceRecord[]): string[] {
+  return records.map((r) => `${r.topic}/${r.partition}@${r.offset}=${r.value?.toString() ?? 'null'}`);
+}
+
+export interface RunResult {
+  readonly summary: RunSummary;
+  readonly records: SourceRecord[][];
+  readonly source: KafkaSource;
+  readonly batches: Array<{ id: number; ranges: ReadonlyArray<{ topic: string; partition: number; from: number; until: number }>; records: number }>;
+}
+
+/**
+ * Runs a job on a kafkaSource whose transform passes every record through, until `run`
+ * options say stop; returns the records per batch as the sink saw them.
+ */
+export async function runKafkaJob(
+  checkpointDir: string,
+  sourceOptions: Partial<KafkaSourceOptions> & { groupId: string },
+  run: RunOptions,
+  job: Partial<JobDefinition<SourceRecord>> = {},
+  engineHooks: { onEngine?: (engine: Engine<SourceRecord>) => void } = {},
+): Promise<RunResult> {
+  const source = kafkaSource({ brokers: brokers(), ...sourceOptions } as KafkaSourceOptions);
+  const sink = memorySink<SourceRecord>();
+  const batches: RunResult['batches'] = [];
+  const engine = new Engine(defineJob<SourceRecord>({
+    name: 'kafka-test', source, sinks: [sink], transform: (records) => records, stageOutputs: false, ...job,
+    batch: { maxWaitMs: 0, pollIntervalMs: 50, ...job.batch },
+  }), {
+    checkpointDir,
+    onBatch: (s) => batches.push({ id: s.id, ranges: s.ranges, records: s.records }),
+  });
+  engineHooks.onEngine?.(engine);
+  const summary = await engine.run(run);
+  const records = [...sink.batches.keys()].sort((a, b) => a - b).map((id) => [...sink.batches.get(id)!]);
+  return { summary, records, source, batches };
+}
+
+/** Runs `fn` every `ms` until it returns true or `timeoutMs` passes. */
+export async function until(what: string, fn: () => boolean | Promise<boolean>, timeoutMs = 60_000, ms = 100): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await fn())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, ms));
+  }
+}
