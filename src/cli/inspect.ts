@@ -8,7 +8,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { BadConfigError, CorruptCheckpointError, ExitCode, isTidemarkError } from '../../checkpoint/errors';
+import { BadConfigError, CorruptCheckpointError, describeCause, ExitCode, isTidemarkError } from '../../checkpoint/errors';
 import { describeOwner, isLocked, readLockOwner, type LockOwner } from '../../checkpoint/lock';
 import type { BatchRecord, CheckpointMeta, FingerprintEntry, LostRange, OffsetMap, ResetEntry } from '../../checkpoint/model';
 import { LevelKV } from '../../checkpoint/kv';
@@ -79,12 +79,6 @@ function examineFiles(dbDir: string): { files: Array<{ name: string; bytes: numb
   return { files, problems };
 }
 
-function describeError(err: unknown): string {
-  const parts: string[] = [];
-  for (let e: unknown = err; e instanceof Error; e = (e as { cause?: unknown }).cause) parts.push(e.message);
-  return parts.length > 0 ? parts.join(': ') : String(err);
-}
-
 /** Copies the LevelDB files (not its LOCK) to a temp directory; a daemon may delete files meanwhile, so retry. */
 async function snapshot(dbDir: string): Promise<string> {
   for (let attempt = 1; ; attempt++) {
@@ -108,7 +102,7 @@ async function openSnapshot(dir: string, live: boolean): Promise<{ store: Checkp
       return { store: new CheckpointStore(kv, dir), copy };
     } catch (err) {
       await rm(copy, { recursive: true, force: true });
-      if (!live || attempt >= 5) throw new CorruptCheckpointError(dir, describeError(err).split(copy).join(join(dir, 'db')), { cause: err });
+      if (!live || attempt >= 5) throw new CorruptCheckpointError(dir, describeCause(err).split(copy).join(join(dir, 'db')), { cause: err });
     }
   }
 }

@@ -77,6 +77,7 @@ const EXIT_CODES = `Exit codes:
   9   sink failed after its retries (the batch stays staged and is redelivered on restart)
   10  checkpoint lock lost while running
   11  source went backwards (topic deleted or recreated)
+  12  the checkpoint cannot be written (disk full, read-only file system); nothing is lost
   130 a second SIGTERM/SIGINT
 `;
 
