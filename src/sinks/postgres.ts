@@ -142,7 +142,7 @@ export function postgresSink<T>(options: PostgresSinkOptions<T>): PostgresSink<T
   const getPool = (): Pool => {
     if (!pool) {
       const config: PoolConfig = typeof options.connection === 'string' ? { connectionString: options.connection } : (options.connection as PoolConfig);
-      pool = new Pool({ connectionTimeoutMillis: 10_000, max: 2, ...config });
+      pool = new Pool({ connectionTimeoutMillis: 10_000, max: 2, allowExitOnIdle: true, ...config });
       // An idle connection dropped by the server (restart, failover) must not crash the process:
       // the next write gets a fresh connection, and a failed write is retried by the engine.
       pool.on('error', () => {});

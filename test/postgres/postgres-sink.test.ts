@@ -174,8 +174,9 @@ describe('postgresSink, mode custom', () => {
     const s = make();
     await s.write(batch(1, outputs));
     await s.write(batch(1, outputs));
-    await make().write(batch(1, outputs));
-    await s.close();
+    const restarted = make();
+    await restarted.write(batch(1, outputs));
+    await Promise.all([s.close(), restarted.close()]);
     expect(calls).toEqual([1]);
     expect(await db.query('SELECT id, body FROM events ORDER BY id')).toEqual(outputs.map((o) => ({ id: o.id, body: o.body })));
     expect(await db.query("SELECT n::int AS n FROM totals")).toEqual([{ n: 2 }]);

@@ -2,7 +2,7 @@
 // PG_URL), and a fresh schema per test file so files running in parallel never meet.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool } from 'pg';
@@ -51,6 +51,7 @@ export function testSchema(prefix = 't'): TestSchema {
  */
 export function privateServer(): { url: () => string; halt: () => void; resume: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'tidemark-pg-private-'));
+  chmodSync(dir, 0o755); // the server runs as another user when the tests run as root
   const env: NodeJS.ProcessEnv = { ...process.env, TIDEMARK_PG_DIR: join(dir, 'pg') };
   delete env.PG_URL;
   const run = (cmd: string): string => execFileSync('bash', [join(repoRoot, 'scripts', 'postgres'), cmd], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 }).trim().split('\n').pop()!;
