@@ -1,13 +1,15 @@
 // Durable file replacement: write a temp file, fsync it, rename it over the target, fsync
 // the directory. A reader sees the old file or the new one, never a part; after a crash
-// at any point the target is either absent or complete.
+// at any point the target is either absent or complete. The temp name is fixed per target
+// (one process owns a checkpoint and so its sinks), so a killed writer's leftover is
+// overwritten by the next attempt instead of piling up.
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
   const dir = dirname(path);
   await mkdir(dir, { recursive: true });
-  const temp = join(dir, `.${basename(path)}.tmp-${process.pid}`);
+  const temp = join(dir, `.${basename(path)}.tmp`);
   const file = await open(temp, 'w');
   try {
     await file.writeFile(data);

@@ -53,20 +53,14 @@ describe('fileSink', () => {
     const dir = fresh();
     const sub = join(dir, 'files');
     mkdirSync(sub, { recursive: true });
-    // What a process killed after writing its temp file leaves: a partial temp file, no target.
-    const strayOther = join(sub, '.batch-7.jsonl.tmp-999999');
-    writeFileSync(strayOther, '"par');
-    // ... and one with this process's pid (pids are reused): it must be overwritten, not appended to.
-    writeFileSync(join(sub, `.batch-7.jsonl.tmp-${process.pid}`), '"garbage that is longer than the real content"\n'.repeat(10));
+    // What a process killed after writing its temp file leaves: a temp file, no target.
+    writeFileSync(join(sub, '.batch-7.jsonl.tmp'), '"garbage that is longer than the real content"\n'.repeat(10));
 
     const sink = fileSink<string>({ dir });
     await sink.write({ id: 7, ranges: [range], outputs: ['x'] });
     expect(readFileSync(join(sub, 'batch-7.jsonl'), 'utf8')).toBe('"x"\n');
-    const visible = readdirSync(sub).filter((f) => !f.startsWith('.'));
-    expect(visible).toEqual(['batch-7.jsonl']);
-    expect(readdirSync(sub)).not.toContain(`.batch-7.jsonl.tmp-${process.pid}`);
-    // The other process's leftover is only ever a dot-file next to the batch files; nothing reads it.
-    expect(readFileSync(strayOther, 'utf8')).toBe('"par');
+    // The leftover was overwritten and renamed into place: nothing piles up.
+    expect(readdirSync(sub)).toEqual(['batch-7.jsonl']);
 
     // Redelivery after such a crash still gives exactly one complete file.
     await sink.write({ id: 7, ranges: [range], outputs: ['x'] });
