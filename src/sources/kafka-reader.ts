@@ -139,6 +139,19 @@ function recordBytes(r: SourceRecord): number {
   return (r.key?.length ?? 0) + (r.value?.length ?? 0) + RECORD_OVERHEAD;
 }
 
+/**
+ * The offset after the last record batch of the answer, from its header: records the
+ * cleaner removed from the end of a batch leave its lastOffsetDelta behind, so the
+ * position can pass them without waiting for a later record.
+ */
+function batchEnd(raw: FetchedBatch): number {
+  const last = raw.rawMessages[raw.rawMessages.length - 1] as { batchContext?: { firstOffset?: string; lastOffsetDelta?: number } } | undefined;
+  const ctx = last?.batchContext;
+  if (!ctx || typeof ctx.firstOffset !== 'string' || typeof ctx.lastOffsetDelta !== 'number') return 0;
+  const end = Number(ctx.firstOffset) + ctx.lastOffsetDelta + 1;
+  return Number.isSafeInteger(end) ? end : 0;
+}
+
 /** Gives every member all partitions of the topics it subscribed to. */
 function everyPartitionAssigner(onCluster: (cluster: object) => void): PartitionAssigner {
   return ({ cluster }) => {
@@ -394,7 +407,7 @@ export class KafkaReader {
         this.bufferedBytes += bytes;
         this.counters.recordsFetched++;
       }
-      st.hi = Math.max(st.hi + 1, toOffset(raw.lastOffset(), `${st.key} last offset`) + 1);
+      st.hi = Math.max(st.hi + 1, toOffset(raw.lastOffset(), `${st.key} last offset`) + 1, batchEnd(raw));
       if (this.bufferedBytes > this.counters.peakBufferedBytes) this.counters.peakBufferedBytes = this.bufferedBytes;
       if (!this.wantsData(st)) this.pause(st);
       if (this.bufferedBytes > this.o.maxBufferedBytes) this.relieveMemory();

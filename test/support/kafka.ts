@@ -103,9 +103,13 @@ export async function javaConsoleProduce(topic: string, lines: readonly string[]
   await kafkaTool('console-producer', args, `${lines.join('\n')}\n`);
 }
 
-/** Writes `records` random records of `size` bytes with Kafka's Java producer-perf-test. */
-export async function javaPerfProduce(topic: string, records: number, size: number, props: Record<string, string> = {}, extra: readonly string[] = []): Promise<string> {
-  const args = ['--bootstrap-server', bootstrap(), '--topic', topic, '--num-records', String(records), '--record-size', String(size), '--throughput', '-1', '--command-property'];
+/**
+ * Writes `records` records with Kafka's Java producer-perf-test: random bytes of `size`,
+ * or with 'monotonic' the values 0, 1, 2 … as text.
+ */
+export async function javaPerfProduce(topic: string, records: number, size: number | 'monotonic', props: Record<string, string> = {}, extra: readonly string[] = []): Promise<string> {
+  const payload = size === 'monotonic' ? ['--payload-monotonic'] : ['--record-size', String(size)];
+  const args = ['--bootstrap-server', bootstrap(), '--topic', topic, '--num-records', String(records), ...payload, '--throughput', '-1', '--command-property'];
   for (const [k, v] of Object.entries({ acks: 'all', 'linger.ms': '5', ...props })) args.push(`${k}=${v}`);
   const { stdout } = await kafkaTool('producer-perf-test', [...args, ...extra]);
   return stdout;
@@ -144,6 +148,7 @@ export function recordLines(records: readonly SourceRecord[]): string[] {
 
 export interface RunResult {
   readonly summary: RunSummary;
+  /** Per committed batch (same order as `batches`), the records it read. */
   readonly records: SourceRecord[][];
   readonly source: KafkaSource;
   readonly batches: Array<{ id: number; ranges: ReadonlyArray<{ topic: string; partition: number; from: number; until: number }>; records: number }>;
@@ -151,7 +156,7 @@ export interface RunResult {
 
 /**
  * Runs a job on a kafkaSource whose transform passes every record through, until `run`
- * options say stop; returns the records per batch as the sink saw them.
+ * options say stop; returns the records each committed batch read, in batch order.
  */
 export async function runKafkaJob(
   checkpointDir: string,
@@ -163,8 +168,13 @@ export async function runKafkaJob(
   const source = kafkaSource({ brokers: brokers(), ...sourceOptions } as KafkaSourceOptions);
   const sink = memorySink<SourceRecord>();
   const batches: RunResult['batches'] = [];
+  const read = new Map<number, SourceRecord[]>();
   const engine = new Engine(defineJob<SourceRecord>({
-    name: 'kafka-test', source, sinks: [sink], transform: (records) => records, stageOutputs: false, ...job,
+    name: 'kafka-test', source, sinks: [sink], stageOutputs: false, ...job,
+    transform: (records, context) => {
+      read.set(context.batchId, records);
+      return records;
+    },
     batch: { maxWaitMs: 0, pollIntervalMs: 50, ...job.batch },
   }), {
     checkpointDir,
@@ -172,7 +182,8 @@ export async function runKafkaJob(
   });
   engineHooks.onEngine?.(engine);
   const summary = await engine.run(run);
-  const records = [...sink.batches.keys()].sort((a, b) => a - b).map((id) => [...sink.batches.get(id)!]);
+  // The records each committed batch read (a batch of sparse offsets may read none).
+  const records = batches.map((b) => read.get(b.id) ?? []);
   return { summary, records, source, batches };
 }
 
