@@ -6,7 +6,7 @@
 // what it could read and what is damaged, and exits 7.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { cp, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { BadConfigError, CorruptCheckpointError, describeCause, ExitCode, isTidemarkError } from '../../checkpoint/errors';
 import { describeOwner, isLocked, readLockOwner, type LockOwner } from '../../checkpoint/lock';
@@ -43,7 +43,8 @@ export interface InspectReport {
   readonly fingerprint: string | null;
   readonly fingerprints: readonly FingerprintEntry[];
   readonly resets: readonly ResetEntry[];
-  readonly lock: { readonly held: boolean; readonly owner: LockOwner | null };
+  /** `held`: a live process holds the lock. `stale`: the lock is there but its owner is gone (killed); the next run takes it over. */
+  readonly lock: { readonly held: boolean; readonly stale: boolean; readonly owner: LockOwner | null };
   readonly positions: OffsetMap | null;
   readonly lastCommitted: number | null;
   readonly inFlight: InFlightReport | null;
@@ -51,6 +52,15 @@ export interface InspectReport {
   readonly recentBatches: readonly BatchRecord[];
   readonly lost: readonly LostRange[];
   readonly sizeOnDisk: number;
+}
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 const detailOf = (err: unknown): string =>
@@ -123,8 +133,11 @@ export async function inspectCheckpoint(dir: string, last = 10): Promise<Inspect
   if (!existsSync(dbDir)) {
     throw new BadConfigError(`There is no checkpoint in ${dir} (no ${dbDir}): check the path.`);
   }
-  const held = await isLocked(dir).catch(() => false);
-  const lock = { held, owner: held ? (await readLockOwner(dir)) ?? null : null };
+  const locked = await isLocked(dir).catch(() => false);
+  const owner = locked ? (await readLockOwner(dir)) ?? null : null;
+  const stale = owner !== null && owner.host === hostname() && !processExists(owner.pid);
+  const held = locked && !stale;
+  const lock = { held, stale, owner };
   const damaged: Damage[] = [];
   const base = {
     checkpoint: dir, ok: true, damaged: [] as Damage[], empty: false, format: null, formatSupported: null, job: null, source: null, sinks: null, createdAt: null,
@@ -234,7 +247,9 @@ export function formatReport(r: InspectReport): string {
   out.push(`  job      ${r.job ?? '?'} (format ${format}, created ${iso(r.createdAt)})`);
   out.push(`  source   ${r.source ?? '?'}`);
   out.push(`  sinks    ${r.sinks?.join(', ') ?? '?'}`);
-  out.push(`  daemon   ${r.lock.held ? `running (${describeOwner(r.lock.owner ?? undefined)})` : 'not running (the lock is free)'}`);
+  out.push(`  daemon   ${r.lock.held ? `running (${describeOwner(r.lock.owner ?? undefined)})`
+    : r.lock.stale ? `not running (its last owner, ${describeOwner(r.lock.owner ?? undefined)}, is gone: the next run takes the lock over)`
+      : 'not running (the lock is free)'}`);
   out.push(`  size     ${formatBytes(r.sizeOnDisk)} on disk`);
   out.push(`fingerprint ${r.fingerprint ?? '?'}`);
   for (const f of r.fingerprints) out.push(`  ${iso(f.since)}  ${f.fingerprint}  ${f.note}`);

@@ -168,7 +168,7 @@ export async function resetCommand(argv: string[], help: string): Promise<number
       }
       if (inFlight) {
         lines.push(`discarding batch ${inFlight.id} (${inFlight.state}, ranges ${describeRanges(inFlight.ranges)}` +
-          `${inFlight.outputsOut ? `, outputs ${Object.entries(inFlight.outputsOut).map(([s, n]) => `${s} ${n}`).join(', ')}` : ''}): ` +
+          `${inFlight.outputsOut ? `; counted outputs: ${Object.entries(inFlight.outputsOut).map(([s, n]) => `${s} ${n}`).join(', ')}` : ''}): ` +
           `it is never committed, and id ${inFlight.id} is not used again; a sink may already hold its outputs under batch id ${inFlight.id}.`);
       } else if (discardInFlight) {
         lines.push('no batch is in flight: nothing to discard.');
