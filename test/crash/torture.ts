@@ -5,7 +5,7 @@
 // end drains cleanly and verifies that every produced record's effect is in the sink
 // exactly once, in contiguous offset order, with one execution per batch.
 import { spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openCheckpoint } from '../../checkpoint/store';
 import { EmbeddedLog } from '../../src/sources/embedded-log';
@@ -52,6 +52,7 @@ export interface TortureReport {
   readonly outOfOrder: number;
   readonly inFlightAfterDrain: boolean;
   readonly lostRangesInCheckpoint: number;
+  /** Spawn → first commit after a kill, including the source's connect (Kafka: join the group). */
   readonly recoveryMs: { readonly median: number; readonly max: number; readonly samples: number };
   readonly runSeconds: number;
 }
@@ -64,7 +65,10 @@ interface RunResult {
   readonly firstCommitMs: number | undefined;
 }
 
-function runDaemon(env: NodeJS.ProcessEnv, killAfterMs: number | undefined, args: string[] = []): Promise<RunResult> {
+/** When to SIGKILL from outside: ms after spawn, or ms after the first commit (spawn + `limitMs` at the latest). */
+type KillAt = { readonly afterStartMs: number } | { readonly afterFirstCommitMs: number; readonly limitMs: number };
+
+function runDaemon(env: NodeJS.ProcessEnv, killAt: KillAt | undefined, args: string[] = []): Promise<RunResult> {
   const started = Date.now();
   const child = spawn(process.execPath, [cli, 'run', job, ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
@@ -75,18 +79,23 @@ function runDaemon(env: NodeJS.ProcessEnv, killAfterMs: number | undefined, args
     buffered += d;
     const lines = buffered.split('\n');
     buffered = lines.pop()!;
-    if (firstCommitMs === undefined && lines.some((l) => /"msg":"batch \d+ committed"/.test(l))) firstCommitMs = Date.now() - started;
+    if (firstCommitMs === undefined && lines.some((l) => /"msg":"batch \d+ committed"/.test(l))) {
+      firstCommitMs = Date.now() - started;
+      if (killAt && 'afterFirstCommitMs' in killAt) timers.push(setTimeout(() => child.kill('SIGKILL'), killAt.afterFirstCommitMs));
+    }
   });
-  const timer = killAfterMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+  const timers: NodeJS.Timeout[] = [];
+  if (killAt) timers.push(setTimeout(() => child.kill('SIGKILL'), 'afterStartMs' in killAt ? killAt.afterStartMs : killAt.limitMs));
   return new Promise((resolve) => {
     child.on('close', (code, signal) => {
-      if (timer) clearTimeout(timer);
+      for (const t of timers) clearTimeout(t);
       resolve({ code, signal, stderr, firstCommitMs });
     });
   });
 }
 
 async function inFlightState(checkpoint: string): Promise<string> {
+  if (!existsSync(join(checkpoint, 'db'))) return 'before-checkpoint';
   try {
     const store = await openCheckpoint(checkpoint, { readOnly: true });
     try {
@@ -131,11 +140,15 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
         const point = SEAM_POINTS[Math.floor(rand() * SEAM_POINTS.length)]!;
         const nth = point === 'recovering' ? 1 : 1 + Math.floor(rand() * 3);
         // A point not reached in time (e.g. nothing to do) ends in an outside kill after 10 s.
-        result = await runDaemon({ ...env, TIDEMARK_CRASH_AT: `${point}:${nth}` }, 10_000);
+        result = await runDaemon({ ...env, TIDEMARK_CRASH_AT: `${point}:${nth}` }, { afterStartMs: 30_000 });
         phase = `seam:${point}`;
       } else {
-        result = await runDaemon(env, Math.floor(rand() * 1_200));
-        phase = `random:${await inFlightState(checkpoint)}`;
+        // A quarter during start-up and recovery, the rest in steady state after the first commit.
+        const killAt: KillAt = rand() < 0.25
+          ? { afterStartMs: Math.floor(rand() * 1_500) }
+          : { afterFirstCommitMs: Math.floor(rand() * 400), limitMs: 30_000 };
+        result = await runDaemon(env, killAt);
+        phase = `random:${'afterStartMs' in killAt ? 'startup' : 'running'}:${await inFlightState(checkpoint)}`;
       }
       restarts++;
       if (result.signal !== 'SIGKILL') {
