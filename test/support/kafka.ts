@@ -195,3 +195,41 @@ export async function until(what: string, fn: () => boolean | Promise<boolean>, 
     await new Promise((r) => setTimeout(r, ms));
   }
 }
+
+/**
+ * Every visible record of a topic as a plain kafkajs consumer reads it (the reference a
+ * test compares tidemark with): `partition@offset=value`, per partition in offset order.
+ */
+export async function rawRead(topic: string): Promise<string[]> {
+  const ends = await topicOffsets(topic);
+  const consumer = client().consumer({ groupId: uniqueTopic('raw-reader'), maxWaitTimeInMs: 200 });
+  const got = new Map<number, string[]>();
+  const position = new Map<number, number>();
+  const done = (): boolean => [...ends].every(([p, e]) => (position.get(p) ?? e.low) >= e.high);
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    let finish: () => void = () => {};
+    const finished = new Promise<void>((resolve) => (finish = resolve));
+    await consumer.run({
+      eachBatch: async ({ batch }) => {
+        const list = got.get(batch.partition) ?? [];
+        for (const m of batch.messages) list.push(`${batch.partition}@${m.offset}=${m.value?.toString() ?? 'null'}`);
+        got.set(batch.partition, list);
+        position.set(batch.partition, Number(batch.lastOffset()) + 1);
+        if (done()) finish();
+      },
+    });
+    if (!done()) {
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        await Promise.race([finished, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`rawRead ${topic}: timed out`)), 60_000)))]);
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+  } finally {
+    await consumer.disconnect();
+  }
+  return [...got.keys()].sort((a, b) => a - b).flatMap((p) => got.get(p)!);
+}
