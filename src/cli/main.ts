@@ -128,7 +128,17 @@ function printError(err: unknown, debug: boolean): number {
   return ExitCode.unexpected;
 }
 
+/** A reader that goes away (`tidemark inspect | head`, a log collector that died) must not crash the process. */
+function toleratePipeClosed(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_DESTROYED') throw err;
+    });
+  }
+}
+
 export async function main(argv: string[]): Promise<void> {
+  toleratePipeClosed();
   const [command, ...rest] = argv;
   try {
     let code: number;

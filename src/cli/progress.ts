@@ -60,7 +60,8 @@ export class Progress {
   }
 
   draw(): void {
-    const width = Math.max(20, (this.out.columns ?? 120) - 1);
+    const columns = this.out.columns;
+    const width = columns !== undefined && columns > 20 ? columns - 1 : 160; // 0: a terminal of unknown size
     const text = this.line();
     this.out.write(`\r\x1b[K${text.length > width ? `${text.slice(0, width - 1)}…` : text}`);
     this.shown = true;

@@ -1,6 +1,6 @@
 // `tidemark reset`: the deliberate repair, in each mode.
 import { join } from 'node:path';
-import { allOutputs, batchFiles, generatorJob, offsets, report, tidemark, write } from '../support/cli';
+import { allOutputs, batchFiles, generatorJob, offsets, onTerminal, report, tidemark, write } from '../support/cli';
 import { tempDir } from '../support/tmp';
 
 const root = tempDir('tidemark-reset-');
@@ -79,6 +79,20 @@ describe('tidemark reset', () => {
     const r2 = report(await tidemark(['inspect', cp, '--json']));
     expect(r2.positions).toEqual({ 'generated/0': 60, 'generated/1': 60 });
     expect(r2.resets).toEqual([]);
+  });
+
+  it('on a terminal, asks before applying', async () => {
+    const { dir, cp } = await ranUntil60();
+    const file = write(join(dir, 'offsets.json'), JSON.stringify({ 'generated/1': 30 }));
+    const no = await onTerminal(['reset', cp, '--to', file], 'n\n');
+    expect(no.code).toBe(0);
+    expect(no.stdout).toContain('Apply this reset? [y/N]');
+    expect(no.stdout).toContain('not applied: nothing was changed.');
+    expect(report(await tidemark(['inspect', cp, '--json'])).positions).toEqual({ 'generated/0': 60, 'generated/1': 60 });
+    const yes = await onTerminal(['reset', cp, '--to', file], 'y\n');
+    expect(yes.code).toBe(0);
+    expect(yes.stdout).toContain('done: positions reset');
+    expect(report(await tidemark(['inspect', cp, '--json'])).positions).toEqual({ 'generated/0': 60, 'generated/1': 30 });
   });
 
   it('discards the batch in flight only when told to, saying what it discarded', async () => {

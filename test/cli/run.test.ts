@@ -2,7 +2,7 @@
 // binary as a child process.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { allOutputs, batchFiles, generatorJob, offsets, report, start, tidemark, write } from '../support/cli';
+import { allOutputs, batchFiles, generatorJob, offsets, onTerminal, report, start, tidemark, write } from '../support/cli';
 import { tempDir } from '../support/tmp';
 
 const root = tempDir('tidemark-run-');
@@ -45,6 +45,17 @@ describe('tidemark run', () => {
     expect(r.stderr).toMatch(/batch 4 · [\d,]+ records\/s · 200 records · lag generated 0/);
     const inspect = report(await tidemark(['inspect', cp, '--json']));
     expect(inspect.positions).toEqual({ 'generated/0': 100, 'generated/1': 100 });
+  });
+
+  it('shows the progress line by itself on a terminal, and not when stderr is not one', async () => {
+    const { dir, job, cp } = setup({ partitions: 1, size: 40, maxRecordsPerPartition: 10 });
+    const r = await onTerminal(['run', job, '--checkpoint', cp, '--once', '--log-level', 'warn'], '');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/batch 4 · [\d,]+ records\/s · 40 records · lag generated 0/);
+    expect(allOutputs(dir)).toEqual(offsets(1, 0, 40));
+    const piped = await tidemark(['run', job, '--checkpoint', join(dir, 'cp2'), '--once', '--log-level', 'warn']);
+    expect(piped.code).toBe(0);
+    expect(piped.stderr).toBe('');
   });
 
   it('--max-batches stops after N batches; --log-level warn keeps info lines out', async () => {
