@@ -190,7 +190,8 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     ...(options.sasl !== undefined ? { sasl: options.sasl } : {}),
     connectionTimeout: options.connectionTimeout ?? 3_000,
     ...(options.requestTimeout !== undefined ? { requestTimeout: options.requestTimeout } : {}),
-    ...(options.retry !== undefined ? { retry: options.retry } : {}),
+    // Short per-request retries: tidemark retries around them for as long as `reconnect` allows.
+    retry: options.retry ?? { retries: 2, initialRetryTime: 250, maxRetryTime: 2_000 },
     logLevel: options.logger ? LOG_LEVELS[options.logLevel ?? 'warn'] : KafkaLogLevel.NOTHING,
     logCreator: kafkaLogCreator(logger),
   });

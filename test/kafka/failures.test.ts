@@ -1,0 +1,135 @@
+// Failures: an unreachable broker, offsets deleted by retention (both data-loss policies),
+// a topic deleted or recreated. Each ends in a clear, typed error: never a silent reset.
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { defineJob, Engine, kafkaSource, memorySink, openCheckpoint, type SourceRecord } from 'tidemark';
+import { tidemark, write } from '../support/cli';
+import { admin, brokers, closeClients, createTopic, kafkaTool, bootstrap, produce, runKafkaJob, topicOffsets, uniqueTopic, until } from '../support/kafka';
+import { tempDir } from '../support/tmp';
+
+afterAll(closeClients);
+
+/** A port on 127.0.0.1 that nothing listens on. */
+async function deadPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+describe('kafkaSource failures', () => {
+  const root = tempDir();
+
+  it('broker unreachable at start: SourceUnreachableError after a bounded retry; the CLI exits with code 6', async () => {
+    const port = await deadPort();
+    const source = kafkaSource({ brokers: [`127.0.0.1:${port}`], topics: ['t'], groupId: 'g', reconnect: { atStartMs: 2_000 } });
+    const engine = new Engine(defineJob({ name: 'unreachable', source, sinks: [memorySink()], transform: (r: SourceRecord[]) => r }), { checkpointDir: join(root, 'unreachable') });
+    await expect(engine.run({ once: true })).rejects.toMatchObject({
+      code: 'TIDEMARK_SOURCE_UNREACHABLE', exitCode: 6, message: expect.stringContaining(`Kafka brokers 127.0.0.1:${port} unreachable`),
+    });
+
+    const job = write(join(root, 'job', 'job.ts'), `import { defineJob, kafkaSource, memorySink } from 'tidemark';
+export default defineJob({
+  name: 'unreachable',
+  source: kafkaSource({ brokers: ['127.0.0.1:${port}'], topics: ['orders'], groupId: 'orders-job', reconnect: { atStartMs: 2000 } }),
+  sinks: [memorySink()],
+  transform: (records) => records.map((r) => r.offset),
+});
+`);
+    const r = await tidemark(['run', job, '--checkpoint', join(root, 'job', 'cp')]);
+    expect(r.code).toBe(6);
+    expect(r.stderr).toContain(`Kafka brokers 127.0.0.1:${port} unreachable`);
+    expect(r.stderr).toContain('Check that the source is running and reachable');
+  });
+
+  it.each(['fail', 'skip'] as const)('offsets deleted by retention below the position, onDataLoss %s', async (policy) => {
+    const topic = uniqueTopic(`retention-${policy}`);
+    await createTopic(topic, 1);
+    await produce(topic, Array.from({ length: 100 }, (_, i) => ({ value: `v${i}`, partition: 0 })));
+    const dir = join(root, `retention-${policy}`);
+    const groupId = `${topic}-job`;
+    // Read [0, 50) and stop.
+    const first = await runKafkaJob(dir, { topics: [topic], groupId }, { maxBatches: 1 }, { batch: { maxRecordsPerPartition: 50 } });
+    expect(first.summary.positions).toEqual({ [`${topic}/0`]: 50 });
+    // Retention (here kafka-delete-records, the Java tool) removes everything below 80.
+    const spec = write(join(dir, '..', `${topic}-delete.json`), JSON.stringify({ version: 1, partitions: [{ topic, partition: 0, offset: 80 }] }));
+    await kafkaTool('delete-records', ['--bootstrap-server', bootstrap(), '--offset-json-file', spec]);
+    expect((await topicOffsets(topic)).get(0)!.low).toBe(80);
+
+    const again = runKafkaJob(dir, { topics: [topic], groupId }, { once: true }, { onDataLoss: policy });
+    if (policy === 'fail') {
+      await expect(again).rejects.toMatchObject({ code: 'TIDEMARK_DATA_LOSS', exitCode: 5, message: expect.stringContaining(`${topic}/0 [50, 80)`) });
+      const store = await openCheckpoint(dir, { readOnly: true });
+      expect((await store.load()).positions).toEqual({ [`${topic}/0`]: 50 }); // nothing skipped
+      await store.close();
+    } else {
+      const run = await again;
+      expect(run.records.flat().map((r) => r.offset)).toEqual(Array.from({ length: 20 }, (_, i) => 80 + i));
+      expect(run.summary.positions).toEqual({ [`${topic}/0`]: 100 });
+      const store = await openCheckpoint(dir, { readOnly: true });
+      expect((await store.lostRanges()).map((l) => [l.topic, l.partition, l.from, l.until])).toEqual([[topic, 0, 50, 80]]);
+      await store.close();
+    }
+  });
+
+  it('a topic deleted, or recreated with lower offsets: SourceWentBackwardsError naming it (exit 11), never a reset', async () => {
+    const topic = uniqueTopic('deleted');
+    await createTopic(topic, 2);
+    await produce(topic, Array.from({ length: 10 }, (_, i) => ({ value: `v${i}`, partition: i % 2 })));
+    const dir = join(root, 'deleted');
+    const groupId = `${topic}-job`;
+    const first = await runKafkaJob(dir, { topics: [topic], groupId }, { once: true });
+    expect(first.summary.records).toBe(10);
+
+    await (await admin()).deleteTopics({ topics: [topic] });
+    await until('the topic to be gone', async () => !(await (await admin()).listTopics()).includes(topic));
+    await expect(runKafkaJob(dir, { topics: [topic], groupId }, { once: true })).rejects.toMatchObject({
+      code: 'TIDEMARK_SOURCE_WENT_BACKWARDS', exitCode: 11, message: expect.stringContaining(`${topic}/0 now ends at offset 0, below the checkpoint's position 5`),
+    });
+
+    // Recreated, with fewer records than the checkpoint had read.
+    await until('the topic to be created again', async () => {
+      try {
+        await createTopic(topic, 2);
+        return true;
+      } catch {
+        return false; // the deletion is still in progress
+      }
+    });
+    await produce(topic, [{ value: 'new', partition: 0 }]);
+    await expect(runKafkaJob(dir, { topics: [topic], groupId }, { once: true })).rejects.toMatchObject({
+      code: 'TIDEMARK_SOURCE_WENT_BACKWARDS', message: expect.stringContaining(`${topic}/0 now ends at offset 1, below the checkpoint's position 5`),
+    });
+    const store = await openCheckpoint(dir, { readOnly: true });
+    expect((await store.load()).positions).toEqual({ [`${topic}/0`]: 5, [`${topic}/1`]: 5 });
+    await store.close();
+  });
+
+  it('a topic deleted while the job runs stops it with SourceWentBackwardsError', async () => {
+    const topic = uniqueTopic('deleted-live');
+    await createTopic(topic, 1);
+    await produce(topic, Array.from({ length: 5 }, (_, i) => ({ value: `v${i}`, partition: 0 })));
+    const seen: SourceRecord[] = [];
+    const engine = new Engine(defineJob<SourceRecord>({
+      name: 'live', source: kafkaSource({ brokers: brokers(), topics: [topic], groupId: `${topic}-job` }), sinks: [memorySink()], stageOutputs: false,
+      transform: (records) => {
+        seen.push(...records);
+        return records;
+      },
+      batch: { maxWaitMs: 0, pollIntervalMs: 100 },
+    }), { checkpointDir: join(root, 'deleted-live') });
+    const running = engine.run();
+    await until('the records', () => seen.length === 5);
+    await (await admin()).deleteTopics({ topics: [topic] });
+    await expect(running).rejects.toMatchObject({ code: 'TIDEMARK_SOURCE_WENT_BACKWARDS', message: expect.stringContaining(`${topic}/0`) });
+  });
+
+  it('a topic that does not exist: BadConfigError naming it (tidemark never creates topics)', async () => {
+    const topic = uniqueTopic('never');
+    await expect(runKafkaJob(join(root, 'never'), { topics: [topic], groupId: `${topic}-job` }, { once: true })).rejects.toMatchObject({
+      code: 'TIDEMARK_BAD_CONFIG', message: expect.stringContaining(`Kafka topic ${topic} does not exist`),
+    });
+    expect((await (await admin()).listTopics()).includes(topic)).toBe(false);
+  });
+});
