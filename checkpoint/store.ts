@@ -15,6 +15,7 @@ import { keys } from './keys';
 import { existsSync, readdirSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic } from './fs-atomic';
 import { LevelKV, type KV, type KVOp } from './kv';
 import { acquireLock, type CheckpointLock } from './lock';
 import {
@@ -24,6 +25,9 @@ import {
 /** The on-disk format this build writes and the newest it reads. */
 export const FORMAT_VERSION = 1;
 
+/** A file beside the database, written once the checkpoint's meta record is durable. */
+const MARKER = 'checkpoint.json';
+
 export interface StoreOptions {
   /** Committed batch records kept for `inspect` (default 100). */
   readonly retainBatches?: number;
@@ -31,6 +35,8 @@ export interface StoreOptions {
   readonly chunkSize?: number;
   /** Called before every write; throws when this process no longer owns the checkpoint. */
   readonly assertWritable?: () => void;
+  /** Called after the meta record is durable (openCheckpoint marks the directory as holding a checkpoint). */
+  readonly onMetaWritten?: () => Promise<void>;
 }
 
 interface CommittedState {
@@ -42,11 +48,13 @@ export class CheckpointStore {
   private readonly retain: number;
   private readonly chunkSize: number;
   private readonly assertWritable: () => void;
+  private readonly onMetaWritten: (() => Promise<void>) | undefined;
 
   constructor(private readonly kv: KV, readonly dir: string, options: StoreOptions = {}) {
     this.retain = Math.max(1, options.retainBatches ?? 100);
     this.chunkSize = Math.max(1, options.chunkSize ?? 1024);
     this.assertWritable = options.assertWritable ?? (() => {});
+    this.onMetaWritten = options.onMetaWritten;
   }
 
   /** A read LevelDB fails (bad table, checksum mismatch) means damage, reported as such. */
@@ -110,6 +118,7 @@ export class CheckpointStore {
   async writeMeta(meta: CheckpointMeta): Promise<void> {
     // Synced: a reader must never see batches without the meta that says whose they are.
     await this.write([{ type: 'put', key: keys.meta, value: encodeJSON(meta) }], true);
+    await this.onMetaWritten?.();
   }
 
   async planBatch(batch: BatchRecord): Promise<void> {
@@ -250,7 +259,22 @@ export async function openCheckpoint(
     if (/no space left/i.test(describeCause(err))) throw new CheckpointWriteError(dir, err);
     throw new CorruptCheckpointError(dir, `LevelDB cannot open it: ${describeCause(err)}`, { cause: err });
   }
-  const store = new CheckpointStore(kv, dir, { ...options, assertWritable: () => lock?.assertHeld() });
+  // LevelDB drops a corrupted write log silently when it opens: a checkpoint whose records
+  // lived only there would look empty and be started afresh. The marker, written once the
+  // meta record is durable, tells "never written" from "lost".
+  const marker = join(dir, MARKER);
+  const store = new CheckpointStore(kv, dir, {
+    ...options,
+    assertWritable: () => lock?.assertHeld(),
+    onMetaWritten: async () => {
+      if (!existsSync(marker)) await writeFileAtomic(marker, `${JSON.stringify({ format: FORMAT_VERSION, createdAt: Date.now() })}\n`);
+    },
+  });
+  if (existsSync(marker) && (await store.readMeta().catch(() => undefined)) === undefined) {
+    await kv.close();
+    await lock?.release();
+    throw new CorruptCheckpointError(dir, `${MARKER} says a checkpoint was written here, but LevelDB holds no records (a lost or corrupted write log?)`);
+  }
   const close = store.close.bind(store);
   store.close = async () => {
     await close();

@@ -2,7 +2,7 @@
 // A second delivery of a batch rewrites the same file with the same outputs: harmless.
 import { join } from 'node:path';
 import type { Sink, SinkBatch } from '../contracts';
-import { writeFileAtomic } from '../fs-atomic';
+import { writeFileAtomic } from '../../checkpoint/fs-atomic';
 
 export interface FileSinkOptions<T> {
   readonly dir: string;

@@ -17,7 +17,7 @@ import * as lockfile from 'proper-lockfile';
 import { BadConfigError } from '../../checkpoint/errors';
 import { partitionKey } from '../../checkpoint/model';
 import type { OffsetMap, PartitionRef, Range, Source, SourceRecord } from '../contracts';
-import { writeFileAtomic } from '../fs-atomic';
+import { writeFileAtomic } from '../../checkpoint/fs-atomic';
 
 const NULL_LEN = 0xffffffff;
 const ENTRY = 8;

@@ -83,8 +83,11 @@ describe('tidemark run --metrics-port', () => {
     const daemon = start(['run', job, '--checkpoint', join(dir, 'cp'), '--metrics-port', '0', '--metrics-host', '127.0.0.1']);
     const port = await metricsPort(daemon);
     expect(await get(port, '/healthz')).toMatchObject({ status: 200, body: 'ok\n' });
-    // The source has not answered yet: alive, not ready.
-    expect(await get(port, '/readyz')).toMatchObject({ status: 503, body: 'no batch or poll finished yet\n' });
+    // Not ready while recovering, nor once recovered while the source has not answered yet.
+    const early = await get(port, '/readyz');
+    expect(early.status).toBe(503);
+    expect(['recovering\n', 'no batch or poll finished yet\n']).toContain(early.body);
+    for (let r = early; r.body !== 'no batch or poll finished yet\n'; r = await get(port, '/readyz')) expect(r).toMatchObject({ status: 503, body: 'recovering\n' });
     expect(value(parseMetrics((await get(port, '/metrics')).body), 'tidemark_ready')).toBe(0);
     write(join(dir, 'go'), '');
     const samples = await scrapeUntil(port, (s) => value(s, 'tidemark_batches_total', { outcome: 'committed' }) === 4 && value(s, 'tidemark_lag_records', { partition: '1' }) === 0);

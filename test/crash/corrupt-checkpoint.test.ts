@@ -70,3 +70,15 @@ describe.each(damages)('a checkpoint where %s', (what, files, damage) => {
     expect(contents(dir)).toEqual(before);
   });
 });
+
+it('a checkpoint whose only write log is zeroed is refused, not started afresh', () => {
+  const dir = join(base, 'cp-log');
+  expect(run(dir, '--max-batches', '1').status).toBe(0);
+  const db = join(dir, 'db');
+  const logs = readdirSync(db).filter((f) => f.endsWith('.log'));
+  expect(readdirSync(db).filter((f) => f.endsWith('.ldb'))).toEqual([]); // the records live only in the log
+  for (const f of logs) writeFileSync(join(db, f), Buffer.alloc(statSync(join(db, f)).size));
+  const r = run(dir);
+  expect(r.stderr).toMatch(/is damaged \(checkpoint\.json says a checkpoint was written here, but LevelDB holds no records/);
+  expect(r.status).toBe(7);
+});
