@@ -168,6 +168,7 @@ public final class StreamsPeer {
         if (streams.state().isRunningOrRebalancing()) streams.close(java.time.Duration.ofSeconds(30));
       }));
 
+      double cpu0 = cpuSeconds();
       long t0 = System.nanoTime();
       streams.start();
 
@@ -211,6 +212,7 @@ public final class StreamsPeer {
         Thread.sleep(20);
       }
       long t1 = System.nanoTime();
+      double cpu1 = cpuSeconds();
       streams.close(java.time.Duration.ofSeconds(60));
       long t2 = System.nanoTime();
       if (tempState) deleteTree(stateDir);
@@ -220,11 +222,11 @@ public final class StreamsPeer {
           "{\"records\":%d,\"seconds\":%.3f,\"cpuSeconds\":%.3f,\"peakRssMB\":%.1f,"
               + "\"peer\":\"kafka-streams\",\"version\":\"%s\",\"guarantee\":\"%s\",\"threads\":%d,"
               + "\"commitIntervalMs\":%d,\"recordsPerSecond\":%.0f,\"firstRecordSeconds\":%.3f,"
-              + "\"closeSeconds\":%.3f,\"jvmUptimeSeconds\":%.3f}",
+              + "\"closeSeconds\":%.3f,\"jvmUptimeSeconds\":%.3f,\"cpuSecondsAfterStart\":%.3f}",
           records, seconds, cpuSeconds(), peakRssMB(), org.apache.kafka.common.utils.AppInfoParser.getVersion(),
           guarantee, threads, commitMs, records / seconds,
           firstRecordNanos == 0 ? -1.0 : (firstRecordNanos - t0) / 1e9, (t2 - t1) / 1e9,
-          ManagementFactory.getRuntimeMXBean().getUptime() / 1e3);
+          ManagementFactory.getRuntimeMXBean().getUptime() / 1e3, cpu1 - cpu0);
       System.out.println(json);
       System.out.flush();
       System.exit(0);
