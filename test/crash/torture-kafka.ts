@@ -2,6 +2,7 @@
 // sent by an idempotent kafkajs producer every 20 ms while the daemon is killed and
 // restarted. Records are listed as produced only once the broker acknowledged them.
 import { Kafka, logLevel } from 'kafkajs';
+import { waitForLeaders } from '../support/kafka';
 import type { Producer } from './torture';
 
 export function kafkaProducerFactory(brokers = process.env.KAFKA_BROKERS): (dir: string) => Producer {
@@ -16,7 +17,8 @@ export function kafkaProducerFactory(brokers = process.env.KAFKA_BROKERS): (dir:
     let pending: Promise<void> = (async () => {
       const admin = kafka.admin();
       await admin.connect();
-      await admin.createTopics({ topics: [{ topic, numPartitions: 4, replicationFactor: 1 }], waitForLeaders: true });
+      await admin.createTopics({ topics: [{ topic, numPartitions: 4, replicationFactor: 1 }] });
+      await waitForLeaders(admin, topic, 4);
       await admin.disconnect();
       await producer.connect();
     })();

@@ -4,6 +4,7 @@
 import { join } from 'node:path';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { defineJob, Engine, kafkaSource, type Range, type Source, type SourceRecord } from 'tidemark';
+import { waitForLeaders } from '../support/kafka';
 import { OwnBroker } from '../support/kafka-broker';
 import { tempDir } from '../support/tmp';
 
@@ -23,8 +24,9 @@ describe('kafkaSource across a broker restart', () => {
     const admin = kafka.admin();
     await admin.connect();
     const topic = 'restart';
-    await admin.createTopics({ topics: [{ topic, numPartitions: 4 }], waitForLeaders: true });
-    const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+    await admin.createTopics({ topics: [{ topic, numPartitions: 4 }] });
+    await waitForLeaders(admin, topic, 4);
+    const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
     const perPartition = 3000;
     for (let p = 0; p < 4; p++) {

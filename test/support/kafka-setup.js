@@ -1,12 +1,15 @@
 'use strict';
 // Starts one Apache Kafka broker for the `kafka` test project (scripts/kafka), or uses
-// KAFKA_BROKERS when set. A broker that cannot start fails the suite: never a skip.
-const { execFileSync } = require('node:child_process');
+// KAFKA_BROKERS when set, or a broker scripts/kafka already runs. A broker that cannot
+// start fails the suite: never a skip.
+const { execFileSync, spawnSync } = require('node:child_process');
 const path = require('node:path');
+
+const script = path.join(__dirname, '..', '..', 'scripts', 'kafka');
 
 module.exports = async function kafkaSetup() {
   if (process.env.KAFKA_BROKERS) return;
-  const script = path.join(__dirname, '..', '..', 'scripts', 'kafka');
+  const running = spawnSync('bash', [script, 'status'], { stdio: 'ignore' }).status === 0;
   let out;
   try {
     out = execFileSync('bash', [script, 'start'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 600_000 });
@@ -15,5 +18,6 @@ module.exports = async function kafkaSetup() {
   }
   const lines = out.trim().split('\n');
   process.env.KAFKA_BROKERS = lines[lines.length - 1].trim();
-  process.env.TIDEMARK_KAFKA_STARTED_BY_TESTS = '1';
+  // Stop it afterwards only if this run started it.
+  if (!running) process.env.TIDEMARK_KAFKA_STARTED_BY_TESTS = '1';
 };

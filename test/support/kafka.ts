@@ -45,14 +45,36 @@ export async function admin(): Promise<Admin> {
 export async function createTopic(topic: string, partitions = 1, configs: Record<string, string> = {}): Promise<void> {
   const a = await admin();
   const configEntries: ITopicConfig['configEntries'] = Object.entries(configs).map(([name, value]) => ({ name, value }));
-  const created = await a.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: 1, configEntries }], waitForLeaders: true });
+  const created = await a.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: 1, configEntries }], waitForLeaders: false });
   if (!created) throw new Error(`topic ${topic} existed already`);
+  await waitForLeaders(a, topic, partitions);
+}
+
+/**
+ * Waits until the topic's metadata names a leader for every partition. (kafkajs's own
+ * `waitForLeaders` gives up on UNKNOWN_TOPIC_OR_PARTITION, which a KRaft broker answers
+ * while a new topic's metadata is still propagating.)
+ */
+export async function waitForLeaders(a: Admin, topic: string, partitions: number): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      const { topics } = await a.fetchTopicMetadata({ topics: [topic] });
+      const parts = topics[0]?.partitions ?? [];
+      if (parts.length === partitions && parts.every((p) => p.leader >= 0)) return;
+    } catch (err) {
+      if ((err as { type?: string }).type !== 'UNKNOWN_TOPIC_OR_PARTITION' && (err as { type?: string }).type !== 'LEADER_NOT_AVAILABLE') throw err;
+    }
+    if (Date.now() > deadline) throw new Error(`topic ${topic} has no leader for every partition after 30 s`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
 
 const producers: Producer[] = [];
 
 export async function producer(options: Parameters<Kafka['producer']>[0] = {}): Promise<Producer> {
-  const p = client().producer({ createPartitioner: Partitioners.DefaultPartitioner, ...options });
+  // Idempotent: a send retried after a timeout (a loaded machine) must not write twice.
+  const p = client().producer({ createPartitioner: Partitioners.DefaultPartitioner, idempotent: true, maxInFlightRequests: 1, ...options });
   await p.connect();
   producers.push(p);
   return p;
