@@ -214,15 +214,6 @@ export class KafkaAdmin {
     return out;
   }
 
-  /** Commits offsets to a group without members (the job's group: lag tools read it). */
-  async commitGroupOffsets(groupId: string, positions: ReadonlyArray<{ topic: string; partition: number; offset: number }>): Promise<void> {
-    const byTopic = new Map<string, Array<{ partition: number; offset: string }>>();
-    for (const p of positions) byTopic.set(p.topic, [...(byTopic.get(p.topic) ?? []), { partition: p.partition, offset: String(p.offset) }]);
-    for (const [topic, partitions] of byTopic) {
-      await this.call(`committing the offsets of group ${groupId}`, (a) => a.setOffsets({ groupId, topic, partitions }));
-    }
-  }
-
   async close(): Promise<void> {
     await this.connecting?.catch(() => undefined);
     await this.renew();

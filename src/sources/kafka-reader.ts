@@ -606,6 +606,13 @@ export class KafkaReader {
 
   // ------------------------------------------------------------------ commits, waiting, closing
 
+  /** Commits positions to the job's consumer group (for lag tools; the checkpoint stays the truth). */
+  async commit(positions: ReadonlyArray<{ topic: string; partition: number; offset: number }>): Promise<void> {
+    if (positions.length === 0 || this.closed) return;
+    if (!this.running) await this.start(positions.map((p) => p.topic));
+    await this.consumer!.commitOffsets(positions.map((p) => ({ topic: p.topic, partition: p.partition, offset: String(p.offset) })));
+  }
+
   private fail(err: unknown): void {
     this.failure ??= err instanceof Error ? err : new Error(String(err));
     this.notify();

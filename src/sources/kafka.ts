@@ -10,7 +10,6 @@
 //   - after each committed batch the positions go to the job's consumer group, so
 //     `kafka-consumer-groups --describe` shows progress and lag. The checkpoint stays the
 //     source of truth.
-import { randomBytes } from 'node:crypto';
 import { Kafka, logLevel as KafkaLogLevel, type KafkaConfig, type LogEntry, type RetryOptions, type SASLOptions } from 'kafkajs';
 import type { ConnectionOptions } from 'node:tls';
 import { BadConfigError } from '../../checkpoint/errors';
@@ -43,10 +42,8 @@ export interface KafkaSourceOptions {
   readonly assign?: ReadonlyArray<string | PartitionRef>;
   /**
    * The job's consumer group: positions are committed to it after every batch (for
-   * `kafka-consumer-groups` and lag tools) and `startingOffsets: 'group'` reads it. The
-   * source's consumer reads as the only member of a group of its own process
-   * (`<groupId>.reader-<pid>-<random>`), so a restart never waits for a killed member to
-   * time out. One group per job.
+   * `kafka-consumer-groups` and lag tools), `startingOffsets: 'group'` reads it, and the
+   * source's consumer is its member while the job runs. One group per job.
    */
   readonly groupId: string;
   /** Default `earliest`. Used only for partitions the checkpoint has no position for. */
@@ -202,13 +199,8 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     atStartMs: options.reconnect?.atStartMs ?? 15_000,
     whileRunningMs: options.reconnect?.whileRunningMs ?? 120_000,
   }, logger);
-  // The reader's consumer joins a group of its own process, not the job's group: after a
-  // SIGKILL the job's group would keep the dead member until its session timed out, and the
-  // restarted job would wait that long to be given its partitions. Positions still go to the
-  // job's group (committed by the admin client, the group having no live members), so lag
-  // tools and `startingOffsets: 'group'` see the job's progress.
   const reader = new KafkaReader({
-    kafka, admin, groupId: `${groupId}.reader-${process.pid}-${randomBytes(3).toString('hex')}`, readUncommitted: options.isolation === 'read_uncommitted', tuning: options.consumer ?? {},
+    kafka, admin, groupId, readUncommitted: options.isolation === 'read_uncommitted', tuning: options.consumer ?? {},
     maxBufferedBytes: options.maxBufferedBytes ?? 64 * 1024 * 1024, stallCheckMs: 3_000, log: logger,
   });
 
@@ -321,7 +313,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
       const list = Object.entries(positions)
         .map(([key, offset]) => ({ ...parsePartitionKey(key), offset }))
         .filter((p) => seen.has(p.topic) && !missing.has(p.topic));
-      await admin.commitGroupOffsets(groupId, list);
+      await reader.commit(list);
     },
     stats: () => ({ ...reader.stats(), groupId }),
     async close() {
