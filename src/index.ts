@@ -16,5 +16,6 @@ export { fileSink, type FileSinkOptions } from './sinks/file';
 export { memorySink, type MemorySink } from './sinks/memory';
 export { postgresSink, ledgerDDL, quoteName, type PostgresSink, type PostgresSinkOptions } from './sinks/postgres';
 export { checkIdempotentSink, type SinkCheckOptions, type SinkCheckReport } from './sinks/testing';
+export { kafkaSink, forwardRecord, type KafkaSink, type KafkaSinkOptions, type KafkaMessageOut, type KafkaCompression } from './sinks/kafka';
 export { kafkaSource, type KafkaSource, type KafkaSourceOptions, type KafkaSourceStats, type KafkaStartingOffsets } from './sources/kafka';
 export { registerKafkaCodecs } from './sources/kafka-codecs';

@@ -1,0 +1,304 @@
+// The Kafka topic sink: a batch's outputs in one Kafka transaction, which also records the
+// batch id, so a read_committed consumer of the output sees every output exactly once.
+//
+//   connect          initTransactions with transactionalId `tidemark.<job>.<sink>`: fences any
+//                    older producer of the same job and sink (a zombie), and settles its open
+//                    transaction (aborted) or its committing one (completed) before going on
+//   read the ledger  the committed offset of the sink-side group `tidemark.<job>.<sink>.ledger`
+//                    on partition 0 of the ledger topic: offset = the last batch id delivered,
+//                    metadata = a hash of its ranges
+//   write(batch)     id ≤ last delivered: a redelivery, nothing to do (same id: the ranges must
+//                    match); otherwise one transaction: the outputs (in chunks of at most
+//                    `maxRequestBytes`), then sendOffsets(group, ledger offset := id), then commit
+//
+// Batch ids only grow, and this sink's transactions are its only writer of that group, so
+// "last delivered ≥ id" is exactly "delivered". The outputs and the ledger offset become
+// visible together or not at all (the transaction), so a crash anywhere — before, during or
+// after the commit — leaves a state the next write reads correctly.
+//
+// A producer fenced by a newer one (INVALID_PRODUCER_EPOCH / PRODUCER_FENCED) throws
+// SinkFencedError and never re-initialises: a zombie stops instead of fencing its successor.
+// Any other error aborts the transaction, drops the producer, and is thrown so the engine
+// retries; the retry connects again and re-reads the ledger, since a commit whose answer
+// was lost may have happened.
+import { createHash } from 'node:crypto';
+import * as zlib from 'node:zlib';
+import {
+  CompressionTypes, Kafka, logLevel, Partitioners, type Admin, type ICustomPartitioner, type KafkaConfig, type Message, type Producer,
+  type RetryOptions, type SASLOptions,
+} from 'kafkajs';
+import type { ConnectionOptions } from 'node:tls';
+import { BadConfigError, SinkFencedError, SinkLedgerMismatchError } from '../../checkpoint/errors';
+import type { Range, Sink, SinkBatch, SourceRecord } from '../contracts';
+import { registerKafkaCodecs } from '../sources/kafka-codecs';
+
+/** One record to produce. An output of this shape is produced as it is; any other output as `{ value: JSON.stringify(output) }`. */
+export interface KafkaMessageOut {
+  readonly value: Buffer | string | null;
+  readonly key?: Buffer | string | null;
+  readonly headers?: Readonly<Record<string, Buffer | string | undefined>>;
+  /** Default: the sink's `topic`. */
+  readonly topic?: string;
+  /** Default: chosen by the partitioner (by key; no key: sticky round-robin). */
+  readonly partition?: number;
+  /** Milliseconds since the epoch; default: the broker's or producer's time. */
+  readonly timestamp?: number;
+  /** The record this one derives from: sent as lineage headers (`lineage` option). */
+  readonly source?: { readonly topic: string; readonly partition: number; readonly offset: number };
+}
+
+export type KafkaCompression = 'none' | 'gzip' | 'snappy' | 'lz4' | 'zstd';
+
+export interface KafkaSinkOptions<T> {
+  /** Bootstrap servers, `host:port`. */
+  readonly brokers: readonly string[];
+  /** The output topic (and, by default, the topic whose partition 0 carries the ledger offset). */
+  readonly topic: string;
+  /** Stable sink name (default `kafka`); part of the transactional id and the ledger group. */
+  readonly name?: string;
+  /** Output → record (default: the output if it has a `value`, else its JSON). */
+  readonly message?: (output: T) => KafkaMessageOut;
+  /** Headers `tidemark.source.topic|partition|offset` from a message's `source`, and `tidemark.batch` (default true). */
+  readonly lineage?: boolean;
+  /** `default` (Java-compatible murmur2 of the key, the default), `legacy` (kafkajs 1.x), or your own kafkajs partitioner. */
+  readonly partitioner?: 'default' | 'legacy' | ICustomPartitioner;
+  /** Default `none`. snappy, lz4 and zstd use the codecs of kafka-codecs.ts (writing zstd needs Node ≥ 22.15). */
+  readonly compression?: KafkaCompression;
+  /** Default `tidemark.<job>.<sink>`. One per job and sink: the older producer of the same id is fenced. */
+  readonly transactionalId?: string;
+  /** The sink-side group whose committed offset records the last delivered batch (default `tidemark.<job>.<sink>.ledger`). */
+  readonly ledgerGroup?: string;
+  /** The topic whose partition 0 carries the ledger offset (default: `topic`). It must exist. */
+  readonly ledgerTopic?: string;
+  /** Milliseconds the broker lets a transaction stay open (default 60000; at most the broker's transaction.max.timeout.ms). */
+  readonly transactionTimeout?: number;
+  /** Bytes of messages per produce request within the transaction (default 512 KiB; keep it under the broker's message.max.bytes). */
+  readonly maxRequestBytes?: number;
+  /** The job name (default: the name the engine passes with each batch). */
+  readonly job?: string;
+  readonly ssl?: boolean | ConnectionOptions;
+  readonly sasl?: SASLOptions;
+  /** Default `tidemark`. */
+  readonly clientId?: string;
+  readonly connectionTimeout?: number;
+  readonly requestTimeout?: number;
+  /** kafkajs's retry options for its requests; the engine retries whole batches around them. */
+  readonly retry?: RetryOptions;
+}
+
+export interface KafkaSink<T> extends Sink<T> {
+  close(): Promise<void>;
+  /** The last batch id the ledger says was delivered (reads it; for tests and tools). */
+  lastDelivered(job?: string): Promise<number | undefined>;
+}
+
+/** A record to forward as it is (key, value, headers), with its lineage; `change` replaces fields. */
+export function forwardRecord(record: SourceRecord, change: Partial<KafkaMessageOut> = {}): KafkaMessageOut {
+  return {
+    key: record.key, value: record.value, ...(record.headers ? { headers: record.headers } : {}),
+    source: { topic: record.topic, partition: record.partition, offset: record.offset }, ...change,
+  };
+}
+
+const COMPRESSION: Record<KafkaCompression, CompressionTypes> = {
+  none: CompressionTypes.None, gzip: CompressionTypes.GZIP, snappy: CompressionTypes.Snappy, lz4: CompressionTypes.LZ4, zstd: CompressionTypes.ZSTD,
+};
+
+interface ErrorShape { readonly name?: string; readonly type?: string; readonly code?: number; readonly message?: string; readonly cause?: unknown; readonly originalError?: unknown }
+function chain(err: unknown): ErrorShape[] {
+  const out: ErrorShape[] = [];
+  const seen = new Set<unknown>();
+  const walk = (e: unknown): void => {
+    if (!e || typeof e !== 'object' || seen.has(e) || out.length > 10) return;
+    seen.add(e);
+    out.push(e as ErrorShape);
+    walk((e as ErrorShape).cause);
+    walk((e as ErrorShape).originalError);
+  };
+  walk(err);
+  return out;
+}
+/** A newer producer with the same transactionalId exists (or this transaction outlived its timeout). */
+const isFenced = (err: unknown): boolean => chain(err).some((e) => e.type === 'INVALID_PRODUCER_EPOCH' || e.type === 'PRODUCER_FENCED' || e.code === 47 || e.code === 90);
+
+function rangesHash(ranges: readonly Range[]): string {
+  const canonical = ranges.map((r) => JSON.stringify([r.topic, r.partition, r.from, r.until])).sort().join('\n');
+  return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
+}
+
+interface LedgerEntry { readonly batch: number; readonly ranges: string }
+
+function isMessage(o: unknown): o is KafkaMessageOut {
+  if (typeof o !== 'object' || o === null || !('value' in o)) return false;
+  const v = (o as { value: unknown }).value;
+  return v === null || typeof v === 'string' || Buffer.isBuffer(v);
+}
+
+export function kafkaSink<T>(options: KafkaSinkOptions<T>): KafkaSink<T> {
+  const name = options.name ?? 'kafka';
+  const where = `kafkaSink ${name}`;
+  if (!Array.isArray(options.brokers) || options.brokers.length === 0) throw new BadConfigError(`${where}: brokers must list at least one host:port.`);
+  if (typeof options.topic !== 'string' || options.topic === '') throw new BadConfigError(`${where}: topic is required.`);
+  const compression = options.compression ?? 'none';
+  if (!(compression in COMPRESSION)) throw new BadConfigError(`${where}: compression must be one of ${Object.keys(COMPRESSION).join(', ')}; got ${JSON.stringify(compression)}.`);
+  if (compression === 'zstd' && typeof (zlib as unknown as { zstdCompressSync?: unknown }).zstdCompressSync !== 'function') {
+    throw new BadConfigError(`${where}: compression 'zstd' needs Node ≥ 22.15 (node:zlib zstd) to write; this is Node ${process.versions.node}. Use lz4, snappy or gzip.`);
+  }
+  if (compression !== 'none' && compression !== 'gzip') registerKafkaCodecs();
+  const toMessage = options.message ?? ((o: T): KafkaMessageOut => (isMessage(o) ? o : { value: JSON.stringify(o) }));
+  const lineage = options.lineage !== false;
+  const maxRequestBytes = options.maxRequestBytes ?? 512 * 1024;
+  const ledgerTopic = options.ledgerTopic ?? options.topic;
+  const partitioner = options.partitioner === 'legacy' ? Partitioners.LegacyPartitioner
+    : typeof options.partitioner === 'function' ? options.partitioner : Partitioners.DefaultPartitioner;
+
+  const config: KafkaConfig = {
+    clientId: options.clientId ?? 'tidemark', brokers: [...options.brokers], logLevel: logLevel.NOTHING,
+    ...(options.ssl !== undefined ? { ssl: options.ssl } : {}), ...(options.sasl ? { sasl: options.sasl } : {}),
+    ...(options.connectionTimeout ? { connectionTimeout: options.connectionTimeout } : {}),
+    ...(options.requestTimeout ? { requestTimeout: options.requestTimeout } : {}), ...(options.retry ? { retry: options.retry } : {}),
+  };
+  const kafka = new Kafka(config);
+  let admin: Admin | undefined;
+  let producer: Producer | undefined;
+  /** The ledger as of the last connect or commit; undefined until connected. */
+  let last: LedgerEntry | null | undefined;
+  let fenced: Error | undefined;
+
+  const ids = (job: string) => ({
+    transactionalId: options.transactionalId ?? `tidemark.${job}.${name}`,
+    group: options.ledgerGroup ?? `tidemark.${job}.${name}.ledger`,
+  });
+
+  async function getAdmin(): Promise<Admin> {
+    if (!admin) {
+      const a = kafka.admin();
+      await a.connect();
+      admin = a;
+    }
+    return admin;
+  }
+
+  async function readLedger(job: string): Promise<LedgerEntry | null> {
+    const { group } = ids(job);
+    const offsets = await (await getAdmin()).fetchOffsets({ groupId: group, topics: [ledgerTopic] });
+    const p0 = offsets.find((t) => t.topic === ledgerTopic)?.partitions.find((p) => p.partition === 0);
+    if (!p0 || Number(p0.offset) < 0) return null;
+    let entry: Partial<LedgerEntry> | undefined;
+    try {
+      entry = JSON.parse(p0.metadata ?? '') as Partial<LedgerEntry>;
+    } catch {
+      entry = undefined;
+    }
+    if (!entry || entry.batch !== Number(p0.offset) || typeof entry.ranges !== 'string') {
+      throw new SinkLedgerMismatchError(name, Number(p0.offset),
+        `the ledger group ${group} has an offset on ${ledgerTopic}/0 that tidemark did not write (metadata ${JSON.stringify(p0.metadata)}); choose another ledgerGroup`);
+    }
+    return { batch: entry.batch, ranges: entry.ranges };
+  }
+
+  async function connect(job: string): Promise<Producer> {
+    if (producer) return producer;
+    const p = kafka.producer({
+      transactionalId: ids(job).transactionalId, idempotent: true, maxInFlightRequests: 1,
+      transactionTimeout: options.transactionTimeout ?? 60_000, createPartitioner: partitioner,
+    });
+    try {
+      await p.connect(); // InitProducerId: fences older producers and settles their transactions
+      last = await readLedger(job);
+    } catch (err) {
+      await p.disconnect().catch(() => {});
+      throw err;
+    }
+    producer = p;
+    return p;
+  }
+
+  async function drop(): Promise<void> {
+    const p = producer;
+    producer = undefined;
+    last = undefined;
+    await p?.disconnect().catch(() => {});
+  }
+
+  function toKafka(o: T, batchId: number): { topic: string; message: Message; bytes: number } {
+    const m = toMessage(o);
+    const headers: Record<string, Buffer | string> = {};
+    for (const [k, v] of Object.entries(m.headers ?? {})) if (v !== undefined) headers[k] = v;
+    if (lineage) {
+      headers['tidemark.batch'] = String(batchId);
+      if (m.source) {
+        headers['tidemark.source.topic'] = m.source.topic;
+        headers['tidemark.source.partition'] = String(m.source.partition);
+        headers['tidemark.source.offset'] = String(m.source.offset);
+      }
+    }
+    const message: Message = { key: m.key ?? null, value: m.value, headers };
+    if (m.partition !== undefined) message.partition = m.partition;
+    if (m.timestamp !== undefined) message.timestamp = String(m.timestamp);
+    let bytes = 24 + (m.key?.length ?? 0) + (m.value?.length ?? 0);
+    for (const [k, v] of Object.entries(headers)) bytes += k.length + v.length + 4;
+    return { topic: m.topic ?? options.topic, message, bytes };
+  }
+
+  return {
+    name,
+    async write(batch: SinkBatch<T>) {
+      if (fenced) throw fenced;
+      const job = options.job ?? batch.job;
+      if (!job) throw new BadConfigError(`${where}: no job name for the transactional id: set the sink's job option (the engine passes it with each batch).`);
+      const p = await connect(job);
+      const hash = rangesHash(batch.ranges);
+      if (last && batch.id <= last.batch) {
+        if (batch.id === last.batch && last.ranges === hash) return; // delivered before: nothing to do
+        throw new SinkLedgerMismatchError(name, batch.id, batch.id === last.batch
+          ? `the ledger group ${ids(job).group} records batch ${batch.id} with other offset ranges`
+          : `the ledger group ${ids(job).group} records a later batch (${last.batch}) as delivered`);
+      }
+      const tx = await p.transaction();
+      try {
+        let chunk = new Map<string, Message[]>();
+        let chunkBytes = 0;
+        const flush = async (): Promise<void> => {
+          if (chunkBytes === 0 && chunk.size === 0) return;
+          await tx.sendBatch({ topicMessages: [...chunk].map(([topic, messages]) => ({ topic, messages })), compression: COMPRESSION[compression], acks: -1 });
+          chunk = new Map();
+          chunkBytes = 0;
+        };
+        for (const o of batch.outputs) {
+          const { topic, message, bytes } = toKafka(o, batch.id);
+          if (chunkBytes > 0 && chunkBytes + bytes > maxRequestBytes) await flush();
+          let list = chunk.get(topic);
+          if (!list) chunk.set(topic, (list = []));
+          list.push(message);
+          chunkBytes += bytes;
+        }
+        await flush();
+        const metadata = JSON.stringify({ batch: batch.id, ranges: hash } satisfies LedgerEntry);
+        await tx.sendOffsets({ consumerGroupId: ids(job).group, topics: [{ topic: ledgerTopic, partitions: [{ partition: 0, offset: String(batch.id), metadata } as { partition: number; offset: string }] }] });
+        await tx.commit();
+        last = { batch: batch.id, ranges: hash };
+      } catch (err) {
+        if (tx.isActive()) await tx.abort().catch(() => {});
+        await drop();
+        if (isFenced(err)) {
+          fenced = new SinkFencedError(name, batch.id,
+            `the producer with transactionalId ${ids(job).transactionalId} was fenced (${(err as Error).message}): a newer producer with this id started, or the transaction outlived transactionTimeout`, { cause: err });
+          throw fenced;
+        }
+        throw err;
+      }
+    },
+    async lastDelivered(job?: string) {
+      const j = job ?? options.job;
+      if (!j) throw new BadConfigError(`${where}: lastDelivered needs the job name.`);
+      return (await readLedger(j))?.batch;
+    },
+    async close() {
+      await drop();
+      const a = admin;
+      admin = undefined;
+      await a?.disconnect().catch(() => {});
+    },
+  };
+}
