@@ -20,6 +20,8 @@ function source(): Source {
       topics: [process.env.TORTURE_TOPIC ?? 'torture'],
       groupId: `tidemark-torture-${process.env.TORTURE_TOPIC ?? 'torture'}`,
       startingOffsets: 'earliest',
+      // The broker's minimum: after a SIGKILL the restart waits for the dead member's session to expire.
+      consumer: { sessionTimeout: 6_000 },
     });
   }
   return embeddedLogSource({ dir: join(dir, 'log'), topic: 'torture', partitions: 4 });

@@ -54,6 +54,8 @@ export interface TortureReport {
   readonly lostRangesInCheckpoint: number;
   /** Spawn → first commit after a kill, including the source's connect (Kafka: join the group). */
   readonly recoveryMs: { readonly median: number; readonly max: number; readonly samples: number };
+  /** The same without the first batch's read phase (Kafka: connect, group join, first fetch). */
+  readonly recoveryExclReadMs: { readonly median: number; readonly max: number };
   readonly runSeconds: number;
 }
 
@@ -63,6 +65,8 @@ interface RunResult {
   readonly stderr: string;
   /** ms from spawn to the first `batch N committed` line, if any. */
   readonly firstCommitMs: number | undefined;
+  /** The read phase of that first batch: for Kafka, the client's connect and group join. */
+  readonly firstReadMs: number | undefined;
 }
 
 /** When to SIGKILL from outside: ms after spawn, or ms after the first commit (spawn + `limitMs` at the latest). */
@@ -74,13 +78,16 @@ function runDaemon(env: NodeJS.ProcessEnv, killAt: KillAt | undefined, args: str
   let stderr = '';
   let buffered = '';
   let firstCommitMs: number | undefined;
+  let firstReadMs: number | undefined;
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   child.stdout.setEncoding('utf8').on('data', (d: string) => {
     buffered += d;
     const lines = buffered.split('\n');
     buffered = lines.pop()!;
-    if (firstCommitMs === undefined && lines.some((l) => /"msg":"batch \d+ committed"/.test(l))) {
+    const committed = lines.find((l) => /"msg":"batch \d+ committed"/.test(l));
+    if (firstCommitMs === undefined && committed !== undefined) {
       firstCommitMs = Date.now() - started;
+      firstReadMs = (JSON.parse(committed) as { durations?: { read?: number } }).durations?.read ?? 0;
       if (killAt && 'afterFirstCommitMs' in killAt) timers.push(setTimeout(() => child.kill('SIGKILL'), killAt.afterFirstCommitMs));
     }
   });
@@ -89,7 +96,7 @@ function runDaemon(env: NodeJS.ProcessEnv, killAt: KillAt | undefined, args: str
   return new Promise((resolve) => {
     child.on('close', (code, signal) => {
       for (const t of timers) clearTimeout(t);
-      resolve({ code, signal, stderr, firstCommitMs });
+      resolve({ code, signal, stderr, firstCommitMs, firstReadMs });
     });
   });
 }
@@ -129,6 +136,7 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
 
   const killsByPhase: Record<string, number> = {};
   const recovery: number[] = [];
+  const recoveryExclRead: number[] = [];
   let restarts = 0;
   producer.start();
   try {
@@ -154,7 +162,10 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
       if (result.signal !== 'SIGKILL') {
         throw new Error(`kill ${kill} (${phase}): the daemon exited with code ${result.code} instead of being killed (seed ${seed}):\n${result.stderr}`);
       }
-      if (kill > 0 && result.firstCommitMs !== undefined) recovery.push(result.firstCommitMs);
+      if (kill > 0 && result.firstCommitMs !== undefined) {
+        recovery.push(result.firstCommitMs);
+        recoveryExclRead.push(result.firstCommitMs - (result.firstReadMs ?? 0));
+      }
       killsByPhase[phase] = (killsByPhase[phase] ?? 0) + 1;
       if ((kill + 1) % 50 === 0) log(`${kill + 1}/${options.kills} kills, ${Math.round((Date.now() - started) / 1000)} s`);
     }
@@ -176,6 +187,7 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
     seed, kills: options.kills, killsByPhase, restarts, ...report,
     inFlightAfterDrain: view.inFlight !== undefined, lostRangesInCheckpoint: lostRanges.length,
     recoveryMs: { median: median(recovery), max: Math.max(0, ...recovery), samples: recovery.length },
+    recoveryExclReadMs: { median: median(recoveryExclRead), max: Math.max(0, ...recoveryExclRead) },
     runSeconds: Math.round((Date.now() - started) / 1000),
   };
 }
@@ -262,6 +274,7 @@ export function printReport(report: TortureReport, path = join(__dirname, 'last-
     ['outputs verified', report.outputsVerified], ['lost', report.lost], ['duplicated', report.duplicated],
     ['batches with mixed executions', report.mixedExecutions], ['out of order', report.outOfOrder],
     ['recovery median ms (start → first commit)', report.recoveryMs.median], ['recovery max ms', report.recoveryMs.max],
+    ['  without the first read (source connect)', `${report.recoveryExclReadMs.median} median, ${report.recoveryExclReadMs.max} max`],
     ['run seconds', report.runSeconds], ['seed', report.seed],
     ...Object.entries(report.killsByPhase).sort().map(([p, n]) => [`  kills at ${p}`, n]),
   ];
