@@ -63,10 +63,10 @@ async function raw(): Promise<void> {
   const kafka = new Kafka({ clientId: 'bench-raw', brokers, logLevel: logLevel.NOTHING });
   registerKafkaCodecs();
   const consumer = kafka.consumer({ groupId: a.group ?? `bench-raw-${process.pid}-${Date.now()}`, maxBytesPerPartition: 2 * 1024 * 1024, maxBytes: 50 * 1024 * 1024, maxWaitTimeInMs: 500 });
-  await consumer.connect();
-  await consumer.subscribe({ topics: [a.topic!], fromBeginning: true });
   const started = Date.now();
   const cpuStart = process.cpuUsage();
+  await consumer.connect();
+  await consumer.subscribe({ topics: [a.topic!], fromBeginning: true });
   let seen = 0;
   let bytes = 0;
   let check = 0;
@@ -92,7 +92,7 @@ async function raw(): Promise<void> {
   await consumer.disconnect();
   latencies.sort((x, y) => x - y);
   summary({
-    records: seen, bytes, seconds: (end - first) / 1000, secondsFromRun: (end - started) / 1000, joinSeconds: (first - started) / 1000,
+    records: seen, bytes, seconds: (end - started) / 1000, secondsFirstBatchToEnd: (end - first) / 1000, joinSeconds: (first - started) / 1000,
     cpuSecondsAfterStart: +cpuAfter.toFixed(3), check,
     ...(a.latency ? { latencyP50Ms: pct(latencies, 50), latencyP99Ms: pct(latencies, 99), latencySamples: latencies.length } : {}),
   });
@@ -163,24 +163,40 @@ async function tidemark(): Promise<void> {
     },
   });
   let batches = 0;
+  // Daemon mode with --expect: the measurement ends when the sink has delivered N records; the
+  // engine is then asked to stop (and given 10 s to close; stopTimedOut says when it did not).
+  let reached: ((at: number) => void) | undefined;
+  const reachedAt = new Promise<number>((r) => { reached = r; });
+  let cpuAtReach: number | undefined;
   const engine: Engine<Out> = new Engine(job, {
     checkpointDir: cpDir, fingerprint: 'bench',
     onBatch: () => {
       batches++;
-      if (!a.once && !a.daemon && expect > 0 && sink.delivered >= expect) engine.stop();
+      if (!a.once && !a.daemon && expect > 0 && sink.delivered >= expect && cpuAtReach === undefined) {
+        cpuAtReach = cpuSeconds(cpuStart);
+        reached?.(Date.now());
+        engine.stop();
+      }
     },
   });
   const started = Date.now();
   const cpuStart = process.cpuUsage();
   process.stderr.write('ready\n');
-  await engine.run(a.once ? { once: true } : {});
-  const end = Date.now();
-  const cpuAfter = cpuSeconds(cpuStart);
+  const running = engine.run(a.once ? { once: true } : {}).then(() => Date.now());
+  let end: number;
+  let stopTimedOut = false;
+  if (a.once || a.daemon || expect <= 0) end = await running;
+  else {
+    end = await Promise.race([running, reachedAt]);
+    const closed = await Promise.race([running.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 10_000))]);
+    stopTimedOut = !closed;
+  }
+  const cpuAfter = cpuAtReach ?? cpuSeconds(cpuStart);
   if (!a.checkpoint || !a.out) rmSync(tmp, { recursive: true, force: true });
   latencies.sort((x, y) => x - y);
   summary({
     records: sink.delivered, bytes, seconds: (end - started) / 1000, firstRecordSeconds: first ? (first - started) / 1000 : null,
-    cpuSecondsAfterStart: +cpuAfter.toFixed(3), batches, stageOutputs: a.stage !== 'false',
+    cpuSecondsAfterStart: +cpuAfter.toFixed(3), batches, stopTimedOut, stageOutputs: a.stage !== 'false',
     maxBatchBytes: Number(a['max-batch-bytes'] ?? 64 * 1024 * 1024),
     ...(a.latency ? { latencyP50Ms: pct(latencies, 50), latencyP99Ms: pct(latencies, 99), latencySamples: latencies.length } : {}),
   });
