@@ -121,6 +121,27 @@ function chain(err: unknown): ErrorShape[] {
 /** A newer producer with the same transactionalId exists (or this transaction outlived its timeout). */
 const isFenced = (err: unknown): boolean => chain(err).some((e) => e.type === 'INVALID_PRODUCER_EPOCH' || e.type === 'PRODUCER_FENCED' || e.code === 47 || e.code === 90);
 
+/**
+ * kafkajs 2.2.4 means to retry TxnOffsetCommit when the group coordinator moved or is still
+ * loading, but its lists name the errors `NOT_COORDINATOR`, `COORDINATOR_NOT_AVAILABLE` and
+ * `COORDINATOR_LOAD_IN_PROGRESS`, while its own error types are `NOT_COORDINATOR_FOR_GROUP`,
+ * `GROUP_COORDINATOR_NOT_AVAILABLE` and `GROUP_LOAD_IN_PROGRESS`: none is retried. It happens
+ * on the first commit to a fresh broker (__consumer_offsets just created) and after a
+ * coordinator moves. The transaction is still good: sendOffsets again (it looks up the
+ * coordinator again; AddOffsetsToTxn is idempotent).
+ */
+const COORDINATOR_NOT_READY = new Set(['NOT_COORDINATOR_FOR_GROUP', 'GROUP_COORDINATOR_NOT_AVAILABLE', 'GROUP_LOAD_IN_PROGRESS']);
+async function sendOffsets(send: () => Promise<void>): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await send();
+    } catch (err) {
+      if (attempt >= 10 || !chain(err).some((e) => COORDINATOR_NOT_READY.has(e.type ?? ''))) throw err;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(1_000, 50 * 2 ** attempt)));
+    }
+  }
+}
+
 function rangesHash(ranges: readonly Range[]): string {
   const canonical = ranges.map((r) => JSON.stringify([r.topic, r.partition, r.from, r.until])).sort().join('\n');
   return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
@@ -275,7 +296,9 @@ export function kafkaSink<T>(options: KafkaSinkOptions<T>): KafkaSink<T> {
         }
         await flush();
         const metadata = JSON.stringify({ batch: batch.id, ranges: hash } satisfies LedgerEntry);
-        await tx.sendOffsets({ consumerGroupId: ids(job).group, topics: [{ topic: ledgerTopic, partitions: [{ partition: 0, offset: String(batch.id), metadata } as { partition: number; offset: string }] }] });
+        await sendOffsets(() => tx.sendOffsets({
+          consumerGroupId: ids(job).group, topics: [{ topic: ledgerTopic, partitions: [{ partition: 0, offset: String(batch.id), metadata } as { partition: number; offset: string }] }],
+        }));
         await tx.commit();
         last = { batch: batch.id, ranges: hash };
       } catch (err) {
