@@ -199,7 +199,7 @@ async function latency(w: Workload): Promise<RowResult[]> {
       log(`W3 round ${round + 1}/${2 * ROUNDS} row ${id}: ${w.rate}/s for ${w.seconds}s, load ${loadavg()[0]!.toFixed(2)}`);
       let ready!: () => void;
       const isReady = new Promise<void>((r) => { ready = r; });
-      const running = nodeRow(argv, { timeoutMs: (w.seconds! + 120) * 1000, onStderr: (s) => { if (s.includes('ready')) ready(); } });
+      const running = nodeRow(argv, { timeoutMs: (w.seconds! + 90) * 1000, onStderr: (s) => { if (s.includes('ready')) ready(); } });
       running.catch(() => ready());
       await Promise.race([isReady, new Promise((r) => setTimeout(r, 15_000))]);
       await new Promise((r) => setTimeout(r, 2000)); // the consumer has joined / the source has its partitions
@@ -207,6 +207,7 @@ async function latency(w: Workload): Promise<RowResult[]> {
         producePerf(topic, n, w.size, w.rate);
         const s = await running;
         s.loadAvg1 = +loadavg()[0]!.toFixed(2);
+        if (s.records < n) { s.short = true; log(`  ! row ${id} delivered ${s.records} of ${n} records${s.stalled ? ' (stalled 20 s, measurement ended there)' : ''}`); }
         results.get(id)!.runs.push(s);
         log(`  → p50 ${s.latencyP50Ms} ms, p99 ${s.latencyP99Ms} ms, ${s.cpuSeconds} CPU s, ${s.peakRssMB} MB`);
       } catch (e) {
