@@ -125,13 +125,13 @@ const isFenced = (err: unknown): boolean => chain(err).some((e) => e.type === 'I
  * kafkajs 2.2.4 means to retry TxnOffsetCommit when the group coordinator moved or is still
  * loading, but its lists name the errors `NOT_COORDINATOR`, `COORDINATOR_NOT_AVAILABLE` and
  * `COORDINATOR_LOAD_IN_PROGRESS`, while its own error types are `NOT_COORDINATOR_FOR_GROUP`,
- * `GROUP_COORDINATOR_NOT_AVAILABLE` and `GROUP_LOAD_IN_PROGRESS`: none is retried. It happens
- * on the first commit to a fresh broker (__consumer_offsets just created) and after a
- * coordinator moves. The transaction is still good: sendOffsets again (it looks up the
- * coordinator again; AddOffsetsToTxn is idempotent).
+ * `GROUP_COORDINATOR_NOT_AVAILABLE` and `GROUP_LOAD_IN_PROGRESS`: none is retried (nor by
+ * its admin's OffsetFetch). It happens on the first use of a fresh broker (__consumer_offsets
+ * just created) and after a coordinator moves. The request is simply sent again: it looks
+ * up the coordinator again, and within a transaction AddOffsetsToTxn is idempotent.
  */
 const COORDINATOR_NOT_READY = new Set(['NOT_COORDINATOR_FOR_GROUP', 'GROUP_COORDINATOR_NOT_AVAILABLE', 'GROUP_LOAD_IN_PROGRESS']);
-async function sendOffsets(send: () => Promise<void>): Promise<void> {
+async function whenCoordinatorReady<R>(send: () => Promise<R>): Promise<R> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await send();
@@ -202,7 +202,8 @@ export function kafkaSink<T>(options: KafkaSinkOptions<T>): KafkaSink<T> {
 
   async function readLedger(job: string): Promise<LedgerEntry | null> {
     const { group } = ids(job);
-    const offsets = await (await getAdmin()).fetchOffsets({ groupId: group, topics: [ledgerTopic] });
+    const a = await getAdmin();
+    const offsets = await whenCoordinatorReady(() => a.fetchOffsets({ groupId: group, topics: [ledgerTopic] }));
     const p0 = offsets.find((t) => t.topic === ledgerTopic)?.partitions.find((p) => p.partition === 0);
     if (!p0 || Number(p0.offset) < 0) return null;
     let entry: Partial<LedgerEntry> | undefined;
@@ -296,7 +297,7 @@ export function kafkaSink<T>(options: KafkaSinkOptions<T>): KafkaSink<T> {
         }
         await flush();
         const metadata = JSON.stringify({ batch: batch.id, ranges: hash } satisfies LedgerEntry);
-        await sendOffsets(() => tx.sendOffsets({
+        await whenCoordinatorReady(() => tx.sendOffsets({
           consumerGroupId: ids(job).group, topics: [{ topic: ledgerTopic, partitions: [{ partition: 0, offset: String(batch.id), metadata } as { partition: number; offset: string }] }],
         }));
         await tx.commit();
