@@ -18,15 +18,15 @@
 //   - The position, not a count, ends a range: `hi` becomes the fetched batch's
 //     lastOffset() + 1, which covers transaction markers and aborted records (kafkajs
 //     filters them from `messages` but keeps them in the batch). When the last offsets
-//     before `until` hold no record at all (compaction), no record can say so; an empty
-//     fetch answer can (kafka-hook.ts), but only when it is trustworthy: a broker may also
-//     answer "nothing" for a partition when the response's byte budget was spent on the
-//     partitions before it. It was not when no other batch brought data between two
-//     empty answers for the partition at the same position: the second answer's fetch was
-//     sent after the first was handled, so every partition before it in that response came
-//     back empty, and for the first non-empty partition of a response the broker always
-//     returns at least one whole batch. The range may then end: `until` is at most the
-//     last stable offset the plan saw, so "no visible record from hi on" covers it.
+//     before `until` hold no record at all, the next fetched batch starts past them and its
+//     offsets move `hi` past `until`; a batch whose tail records were compacted away ends
+//     at its header's last offset (batchEnd). An empty fetch answer is never taken as the
+//     end of a range: a broker also answers "nothing" for a partition when the response's
+//     byte budget went to other partitions, and trusting that once lost records (a range
+//     [18699, 24960) delivered only up to 19967; bench/results/2026-11-23-kafka-source-
+//     short-read.txt). A log whose every offset from `hi` to its end holds no record cannot
+//     occur (the active segment keeps its last batch); were it to, the read stalls and the
+//     stall diagnosis below reports it instead of skipping anything.
 //   - While the engine transforms and delivers, every partition is paused and kafkajs's
 //     fetch loop idles, which keeps sending heartbeats: a slow sink does not cost the
 //     group membership.
@@ -69,8 +69,6 @@ export interface KafkaReadStats {
   readonly recordsFetched: number;
   /** Records delivered that had been fetched (beyond an earlier range's end) before their read began. */
   readonly recordsFromBuffer: number;
-  /** Ranges whose end was established by empty fetch answers (no record left before `until`). */
-  readonly rangesEndedByEmptyFetch: number;
   /** Times partitions were paused because the buffer was full. */
   readonly memoryPauses: number;
   readonly bufferedBytes: number;
@@ -113,9 +111,6 @@ interface PartState {
   memoryPaused: boolean;
   /** Batches fetched at another offset while no seek was pending. */
   diverged: number;
-  /** The position of the last empty fetch answer, and the count of non-empty batches then. */
-  emptyAt: number | undefined;
-  emptyMark: number;
   /** Bumped by every fetched batch accepted for the partition (progress, for stall detection). */
   progress: number;
 }
@@ -193,12 +188,11 @@ export class KafkaReader {
   private changed = false;
   private reading = false;
   private head: string | undefined;
-  private nonEmptyBatches = 0;
   private bufferedBytes = 0;
   private closed = false;
   private readonly counters = {
     groupJoins: 0, consumerStarts: 0, seeks: 0, batchesFetched: 0, recordsFetched: 0, recordsFromBuffer: 0,
-    rangesEndedByEmptyFetch: 0, memoryPauses: 0, peakBufferedBytes: 0, reseeks: 0,
+    memoryPauses: 0, peakBufferedBytes: 0, reseeks: 0,
   };
 
   constructor(private readonly o: ReaderOptions) {}
@@ -324,7 +318,6 @@ export class KafkaReader {
         st.paused = true;
         st.seekPending = false;
         st.needsSeek = true;
-        st.emptyAt = undefined;
         if (this.wantsData(st) && this.assignment.get(st.topic)?.has(st.partition)) this.resume(st);
       }
       this.joined = true;
@@ -348,7 +341,6 @@ export class KafkaReader {
         consumer.seek({ topic: st.topic, partition: st.partition, offset: String(st.hi) });
         st.needsSeek = false;
         st.seekPending = true;
-        st.emptyAt = undefined;
         this.counters.seeks++;
       }
       if (st.paused) {
@@ -388,12 +380,7 @@ export class KafkaReader {
       }
       st.seekPending = false;
       st.progress++;
-      if (raw.rawMessages.length === 0) {
-        this.onEmptyAnswer(st);
-        return;
-      }
-      this.nonEmptyBatches++;
-      st.emptyAt = undefined;
+      if (raw.rawMessages.length === 0) return; // not evidence of anything (see the header)
       for (const m of raw.messages) {
         const offset = toOffset(m.offset, `${st.key} record`);
         if (offset < st.hi) continue;
@@ -417,22 +404,7 @@ export class KafkaReader {
     }
   }
 
-  /** No record at all from `hi` on in this answer (see the header: empty fetches). */
-  private onEmptyAnswer(st: PartState): void {
-    if (st.target === undefined || st.hi >= st.target) return;
-    if (st.emptyAt === st.hi && st.emptyMark === this.nonEmptyBatches) {
-      this.o.log.debug({ partition: st.key, from: st.hi, until: st.target }, 'no records left before the range end (compacted or markers): the range is complete');
-      st.hi = st.target;
-      st.needsSeek = true; // kafkajs's own position stayed where it was
-      st.emptyAt = undefined;
-      this.counters.rangesEndedByEmptyFetch++;
-      this.pause(st);
-      this.notify();
-    } else {
-      st.emptyAt = st.hi;
-      st.emptyMark = this.nonEmptyBatches;
-    }
-  }
+
 
   /** Over the memory bound: pause every partition but the one being delivered, drop prefetched data. */
   private relieveMemory(): void {
@@ -458,7 +430,6 @@ export class KafkaReader {
     st.carried = 0;
     if (first) st.hi = Math.max(st.lo, first.offset);
     st.needsSeek = true;
-    st.emptyAt = undefined;
   }
 
   private resumeAfterMemory(): void {
@@ -562,7 +533,7 @@ export class KafkaReader {
       if (st) this.bufferedBytes -= st.bytes;
       st = {
         topic: r.topic, partition: r.partition, key, lo: r.from, hi: r.from, recs: [], head: 0, bytes: 0, carried: 0, target: undefined,
-        seekPending: false, needsSeek: true, paused: true, memoryPaused: false, diverged: 0, emptyAt: undefined, emptyMark: 0, progress: 0,
+        seekPending: false, needsSeek: true, paused: true, memoryPaused: false, diverged: 0, progress: 0,
       };
       this.parts.set(key, st);
     }
