@@ -2,12 +2,16 @@
 //   TORTURE_DIR     where the embedded log (if used) and the file sink live
 //   TORTURE_SOURCE  'embedded' (default) or 'kafka' (then KAFKA_BROKERS and TORTURE_TOPIC)
 //   TORTURE_BATCH   records per partition per batch (default 200)
+//   TORTURE_PG_URL, TORTURE_PG_SCHEMA   also write every output to table `torture_out` of that
+//                   schema with the PostgreSQL sink (named `postgres`)
+//   TORTURE_KAFKA_SINK_TOPIC            also produce every output to that topic with the Kafka
+//                   sink (named `kafka`; brokers from KAFKA_BROKERS)
 // The transform is non-deterministic on purpose (a random execution id and the time in
 // every output): staged outputs must make even that exactly-once.
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import * as tidemark from 'tidemark';
-import { defineJob, embeddedLogSource, fileSink, type Source } from 'tidemark';
+import { defineJob, embeddedLogSource, fileSink, kafkaSink, postgresSink, type Sink, type Source } from 'tidemark';
 
 const dir = process.env.TORTURE_DIR ?? '/tmp/tidemark-torture';
 
@@ -35,10 +39,27 @@ export interface TortureOutput {
   readonly at: number;
 }
 
+function sinks(): Array<Sink<TortureOutput>> {
+  const list: Array<Sink<TortureOutput>> = [fileSink({ dir: join(dir, 'out'), name: 'files' })];
+  if (process.env.TORTURE_PG_URL) {
+    list.push(postgresSink<TortureOutput>({
+      name: 'postgres', connection: { connectionString: process.env.TORTURE_PG_URL, options: `-c search_path=${process.env.TORTURE_PG_SCHEMA ?? 'public'}` },
+      table: 'torture_out', columns: ['p', 'o', 'v', 'execution'], row: (t) => [t.p, t.o, t.v, t.execution],
+    }));
+  }
+  if (process.env.TORTURE_KAFKA_SINK_TOPIC) {
+    list.push(kafkaSink<TortureOutput>({
+      name: 'kafka', brokers: (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(','), topic: process.env.TORTURE_KAFKA_SINK_TOPIC,
+      message: (t) => ({ key: `${t.p}:${t.o}`, value: JSON.stringify({ p: t.p, o: t.o, v: t.v, execution: t.execution }) }),
+    }));
+  }
+  return list;
+}
+
 export default defineJob<TortureOutput>({
   name: 'torture',
   source: source(),
-  sinks: [fileSink({ dir: join(dir, 'out'), name: 'files' })],
+  sinks: sinks(),
   transform(records) {
     const execution = randomUUID();
     const at = Date.now();

@@ -36,6 +36,10 @@ export interface TortureOptions {
   /** Share of kills made through the crash seam (default 0.5). */
   readonly seamShare?: number;
   readonly seed?: number;
+  /** More environment for the daemon, e.g. extra sinks of the torture job (TORTURE_PG_URL, TORTURE_KAFKA_SINK_TOPIC). */
+  readonly env?: Readonly<Record<string, string>>;
+  /** More seam points to kill at, e.g. `delivered:postgres` for an extra sink. */
+  readonly extraSeamPoints?: readonly string[];
   readonly log?: (line: string) => void;
 }
 
@@ -131,7 +135,7 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
   mkdirSync(options.dir, { recursive: true });
   const checkpoint = join(options.dir, 'checkpoint');
   const producer = options.producer(options.dir);
-  const env: NodeJS.ProcessEnv = { ...process.env, ...producer.sourceEnv, TORTURE_DIR: options.dir, TIDEMARK_CHECKPOINT: checkpoint, TIDEMARK_LOG_LEVEL: 'info' };
+  const env: NodeJS.ProcessEnv = { ...process.env, ...producer.sourceEnv, ...options.env, TORTURE_DIR: options.dir, TIDEMARK_CHECKPOINT: checkpoint, TIDEMARK_LOG_LEVEL: 'info' };
   delete env.TIDEMARK_CRASH_AT;
 
   const killsByPhase: Record<string, number> = {};
@@ -145,7 +149,8 @@ export async function runTorture(options: TortureOptions): Promise<TortureReport
       let result: RunResult;
       let phase: string;
       if (seam) {
-        const point = SEAM_POINTS[Math.floor(rand() * SEAM_POINTS.length)]!;
+        const points = [...SEAM_POINTS, ...(options.extraSeamPoints ?? [])];
+        const point = points[Math.floor(rand() * points.length)]!;
         const nth = point === 'recovering' ? 1 : 1 + Math.floor(rand() * 3);
         // A point not reached in time (e.g. nothing to do) ends in an outside kill after 10 s.
         result = await runDaemon({ ...env, TIDEMARK_CRASH_AT: `${point}:${nth}` }, { afterStartMs: 30_000 });
