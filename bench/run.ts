@@ -202,12 +202,12 @@ async function latency(w: Workload): Promise<RowResult[]> {
       const running = nodeRow(argv, { timeoutMs: (w.seconds! + 90) * 1000, onStderr: (s) => { if (s.includes('ready')) ready(); } });
       running.catch(() => ready());
       await Promise.race([isReady, new Promise((r) => setTimeout(r, 15_000))]);
-      await new Promise((r) => setTimeout(r, 2000)); // the consumer has joined / the source has its partitions
+      await new Promise((r) => setTimeout(r, 1000)); // the consumer has joined / the source has its partitions
       try {
         producePerf(topic, n, w.size, w.rate);
         const s = await running;
         s.loadAvg1 = +loadavg()[0]!.toFixed(2);
-        if (s.records < n) { s.short = true; log(`  ! row ${id} delivered ${s.records} of ${n} records${s.stalled ? ' (stalled 20 s, measurement ended there)' : ''}`); }
+        if (s.records < n) { s.short = true; log(`  ! row ${id} delivered ${s.records} of ${n} records${s.stalled ? ' (stalled 10 s, measurement ended there)' : ''}`); }
         results.get(id)!.runs.push(s);
         log(`  → p50 ${s.latencyP50Ms} ms, p99 ${s.latencyP99Ms} ms, ${s.cpuSeconds} CPU s, ${s.peakRssMB} MB`);
       } catch (e) {
@@ -309,7 +309,9 @@ function table(w: Workload, rows: RowResult[]): string {
     const mb = median(r.runs.map((s) => (s.records * w.size) / s.seconds / 1e6))!;
     const cpu = median(r.runs.map((s) => (s.cpuSeconds / s.records) * 1e6))!;
     const rss = median(r.runs.map((s) => s.peakRssMB))!;
-    let line = `| ${r.row} | ${r.name} | ${r.runs.length}${r.errors.length ? ` (+${r.errors.length} failed)` : ''} | ${Math.round(rs).toLocaleString('en-US')} | ${rawRate ? (rs / rawRate).toFixed(2) : ''} | ${mb.toFixed(1)} | ${cpu.toFixed(2)} | ${rss.toFixed(0)} |`;
+    // W3 runs at a fixed input rate: records/s and MB/s would only measure the producer.
+    const fixed = w.id === 'W3';
+    let line = `| ${r.row} | ${r.name} | ${r.runs.length}${r.errors.length ? ` (+${r.errors.length} failed)` : ''}${r.runs.some((s) => s.short) ? ' (short)' : ''} | ${fixed ? '—' : Math.round(rs).toLocaleString('en-US')} | ${fixed || !rawRate ? '—' : (rs / rawRate).toFixed(2)} | ${fixed ? '—' : mb.toFixed(1)} | ${cpu.toFixed(2)} | ${rss.toFixed(0)} |`;
     if (w.id === 'W3') line += ` ${median(r.runs.map((s) => Number(s.latencyP50Ms)))} | ${median(r.runs.map((s) => Number(s.latencyP99Ms)))} |`;
     lines.push(line);
   }
