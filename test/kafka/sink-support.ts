@@ -6,6 +6,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
+import { registerKafkaCodecs } from 'tidemark';
 import { repoRoot, uniqueTopic } from '../support/kafka';
 
 export interface ReadRecord {
@@ -18,6 +19,7 @@ export interface ReadRecord {
 
 /** Every record of `topic` visible at `isolation`, per partition in offset order. Ends at each partition's last stable offset. */
 export async function readTopic(brokers: string[], topic: string, isolation: 'read_committed' | 'read_uncommitted' = 'read_committed'): Promise<ReadRecord[]> {
+  registerKafkaCodecs(); // the sink may have written snappy or lz4
   const kafka = new Kafka({ clientId: 'tidemark-sink-tests', brokers, logLevel: logLevel.NOTHING });
   const admin = kafka.admin();
   await admin.connect();
