@@ -184,6 +184,8 @@ export function kafkaSink<T>(options: KafkaSinkOptions<T>): KafkaSink<T> {
   let producer: Producer | undefined;
   /** The ledger as of the last connect or commit; undefined until connected. */
   let last: LedgerEntry | null | undefined;
+  /** The job `producer` and `last` belong to. */
+  let connectedJob: string | undefined;
   let fenced: Error | undefined;
 
   const ids = (job: string) => ({
@@ -228,6 +230,7 @@ export function kafkaSink<T>(options: KafkaSinkOptions<T>): KafkaSink<T> {
     try {
       await p.connect(); // InitProducerId: fences older producers and settles their transactions
       last = await readLedger(job);
+      connectedJob = job;
     } catch (err) {
       await p.disconnect().catch(() => {});
       throw err;
@@ -316,7 +319,11 @@ export function kafkaSink<T>(options: KafkaSinkOptions<T>): KafkaSink<T> {
     async lastDelivered(job?: string) {
       const j = job ?? options.job;
       if (!j) throw new BadConfigError(`${where}: lastDelivered needs the job name.`);
-      return (await readLedger(j))?.batch;
+      const recorded = (await readLedger(j))?.batch;
+      // The broker shows a transaction's offsets only once its commit marker has been written,
+      // shortly after the commit returns; what this instance itself committed is known already.
+      const mine = j === connectedJob && last ? last.batch : undefined;
+      return recorded === undefined ? mine : Math.max(recorded, mine ?? recorded);
     },
     async close() {
       await drop();
