@@ -88,7 +88,12 @@ export interface KafkaSinkOptions<T> {
 
 export interface KafkaSink<T> extends Sink<T> {
   close(): Promise<void>;
-  /** The last batch id the ledger says was delivered (reads it; for tests and tools). */
+  /**
+   * The last batch id delivered, for tests and tools: what the ledger group says now, or what
+   * this instance committed if later. A plain read may lag a transaction that another producer
+   * is still completing (kafkajs has no OffsetFetch requireStable); `write` reads the ledger only
+   * after InitProducerId, which waits for that transaction to complete, so its read is exact.
+   */
   lastDelivered(job?: string): Promise<number | undefined>;
 }
 

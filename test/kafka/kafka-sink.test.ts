@@ -15,6 +15,21 @@ const batch = <T>(id: number, outputs: T[], job = 'job-k'): SinkBatch<T> => ({ i
 const values = (from: number, n: number) => Array.from({ length: n }, (_, i) => ({ n: from + i }));
 
 describe('kafkaSink', () => {
+  it('a new instance right after a commit sees the batch as delivered: InitProducerId waits for the transaction to complete before the ledger is read', async () => {
+    const topic = uniqueTopic('sink-barrier');
+    await createTopic(topic, 2);
+    for (let id = 1; id <= 8; id++) {
+      const first = kafkaSink<{ n: number }>({ brokers: brokers(), topic, name: 'barrier' });
+      await first.write(batch(id, values(id * 10, 10)));
+      const restarted = kafkaSink<{ n: number }>({ brokers: brokers(), topic, name: 'barrier' });
+      await restarted.write(batch(id, values(id * 10, 10))); // at once: the commit's markers may still be on their way
+      await Promise.all([first.close(), restarted.close()]);
+    }
+    const all = await readTopic(brokers(), topic, 'read_uncommitted');
+    expect(duplicates(all.map((r) => r.value))).toEqual({});
+    expect(all).toHaveLength(80);
+  });
+
   it('produces a batch in one transaction; a redelivery (same or new instance) is skipped; read_committed sees each output once', async () => {
     const topic = uniqueTopic('sink-basic');
     await createTopic(topic, 3);
