@@ -96,11 +96,17 @@ export async function acquireLock(dir: string, onCompromised: (err: Error) => vo
     if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err;
     const owner = await readLockOwner(dir);
     const lockIno = await stat(lockPath(dir)).then((s) => s.ino, () => -1);
-    if (!owner || owner.lockIno !== lockIno || owner.host !== hostname() || isAlive(owner)) throw new CheckpointLockedError(dir, describeOwner(owner));
-    // The recorded owner is gone (killed): take over now instead of waiting for staleness.
-    await rm(lockPath(dir), { recursive: true, force: true });
+    const known = owner !== undefined && owner.lockIno === lockIno && owner.host === hostname();
+    if (known && isAlive(owner)) throw new CheckpointLockedError(dir, describeOwner(owner));
+    if (known) {
+      // The recorded owner is gone (killed): take over now instead of waiting for staleness.
+      await rm(lockPath(dir), { recursive: true, force: true });
+    }
+    // Either taken over just now, or the owner is unknown: a process killed between creating
+    // the lock and recording itself, or one on another host. A live owner refreshes the lock
+    // every second; a dead one lets it go stale, and proper-lockfile takes a stale lock over.
     try {
-      release = await lockfile.lock(dir, options);
+      release = await lockfile.lock(dir, { ...options, retries: known ? 0 : { retries: Math.ceil((STALE_MS + 3_000) / 500), minTimeout: 500, maxTimeout: 500 } });
     } catch (again) {
       if ((again as NodeJS.ErrnoException).code === 'ELOCKED') throw new CheckpointLockedError(dir, describeOwner(await readLockOwner(dir)));
       throw again;

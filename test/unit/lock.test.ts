@@ -1,6 +1,6 @@
 // One process owns a checkpoint: the lock, its takeover after SIGKILL, and two real
 // `tidemark run` processes on one directory.
-import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { CheckpointLockedError, LockCompromisedError } from '../../checkpoint/errors';
@@ -90,14 +90,25 @@ describe('acquireLock', () => {
     await lock.release();
   });
 
-  it('a lock with no owner record, or an owner record of another lock, is not taken over before it is stale', async () => {
+  it('a lock with no owner record, or an owner record of another lock, is kept while refreshed and taken over only once stale', async () => {
     const dir = fresh();
     mkdirSync(lockPath(dir), { recursive: true });
-    await expect(acquireLock(dir)).rejects.toThrow(/owner unknown/);
     // The owner file describes an older lock directory (another inode): it says nothing about this one.
     writeFileSync(join(dir, 'tidemark.owner.json'), JSON.stringify({ host: hostname(), pid: 999_999_999, startTime: null, since: 1, lockIno: statSync(lockPath(dir)).ino + 1 }));
-    await expect(acquireLock(dir)).rejects.toThrow(CheckpointLockedError);
-  });
+    // A live owner that has not recorded itself yet keeps refreshing the lock: never taken.
+    const refresh = setInterval(() => utimesSync(lockPath(dir), new Date(), new Date()), 500);
+    try {
+      await expect(acquireLock(dir)).rejects.toThrow(CheckpointLockedError);
+    } finally {
+      clearInterval(refresh);
+    }
+    // A dead one (a process killed between creating the lock and recording itself) lets it go stale.
+    const started = Date.now();
+    const lock = await acquireLock(dir);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(5_000); // only once stale, never at once
+    expect((await readLockOwner(dir))?.pid).toBe(process.pid);
+    await lock.release();
+  }, 60_000);
 
   it('a lock taken away from under its owner is reported compromised before the next write', async () => {
     const dir = fresh();
