@@ -225,6 +225,11 @@ class Run implements fc.AsyncCommand<Model, World> {
       }
     }
     const view = await new CheckpointStore(world.kv, 'model').load();
+    // A power loss drops PLAN writes that no sync covered: what was recorded in flight beyond
+    // the durable state was never promised; what is in flight now is durable.
+    if (this.crash?.kind === 'power' && seen >= this.crash.nth) {
+      for (const id of [...world.planned.keys()]) if (id > view.lastCommitted) world.planned.delete(id);
+    }
     if (view.inFlight && !world.planned.has(view.inFlight.id)) world.planned.set(view.inFlight.id, view.inFlight.ranges);
     // A batch id may be re-planned only if its PLAN write was lost before anything depended on it.
     if (!view.inFlight) for (const id of [...world.planned.keys()]) if (id > view.lastCommitted) world.planned.delete(id);
