@@ -1,23 +1,114 @@
-// `npm run torture -- --kills 1000 [--source embedded|kafka] [--seed N]`: the long form.
+// `npm run torture -- --kills 1000 [--source embedded|kafka] [--pg-url URL] [--kafka-sink] [--seed N] [--dir D]`:
+// the long form. --pg-url adds the PostgreSQL sink (a fresh schema of that server) and
+// --kafka-sink the transactional Kafka sink (a fresh topic on KAFKA_BROKERS); after the run
+// each must hold exactly what the file sink holds, execution ids and all.
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { embeddedProducer, printReport, runTorture, type Producer } from './torture';
+import { Kafka, logLevel } from 'kafkajs';
+import { Pool } from 'pg';
+import { readTopic } from '../kafka/sink-support';
+import { waitForLeaders } from '../support/kafka';
+import { embeddedProducer, fileSinkKeys, outputKey, printReport, runTorture, type Producer } from './torture';
+
+/** An extra sink of the run: the daemon's environment for it, its seam points, and its check after the drain. */
+interface ExtraSink {
+  readonly name: string;
+  readonly env: Record<string, string>;
+  readonly seamPoints: string[];
+  /** Outputs the sink holds, as outputKey()s. */
+  keys(): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+async function postgresSink(url: string): Promise<ExtraSink> {
+  const schema = `torture_${randomBytes(4).toString('hex')}`;
+  const pool = new Pool({ connectionString: url, options: `-c search_path=${schema}`, max: 1 });
+  await pool.query(`CREATE SCHEMA ${schema}`);
+  await pool.query('CREATE TABLE torture_out (p int NOT NULL, o int NOT NULL, v text NOT NULL, execution text NOT NULL)');
+  return {
+    name: `postgres (schema ${schema})`,
+    env: { TORTURE_PG_URL: url, TORTURE_PG_SCHEMA: schema },
+    seamPoints: ['delivering:postgres', 'delivered:postgres'],
+    async keys() {
+      const rows = await pool.query<{ p: number; o: number; v: string; execution: string }>('SELECT p, o, v, execution FROM torture_out');
+      return rows.rows.map(outputKey).sort();
+    },
+    close: () => pool.end(),
+  };
+}
+
+async function kafkaSink(brokers: string): Promise<ExtraSink> {
+  const topic = `torture-sink-${process.pid}-${Date.now()}`;
+  const admin = new Kafka({ clientId: 'torture-cli', brokers: brokers.split(','), logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  await admin.createTopics({ topics: [{ topic, numPartitions: 4, replicationFactor: 1 }] });
+  await waitForLeaders(admin, topic, 4);
+  await admin.disconnect();
+  return {
+    name: `kafka (topic ${topic}, read_committed)`,
+    env: { TORTURE_KAFKA_SINK_TOPIC: topic },
+    seamPoints: ['delivering:kafka', 'delivered:kafka'],
+    async keys() {
+      const records = await readTopic(brokers.split(','), topic);
+      return records.map((r) => outputKey(JSON.parse(r.value ?? '{}') as { p: number; o: number; v: string; execution: string })).sort();
+    },
+    close: async () => {},
+  };
+}
+
+/** How far `got` is from `expected` (both sorted): outputs missing and outputs extra. */
+function difference(expected: readonly string[], got: readonly string[]): { missing: number; extra: number } {
+  const want = new Map<string, number>();
+  for (const k of expected) want.set(k, (want.get(k) ?? 0) + 1);
+  let extra = 0;
+  for (const k of got) {
+    const n = want.get(k) ?? 0;
+    if (n === 0) extra++;
+    else want.set(k, n - 1);
+  }
+  let missing = 0;
+  for (const n of want.values()) missing += n;
+  return { missing, extra };
+}
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { kills: { type: 'string' }, source: { type: 'string' }, seed: { type: 'string' }, dir: { type: 'string' } } });
+  const { values } = parseArgs({
+    options: {
+      kills: { type: 'string' }, source: { type: 'string' }, seed: { type: 'string' }, dir: { type: 'string' },
+      'pg-url': { type: 'string' }, 'kafka-sink': { type: 'boolean' },
+    },
+  });
   const kills = Number(values.kills ?? 1000);
   const source = values.source ?? 'embedded';
   let producer: (dir: string) => Producer;
   if (source === 'embedded') producer = (dir) => embeddedProducer(dir);
   else if (source === 'kafka') producer = (await import('./torture-kafka')).kafkaProducerFactory();
   else throw new Error(`--source must be embedded or kafka, not ${source}`);
+  const brokers = process.env.KAFKA_BROKERS;
+  if (values['kafka-sink'] && !brokers) throw new Error('--kafka-sink needs KAFKA_BROKERS (start a broker with `scripts/kafka start`)');
+
+  const extras: ExtraSink[] = [];
+  if (values['pg-url']) extras.push(await postgresSink(values['pg-url']));
+  if (values['kafka-sink']) extras.push(await kafkaSink(brokers!));
+  const dir = values.dir ?? join(tmpdir(), `tidemark-torture-${source}`);
   const report = await runTorture({
-    kills, producer, dir: values.dir ?? join(tmpdir(), `tidemark-torture-${source}`),
+    kills, producer, dir,
+    env: Object.assign({}, ...extras.map((e) => e.env)) as Record<string, string>,
+    extraSeamPoints: extras.flatMap((e) => e.seamPoints),
     ...(values.seed ? { seed: Number(values.seed) } : {}), log: (l) => console.log(l),
   });
   console.log(printReport(report));
-  const ok = report.lost === 0 && report.duplicated === 0 && report.mixedExecutions === 0 && report.outOfOrder === 0 && !report.inFlightAfterDrain;
+  let ok = report.lost === 0 && report.duplicated === 0 && report.mixedExecutions === 0 && report.outOfOrder === 0 && !report.inFlightAfterDrain;
+
+  const expected = fileSinkKeys(dir);
+  for (const extra of extras) {
+    const { missing, extra: surplus } = difference(expected, await extra.keys());
+    console.log(`${`sink ${extra.name}`.padEnd(44)} ${missing} missing, ${surplus} extra of ${expected.length} file-sink outputs`);
+    if (missing !== 0 || surplus !== 0) ok = false;
+    await extra.close();
+  }
   process.exitCode = ok ? 0 : 1;
 }
 

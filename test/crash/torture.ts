@@ -204,6 +204,19 @@ interface OutputLine {
   readonly execution: string;
 }
 
+/** Every output of the file sink as `p:o:v:execution`, sorted: what each other sink of the run must hold exactly. */
+export function fileSinkKeys(dir: string): string[] {
+  const out = join(dir, 'out', 'files');
+  return readdirSync(out).filter((f) => /^batch-\d+\.jsonl$/.test(f))
+    .flatMap((f) => readFileSync(join(out, f), 'utf8').split('\n').filter(Boolean))
+    .map((l) => outputKey(JSON.parse(l) as OutputLine)).sort();
+}
+
+/** The identity of one output, execution id included (a replayed batch must not re-run its transform). */
+export function outputKey(t: OutputLine): string {
+  return `${t.p}:${t.o}:${t.v}:${t.execution}`;
+}
+
 function verify(dir: string, produced: Map<number, string[]>): Pick<TortureReport, 'produced' | 'outputsVerified' | 'lost' | 'duplicated' | 'mixedExecutions' | 'outOfOrder'> {
   const out = join(dir, 'out', 'files');
   const ids = readdirSync(out).filter((f) => /^batch-\d+\.jsonl$/.test(f)).map((f) => Number(f.slice(6, -6))).sort((a, b) => a - b);

@@ -4,10 +4,9 @@
 // own included. The file sink is checked by the driver (nothing lost, nothing doubled, one
 // execution per batch); a read_committed consumer of the topic must then see exactly the
 // same outputs, execution ids and all.
-import { readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { embeddedProducer, printReport, runTorture } from '../crash/torture';
+import { embeddedProducer, fileSinkKeys, outputKey, printReport, runTorture } from '../crash/torture';
 import { brokers, closeClients, createTopic, uniqueTopic } from '../support/kafka';
 import { readTopic } from './sink-support';
 
@@ -27,13 +26,8 @@ it('survives 40 SIGKILLs: a read_committed consumer sees exactly what the file s
     .toEqual({ seed: report.seed, lost: 0, duplicated: 0, mixed: 0, outOfOrder: 0 });
   expect(report.outputsVerified).toBe(report.produced);
 
-  const out = join(dir, 'out', 'files');
-  const expected = readdirSync(out).filter((f) => /^batch-\d+\.jsonl$/.test(f))
-    .flatMap((f) => readFileSync(join(out, f), 'utf8').split('\n').filter(Boolean))
-    .map((l) => JSON.parse(l) as { p: number; o: number; v: string; execution: string })
-    .map((t) => `${t.p}:${t.o}:${t.v}:${t.execution}`).sort();
-  const got = (await readTopic(brokers(), topic)).map((r) => JSON.parse(r.value!) as { p: number; o: number; v: string; execution: string })
-    .map((t) => `${t.p}:${t.o}:${t.v}:${t.execution}`).sort();
+  const expected = fileSinkKeys(dir);
+  const got = (await readTopic(brokers(), topic)).map((r) => outputKey(JSON.parse(r.value!) as { p: number; o: number; v: string; execution: string })).sort();
   expect(got.length).toBe(expected.length);
   expect(got).toEqual(expected);
 }, 900_000);
