@@ -486,9 +486,14 @@ export class KafkaReader {
         let seen = st.progress;
         for (;;) {
           this.check(signal);
+          // Whether the range is complete is decided BEFORE taking: while `yield` waits for the
+          // consumer, more fetches may land and move `hi` past `until`; deciding after the yield
+          // ended the range with those records still in the buffer (a batch committed short;
+          // regression test test/kafka/slow-consumer.test.ts).
+          const complete = st.hi >= r.until;
           const chunk = this.take(st, r.until);
           if (chunk.length > 0) yield chunk;
-          if (st.hi >= r.until) break;
+          if (complete) break;
           await this.waitForChange(this.o.stallCheckMs, signal);
           if (st.progress !== seen) {
             progressAt = Date.now();
@@ -498,6 +503,10 @@ export class KafkaReader {
           }
         }
         // Whatever is left below `until` was taken above; what is beyond stays for the next batch.
+        const left = st.recs[st.head];
+        if (left !== undefined && left.offset < r.until) {
+          throw new Error(`KafkaReader invariant broken: ${describe(r)} ended with offset ${left.offset} still unread (a bug: please report it)`);
+        }
         st.lo = r.until;
         st.target = undefined;
         this.pause(st);
