@@ -27,9 +27,12 @@
 //     short-read.txt). A log whose every offset from `hi` to its end holds no record cannot
 //     occur (the active segment keeps its last batch); were it to, the read stalls and the
 //     stall diagnosis below reports it instead of skipping anything.
-//   - While the engine transforms and delivers, every partition is paused and kafkajs's
-//     fetch loop idles, which keeps sending heartbeats: a slow sink does not cost the
-//     group membership.
+//   - Read-ahead: a partition that is not being read keeps fetching (beyond the last
+//     range's `until`) while the buffer holds less than `readAheadBytes`, so the next
+//     batch's records arrive while the engine stages and delivers this one; the next read
+//     then starts from memory instead of a cold fetch (kafkajs sleeps its maxWaitTime
+//     when every partition is paused). Past the bound they pause; kafkajs's fetch loop
+//     keeps sending heartbeats either way: a slow sink does not cost the group membership.
 //   - Memory: records waiting in buffers (ranges after the one being delivered, data
 //     beyond `until`) count against `maxBufferedBytes`; past it every partition but the
 //     one being delivered is paused, and prefetched data beyond `until` is dropped.
@@ -69,6 +72,8 @@ export interface KafkaReadStats {
   readonly recordsFetched: number;
   /** Records delivered that had been fetched (beyond an earlier range's end) before their read began. */
   readonly recordsFromBuffer: number;
+  /** Records fetched for a partition while no range of it was being read (read-ahead). */
+  readonly recordsReadAhead: number;
   /** Times partitions were paused because the buffer was full. */
   readonly memoryPauses: number;
   readonly bufferedBytes: number;
@@ -84,6 +89,8 @@ export interface ReaderOptions {
   readonly readUncommitted: boolean;
   readonly tuning: ConsumerTuning;
   readonly maxBufferedBytes: number;
+  /** Fetch ahead of the next plan while fewer bytes than this are buffered (capped at half of maxBufferedBytes; 0: no read-ahead). */
+  readonly readAheadBytes: number;
   /** How long a read may make no progress before the reader asks the broker why (default 3 s). */
   readonly stallCheckMs: number;
   readonly log: Logger;
@@ -191,7 +198,7 @@ export class KafkaReader {
   private bufferedBytes = 0;
   private closed = false;
   private readonly counters = {
-    groupJoins: 0, consumerStarts: 0, seeks: 0, batchesFetched: 0, recordsFetched: 0, recordsFromBuffer: 0,
+    groupJoins: 0, consumerStarts: 0, seeks: 0, batchesFetched: 0, recordsFetched: 0, recordsFromBuffer: 0, recordsReadAhead: 0,
     memoryPauses: 0, peakBufferedBytes: 0, reseeks: 0,
   };
 
@@ -330,7 +337,28 @@ export class KafkaReader {
   // ------------------------------------------------------------------ per-partition control
 
   private wantsData(st: PartState): boolean {
-    return st.target !== undefined && st.hi < st.target && !st.memoryPaused;
+    if (st.memoryPaused) return false;
+    if (st.target !== undefined) return st.hi < st.target;
+    return this.bufferedBytes < this.readAhead;
+  }
+
+  private get readAhead(): number {
+    return Math.min(this.o.readAheadBytes, this.o.maxBufferedBytes / 2);
+  }
+
+  /** Resumes or pauses the partition as wantsData() says. */
+  private steer(st: PartState): void {
+    if (this.wantsData(st)) this.resume(st);
+    else this.pause(st);
+  }
+
+  /** Pauses the partitions reading ahead once the buffer is full, resumes them when it has room. */
+  private steerReadAhead(): void {
+    const room = this.bufferedBytes < this.readAhead;
+    for (const st of this.parts.values()) {
+      if (st.target !== undefined || st.memoryPaused || st.paused === !room) continue;
+      this.steer(st);
+    }
   }
 
   private resume(st: PartState): void {
@@ -393,10 +421,12 @@ export class KafkaReader {
         st.bytes += bytes;
         this.bufferedBytes += bytes;
         this.counters.recordsFetched++;
+        if (st.target === undefined) this.counters.recordsReadAhead++;
       }
       st.hi = Math.max(st.hi + 1, toOffset(raw.lastOffset(), `${st.key} last offset`) + 1, batchEnd(raw));
       if (this.bufferedBytes > this.counters.peakBufferedBytes) this.counters.peakBufferedBytes = this.bufferedBytes;
       if (!this.wantsData(st)) this.pause(st);
+      if (this.bufferedBytes >= this.readAhead) this.steerReadAhead();
       if (this.bufferedBytes > this.o.maxBufferedBytes) this.relieveMemory();
       this.notify();
     } catch (err) {
@@ -461,6 +491,7 @@ export class KafkaReader {
       st.head = 0;
     }
     this.resumeAfterMemory();
+    this.steerReadAhead();
     return out;
   }
 
@@ -509,7 +540,7 @@ export class KafkaReader {
         }
         st.lo = r.until;
         st.target = undefined;
-        this.pause(st);
+        this.steer(st);
       }
     } finally {
       for (const r of work) {
@@ -517,7 +548,7 @@ export class KafkaReader {
         if (!st) continue;
         st.target = undefined;
         st.memoryPaused = false;
-        this.pause(st);
+        this.steer(st);
       }
       this.head = undefined;
       this.reading = false;

@@ -69,6 +69,11 @@ export interface KafkaSourceOptions {
   readonly consumer?: ConsumerTuning;
   /** Bound on records buffered ahead of delivery (default 64 MiB); the consumer pauses past it. */
   readonly maxBufferedBytes?: number;
+  /**
+   * Records fetched ahead of the next batch while this one is staged and delivered (default
+   * 32 MiB, at most half of maxBufferedBytes; 0 turns read-ahead off).
+   */
+  readonly readAheadBytes?: number;
   /** Commit positions to `groupId` after every batch (default true). */
   readonly commitOffsets?: boolean;
   /** The source id stored in the checkpoint (default `kafka:<topics|pattern|partitions>`). */
@@ -176,6 +181,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   if (o.isolation !== undefined && o.isolation !== 'read_committed' && o.isolation !== 'read_uncommitted') fail('isolation', "'read_committed' or 'read_uncommitted'", o.isolation);
   if (o.startingFallback !== undefined && o.startingFallback !== 'earliest' && o.startingFallback !== 'latest') fail('startingFallback', "'earliest' or 'latest'", o.startingFallback);
   if (o.maxBufferedBytes !== undefined && (!Number.isSafeInteger(o.maxBufferedBytes) || o.maxBufferedBytes < 1)) fail('maxBufferedBytes', 'a positive whole number', o.maxBufferedBytes);
+  if (o.readAheadBytes !== undefined && (!Number.isSafeInteger(o.readAheadBytes) || o.readAheadBytes < 0)) fail('readAheadBytes', 'a whole number ≥ 0', o.readAheadBytes);
   const subscription = subscriptionOf(options);
   checkStarting(options);
   registerKafkaCodecs();
@@ -201,7 +207,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   }, logger);
   const reader = new KafkaReader({
     kafka, admin, groupId, readUncommitted: options.isolation === 'read_uncommitted', tuning: options.consumer ?? {},
-    maxBufferedBytes: options.maxBufferedBytes ?? 64 * 1024 * 1024, stallCheckMs: 3_000, log: logger,
+    maxBufferedBytes: options.maxBufferedBytes ?? 64 * 1024 * 1024, readAheadBytes: options.readAheadBytes ?? 32 * 1024 * 1024, stallCheckMs: 3_000, log: logger,
   });
 
   /** Partitions handed out so far, per topic: a topic that vanishes keeps them, so its positions are checked. */

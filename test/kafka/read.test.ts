@@ -81,6 +81,29 @@ describe('kafkaSource: a 4-partition topic read in batches', () => {
     expect(more.records.flat().map((r) => r.value!.toString()).sort()).toEqual([0, 1, 2, 3].map((p) => value(p, perPartition)));
   });
 
+  it('reads ahead while a batch is delivered (and not with readAheadBytes: 0), every record still exactly once', async () => {
+    const topic = uniqueTopic('readahead');
+    await createTopic(topic, 2);
+    for (let p = 0; p < 2; p++) {
+      for (let i = 0; i < 2000; i += 100) await produce(topic, Array.from({ length: 100 }, (_, j) => ({ value: value(p, i + j), partition: p })));
+    }
+    const slow = { name: 'slow', write: () => new Promise<void>((resolve) => setTimeout(resolve, 150)) };
+    for (const readAheadBytes of [undefined, 0]) {
+      const run = await runKafkaJob(join(root, `ahead-${readAheadBytes ?? 'default'}`), {
+        topics: [topic], groupId: `${topic}-job-${readAheadBytes ?? 'default'}`, consumer: { maxBytesPerPartition: 8 * 1024 },
+        ...(readAheadBytes === undefined ? {} : { readAheadBytes }),
+      }, { once: true }, { sinks: [slow], batch: { maxRecordsPerPartition: 400 } });
+      const all = run.records.flat();
+      for (let p = 0; p < 2; p++) {
+        expect(all.filter((r) => r.partition === p).map((r) => r.value!.toString())).toEqual(Array.from({ length: 2000 }, (_, i) => value(p, i)));
+      }
+      const stats = run.source.stats();
+      expect(stats.recordsFetched).toBe(4000);
+      if (readAheadBytes === 0) expect(stats.recordsReadAhead).toBe(0);
+      else expect(stats.recordsReadAhead).toBeGreaterThan(1000); // most of batches 2…5 arrived while the one before was delivered
+    }
+  });
+
   it('stays within maxBufferedBytes by pausing the consumer, and still reads every record', async () => {
     const topic = uniqueTopic('membound');
     await createTopic(topic, 4);
