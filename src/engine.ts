@@ -312,11 +312,12 @@ export class Engine<T> {
     if (hasStagedOutputs(batch)) {
       outputs = await timed('read', () => store.readStagedOutputs(batch));
     } else {
-      const { records: input, bytes } = await timed('read', () => this.read(batch.ranges));
-      records = input.length;
-      bytesIn = bytes;
+      const read = await timed('read', () => this.read(batch.ranges));
+      records = read.records.length;
+      bytesIn = read.bytes;
       await this.crash('read');
-      const result = await timed('transform', () => runTransform(this.job, input, { batchId: batch.id, ranges: batch.ranges }));
+      const result = await timed('transform', () => runTransform(this.job, read.records, { batchId: batch.id, ranges: batch.ranges }));
+      read.records = []; // the input can be collected while the outputs are staged and delivered
       await this.crash('transformed');
       outputs = { [OUTPUTS]: result.outputs, ...(result.deadLetters.length > 0 ? { [DEAD_LETTERS]: result.deadLetters } : {}) };
       const counts = { [OUTPUTS]: result.outputs.length, [DEAD_LETTERS]: result.deadLetters.length };
@@ -392,15 +393,17 @@ export class Engine<T> {
   ): Promise<BatchRecord> {
     for (;;) {
       const aside = new Set(rejected.filter((r) => r.sink === sink.name).map((r) => r.index));
-      const kept = outputs.flatMap((_, i) => (aside.has(i) ? [] : [i]));
+      // Indexes of the outputs written (into `outputs`); none set aside: all of them, and no index list is built.
+      const kept = aside.size === 0 ? undefined : outputs.flatMap((_, i) => (aside.has(i) ? [] : [i]));
       try {
-        await this.deliver(sink, batch, aside.size === 0 ? outputs : kept.map((i) => outputs[i]!));
+        await this.deliver(sink, batch, kept ? kept.map((i) => outputs[i]!) : outputs);
         return batch;
       } catch (err) {
         if (!isTidemarkError(err) || err.code !== 'TIDEMARK_SINK_REJECTED' || this.job.onSinkError !== 'dead-letter') throw err;
         const rows = (err as SinkRejectedError).rejected;
-        if (rows.length === 0 || rows.some((r) => kept[r.index] === undefined)) throw err;
-        for (const r of rows) rejected.push({ sink: sink.name, batchId: batch.id, index: kept[r.index]!, output: r.output, error: r.reason });
+        const indexOf = (i: number): number | undefined => (kept ? kept[i] : i < outputs.length ? i : undefined);
+        if (rows.length === 0 || rows.some((r) => indexOf(r.index) === undefined)) throw err;
+        for (const r of rows) rejected.push({ sink: sink.name, batchId: batch.id, index: indexOf(r.index)!, output: r.output, error: r.reason });
         this.log.warn({ sink: sink.name, batch: batch.id, rejected: rows.length }, `sink ${sink.name} rejected ${rows.length} outputs of batch ${batch.id}: routing them to the dead-letter sink, writing the rest`);
         batch = await restage(batch);
       }

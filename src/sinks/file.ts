@@ -16,6 +16,19 @@ export function batchFileName(id: number): string {
   return `batch-${id}.jsonl`;
 }
 
+/** The file's text in pieces of about 1 MiB: a batch is never held in memory a second time as one string. */
+function* lines<T>(outputs: readonly T[], format: (output: T) => string): Generator<string> {
+  let text = '';
+  for (const o of outputs) {
+    text += `${format(o)}\n`;
+    if (text.length >= 1 << 20) {
+      yield text;
+      text = '';
+    }
+  }
+  if (text !== '') yield text;
+}
+
 export function fileSink<T>(options: FileSinkOptions<T>): Sink<T> {
   const name = options.name ?? 'files';
   const format = options.format ?? ((o: T) => JSON.stringify(o));
@@ -23,9 +36,7 @@ export function fileSink<T>(options: FileSinkOptions<T>): Sink<T> {
   return {
     name,
     async write(batch: SinkBatch<T>) {
-      let text = '';
-      for (const o of batch.outputs) text += `${format(o)}\n`;
-      await writeFileAtomic(join(dir, batchFileName(batch.id)), text);
+      await writeFileAtomic(join(dir, batchFileName(batch.id)), lines(batch.outputs, format));
     },
   };
 }
