@@ -105,6 +105,14 @@ function rangeProblem(r: Range): string | undefined {
   return r.from > r.until ? 'has `from` after `until`' : undefined;
 }
 
+/**
+ * The record size the first batch is planned with, before any record was seen: large, so
+ * that a topic of big records cannot make the first batch many times `maxBatchBytes` (with
+ * 1 KiB assumed, 20,000 records of 10 KB became one 200 MB batch). Later batches use what
+ * was measured.
+ */
+const FIRST_BATCH_RECORD_BYTES = 64 * 1024;
+
 /** Milliseconds since `start` (a performance.now() reading), to 0.01 ms. */
 const elapsedMs = (start: number): number => Math.round((performance.now() - start) * 100) / 100;
 
@@ -116,7 +124,8 @@ export class Engine<T> {
   private lastCommitted = 0;
   private stopping = false;
   private wake: (() => void) | undefined;
-  private avgRecordBytes = 1024;
+  /** Measured bytes per record (key + value + overhead), undefined until a batch was read. */
+  private avgRecordBytes: number | undefined;
   private lastBatchAt = Date.now();
   private lag: OffsetMap = {};
   /** The source's ends as of the last plan. */
@@ -273,7 +282,7 @@ export class Engine<T> {
       latest = capped;
     }
     const plan = planRanges({
-      positions: this.positions, starting, earliest, latest, limits: this.job.limits, avgRecordBytes: this.avgRecordBytes,
+      positions: this.positions, starting, earliest, latest, limits: this.job.limits, avgRecordBytes: this.avgRecordBytes ?? FIRST_BATCH_RECORD_BYTES,
       waitedMs: bounds ? Infinity : Date.now() - this.lastBatchAt, onDataLoss: this.job.onDataLoss,
     });
     const lag: Record<string, number> = {};
@@ -377,7 +386,10 @@ export class Engine<T> {
         bytes += (r.value?.length ?? 0) + (r.key?.length ?? 0);
       }
     }
-    if (records.length > 0) this.avgRecordBytes = 0.7 * this.avgRecordBytes + 0.3 * (bytes / records.length + 64);
+    if (records.length > 0) {
+      const measured = bytes / records.length + 64;
+      this.avgRecordBytes = this.avgRecordBytes === undefined ? measured : 0.7 * this.avgRecordBytes + 0.3 * measured;
+    }
     return { records, bytes };
   }
 

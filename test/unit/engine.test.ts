@@ -28,6 +28,24 @@ describe('engine on the generator source', () => {
   });
 });
 
+describe('engine batch sizes', () => {
+  const root = tempDir();
+
+  it('keeps every batch within maxBatchBytes, the first one too (before any record size is known)', async () => {
+    const big = Buffer.alloc(10_000, 'x');
+    const sizes: number[] = [];
+    const engine = new Engine(defineJob<number>({
+      name: 'sizes', source: generatorSource({ partitions: 4, size: 500, value: () => big }), sinks: [memorySink<number>()],
+      transform: (records: SourceRecord[]) => records.map((r) => r.offset),
+      batch: { maxBatchBytes: 1024 * 1024, maxRecordsPerPartition: 100_000, maxWaitMs: 0 },
+    }), { checkpointDir: join(root, 'sizes'), onBatch: (s) => sizes.push(s.bytesIn) });
+    const summary = await engine.run({ once: true });
+    expect(summary.records).toBe(2000);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(1024 * 1024);
+    expect(sizes.length).toBeLessThan(40); // and not absurdly small once the size is measured
+  });
+});
+
 describe('engine recovery over a real LevelDB checkpoint', () => {
   const root = tempDir();
   class Crash extends Error {}
