@@ -33,6 +33,8 @@ const SPARK = !QUICK || args.spark === true;
 const KILLS = QUICK ? 2 : 5;
 const RUN_ID = Date.now().toString(36);
 const HAS_KAFKA_SINK = typeof (tidemark as Record<string, unknown>).kafkaSink === 'function';
+// Row 9 (issue 7's measured note) needs @platformatic/kafka, a devDependency: absent after `npm ci --omit=dev`.
+const HAS_PLATFORMATIC = ((): boolean => { try { require.resolve('@platformatic/kafka'); return true; } catch { return false; } })();
 const PARTITIONS = 8;
 const MAX_BATCH_BYTES = 64 * 1024 * 1024; // the job's default batch.maxBatchBytes
 
@@ -66,12 +68,14 @@ function child(cmd: string, argv: string[], opts: { timeoutMs?: number; onStderr
 }
 
 const NODE_ROW = join(root, 'dist', 'bench', 'rows', 'node-row.js');
+const PLATFORMATIC_ROW = join(root, 'dist', 'bench', 'rows', 'platformatic-raw.js');
 const nodeRow = (argv: string[], opts: { timeoutMs?: number; onStderr?: (s: string) => void } = {}): Promise<Summary> => child(process.execPath, [NODE_ROW, ...argv], opts);
 const peer = (name: string, argv: string[], timeoutMs = 900_000): Promise<Summary> => child(join(root, 'bench', 'peers', name), argv, { timeoutMs });
 
 function buildRows(): void {
   // Bundled once, so a row's CPU figure does not include esbuild's work.
   buildSync({ entryPoints: [join(root, 'bench', 'rows', 'node-row.ts')], bundle: true, platform: 'node', target: 'node20', packages: 'external', logLevel: 'warning', outfile: NODE_ROW });
+  if (HAS_PLATFORMATIC) buildSync({ entryPoints: [join(root, 'bench', 'rows', 'platformatic-raw.ts')], bundle: true, platform: 'node', target: 'node20', packages: 'external', logLevel: 'warning', outfile: PLATFORMATIC_ROW });
 }
 
 const kafka = new Kafka({ clientId: 'bench-run', brokers: [BROKER], logLevel: logLevel.NOTHING });
@@ -150,6 +154,11 @@ const ROWS: RowDef[] = [
       const id = fresh(w, 8, round);
       return peer('spark/run', ['--bootstrap', BROKER, '--input', w.topic, '--output', id, '--app-id', id, '--expect', String(w.records)]);
     },
+  }] : []),
+  // Issue 7: row 2's consumer on @platformatic/kafka — how far a faster client would move the ceiling (a note, not a switch).
+  ...(HAS_PLATFORMATIC ? [{
+    id: 9, name: 'raw @platformatic/kafka consumer (measured note)',
+    run: (w: Workload) => child(process.execPath, [PLATFORMATIC_ROW, '--bootstrap', BROKER, '--topic', w.topic, '--expect', String(w.records)]),
   }] : []),
 ];
 
@@ -326,6 +335,7 @@ async function main(): Promise<void> {
   await admin.connect();
   log(`broker ${BROKER}, quick=${QUICK}, rounds each way ${ROUNDS}, spark=${SPARK}, kafkaSink=${HAS_KAFKA_SINK}, load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   if (!HAS_KAFKA_SINK) log('row 5: kafkaSink not available');
+  if (!HAS_PLATFORMATIC) log('row 9: @platformatic/kafka not installed (a devDependency; e.g. npm ci --omit=dev) — skipped');
   const W1: Workload = { id: 'W1', topic: '', records: QUICK ? 200_000 : 1_000_000, size: 200 };
   const W2: Workload = { id: 'W2', topic: '', records: QUICK ? 20_000 : 100_000, size: 10_240 };
   const W3: Workload = { id: 'W3', topic: '', records: 0, size: 200, rate: 20_000, seconds: QUICK ? 15 : 60 };
@@ -333,7 +343,7 @@ async function main(): Promise<void> {
   W2.topic = `bench-w2-${W2.records}x${W2.size}`;
   W3.records = W3.rate! * W3.seconds!;
   const report: Record<string, unknown> = {
-    startedAt: startedAt.toISOString(), broker: BROKER, quick: QUICK, roundsEachWay: ROUNDS, spark: SPARK, kafkaSink: HAS_KAFKA_SINK,
+    startedAt: startedAt.toISOString(), broker: BROKER, quick: QUICK, roundsEachWay: ROUNDS, spark: SPARK, kafkaSink: HAS_KAFKA_SINK, platformatic: HAS_PLATFORMATIC,
     loadAvgAtStart: loadavg(), maxBatchBytes: MAX_BATCH_BYTES, workloads: {} as Record<string, unknown>,
   };
   const tables: string[] = [];
