@@ -1,14 +1,16 @@
 // The checkpoint: one atomic write per state change of a batch.
 //
 //   planBatch   PLANNED{id, ranges}                      unsynced
-//   stageBatch  STAGED{id, ranges} + outputs, one batch   sync: the one fsync per batch
-//   commitBatch COMMITTED{id}, positions := untils,        unsynced
+//   stageBatch  STAGED{id, ranges} + outputs, one batch   synced
+//   commitBatch COMMITTED{id}, positions := untils,        synced
 //               staged outputs and old batches deleted
 //
-// Only the STAGE write has a side effect depending on it (the delivery), so it is the
-// only synced one; LevelDB's log is sequential, so it also makes every earlier write
-// durable. A power loss can drop at most the last COMMIT and the next PLAN, which only
-// causes a replay that idempotent sinks absorb. See docs/protocol.md.
+// The STAGE is synced because the delivery depends on it; the COMMIT because the next
+// batch's STAGE does not make it durable: LevelDB syncs only its current log file and
+// never the one it closes at a memtable switch (google/leveldb#193), so an unsynced COMMIT
+// could be lost while the next STAGE survived — two batches in flight. Only the PLAN is
+// unsynced: losing it loses nothing (the STAGE record repeats its ranges, and nothing
+// irreversible happens before the STAGE). See docs/protocol.md.
 import { chunk, decodeJSON, decodeOutputs, encodeJSON, encodeOutputs } from './codec';
 import { BadConfigError, CheckpointWriteError, CorruptCheckpointError, describeCause } from './errors';
 import { keys } from './keys';
@@ -183,7 +185,7 @@ export class CheckpointStore {
       ops.push({ type: 'put', key: keys.lost(batch.id, r), value: encodeJSON(record) });
     }
     if (batch.id > this.retain) ops.push({ type: 'del', key: keys.batch(batch.id - this.retain) });
-    await this.write(ops, false);
+    await this.write(ops, true);
     return committed;
   }
 

@@ -11,6 +11,7 @@ import * as fc from 'fast-check';
 import { CodeChangedError, isTidemarkError } from '../../checkpoint/errors';
 import { partitionKey, type BatchRecord, type OffsetMap, type Range } from '../../checkpoint/model';
 import { CheckpointStore } from '../../checkpoint/store';
+import type { KVOp } from '../../checkpoint/kv';
 import { defineJob, Engine, type Sink, type SinkBatch, type SourceRecord } from 'tidemark';
 import { MemoryLog } from '../support/memory-source';
 import { PowerLossKV } from '../support/power-loss-kv';
@@ -186,7 +187,7 @@ class ChangeCode implements fc.AsyncCommand<Model, World> {
 class Run implements fc.AsyncCommand<Model, World> {
   constructor(
     readonly batches: number,
-    readonly crash: { phase: string; nth: number; kind: 'kill' | 'power' } | null,
+    readonly crash: { phase: string; nth: number; kind: 'kill' | 'power'; keep: number } | null,
     readonly acceptCodeChange: boolean,
   ) {}
   check = (): boolean => true;
@@ -210,7 +211,7 @@ class Run implements fc.AsyncCommand<Model, World> {
     } catch (err) {
       if (err instanceof Crash) {
         if (this.crash!.kind === 'power') {
-          world.kv.powerLoss();
+          world.kv.powerLoss((n) => ((this.crash!.keep >>> (n % 30)) & 1) === 1); // which unsynced writes survive: bits of `keep`
           world.poweredOff = true;
         }
       } else if (err instanceof CodeChangedError) {
@@ -236,7 +237,7 @@ class Run implements fc.AsyncCommand<Model, World> {
     await checkInvariants(world, model);
   }
   toString = (): string =>
-    `run(${this.batches}${this.crash ? `, crash ${this.crash.kind} at ${this.crash.phase}#${this.crash.nth}` : ''}${this.acceptCodeChange ? ', accept' : ''})`;
+    `run(${this.batches}${this.crash ? `, crash ${this.crash.kind} at ${this.crash.phase}#${this.crash.nth}${this.crash.kind === 'power' ? ` keeping unsynced writes ${this.crash.keep.toString(2)}` : ''}` : ''}${this.acceptCodeChange ? ', accept' : ''})`;
 }
 
 const commands = [
@@ -245,7 +246,7 @@ const commands = [
   fc.integer({ min: 1, max: 3 }).map((v) => new ChangeCode(v)),
   fc.tuple(
     fc.integer({ min: 1, max: 4 }),
-    fc.option(fc.record({ phase: fc.constantFrom(...PHASES), nth: fc.integer({ min: 1, max: 2 }), kind: fc.constantFrom('kill' as const, 'power' as const) }), { freq: 3 }),
+    fc.option(fc.record({ phase: fc.constantFrom(...PHASES), nth: fc.integer({ min: 1, max: 2 }), kind: fc.constantFrom('kill' as const, 'power' as const), keep: fc.integer({ min: 0, max: 2 ** 30 - 1 }) }), { freq: 3 }),
     fc.boolean(),
   ).map(([b, crash, accept]) => new Run(b, crash, accept)),
 ];
@@ -291,7 +292,7 @@ describe('the protocol under crashes (model-based)', () => {
           await new Append(1, 4).run(model, world);
           await new Run(2, null, false).run(model, world);
           await new Append(1, 5).run(model, world);
-          const crashing = new Run(10, { phase, nth, kind }, false);
+          const crashing = new Run(10, { phase, nth, kind, keep: 0 }, false);
           await crashing.run(model, world);
           expect([phase, kind, nth, firedPhases.get(`${kind}:${phase}`) ?? 0]).not.toEqual([phase, kind, nth, 0]);
           await drain(world, model);
@@ -302,7 +303,7 @@ describe('the protocol under crashes (model-based)', () => {
     console.log(`crashes per point: ${points.map((p) => `${p}=${firedPhases.get(p) ?? 0}`).join(' ')}`);
   });
 
-  it('writes exactly one synced write per batch: the STAGE', async () => {
+  it('syncs two writes per batch, the STAGE and the COMMIT, and never the PLAN', async () => {
     const world: World = {
       kv: new PowerLossKV(), log: new MemoryLog('t', 2), sinks: SINKS.map((s) => new RecordingSink(s)),
       stageOutputs: true, fingerprint: 'v0', executions: 0, planned: new Map(), lastPositions: {}, lastCommitted: 0, poweredOff: false,
@@ -312,8 +313,12 @@ describe('the protocol under crashes (model-based)', () => {
     const engine = new Engine(job(world), { store: new CheckpointStore(world.kv, 'model'), fingerprint: 'v0' });
     const summary = await engine.run({ once: true });
     const synced = world.kv.log.filter((w) => w.sync);
-    // One synced write for the meta at the first start, then one per batch.
-    expect(synced.length).toBe(1 + summary.batches);
+    // One synced write for the meta at the first start, then two per batch.
+    expect(synced.length).toBe(1 + 2 * summary.batches);
+    const isPlan = (w: { ops: readonly KVOp[] }): boolean => w.ops.length === 1 && w.ops[0]!.type === 'put' && w.ops[0]!.key.startsWith('batch!')
+      && (JSON.parse(Buffer.from((w.ops[0] as { value: Uint8Array }).value).toString()) as { state: string }).state === 'planned';
+    expect(world.kv.log.filter(isPlan).length).toBe(summary.batches);
+    expect(world.kv.log.filter((w) => isPlan(w) && w.sync).length).toBe(0);
     expect(isTidemarkError(new CodeChangedError('x'))).toBe(true);
   });
 });

@@ -1,11 +1,17 @@
-// A KV that models the page cache: every write is visible at once (a process kill
-// keeps it, the OS has it), but only a synced write makes it — and every write
-// before it — durable. `powerLoss()` forgets whatever was not synced.
+// A KV that models the page cache: every write is visible at once (a process kill keeps
+// it, the OS has it), but only a synced write is sure to survive a power loss. An
+// unsynced write may survive or not, whatever was synced after it: LevelDB syncs only its
+// current log file, and a log file closed at a memtable switch is never synced
+// (google/leveldb#193), so an unsynced write can be lost while a later synced one, in the
+// next log file, survives. `powerLoss(keep)` keeps exactly the synced writes and the
+// unsynced ones `keep` picks.
 import type { KV, KVOp } from '../../checkpoint/kv';
 
 export class PowerLossKV implements KV {
   private current = new Map<string, Uint8Array>();
-  private durable = new Map<string, Uint8Array>();
+  /** What survived the last power loss (or nothing), and every write since, in order. */
+  private base = new Map<string, Uint8Array>();
+  private since: Array<{ ops: readonly KVOp[]; sync: boolean }> = [];
   /** Every write, in order, with its sync flag (for the durability assertions). */
   readonly log: Array<{ ops: readonly KVOp[]; sync: boolean }> = [];
 
@@ -14,12 +20,9 @@ export class PowerLossKV implements KV {
   }
 
   async write(ops: readonly KVOp[], options: { sync: boolean }): Promise<void> {
-    for (const op of ops) {
-      if (op.type === 'put') this.current.set(op.key, op.value);
-      else this.current.delete(op.key);
-    }
+    apply(this.current, ops);
     this.log.push({ ops, sync: options.sync });
-    if (options.sync) this.durable = new Map(this.current);
+    this.since.push({ ops, sync: options.sync });
   }
 
   async *entries(range: { gte: string; lt: string }): AsyncIterable<[string, Uint8Array]> {
@@ -29,8 +32,24 @@ export class PowerLossKV implements KV {
 
   async close(): Promise<void> {}
 
-  /** The machine lost power: unsynced writes are gone. */
-  powerLoss(): void {
-    this.current = new Map(this.durable);
+  /**
+   * The machine lost power: synced writes survive, and of the unsynced ones those for which
+   * `keep(n)` is true (n counts unsynced writes since the last power loss, from 0). Each
+   * write is atomic (a LevelDB write batch is one log record).
+   */
+  powerLoss(keep: (n: number) => boolean = () => false): void {
+    const durable = new Map(this.base);
+    let n = 0;
+    for (const w of this.since) if (w.sync || keep(n++)) apply(durable, w.ops);
+    this.base = durable;
+    this.current = new Map(durable);
+    this.since = [];
+  }
+}
+
+function apply(map: Map<string, Uint8Array>, ops: readonly KVOp[]): void {
+  for (const op of ops) {
+    if (op.type === 'put') map.set(op.key, op.value);
+    else map.delete(op.key);
   }
 }
