@@ -1,10 +1,16 @@
 // The reading side of the Kafka source: one kafkajs consumer, kept alive across batches,
 // reading exactly the planned ranges.
 //
-// kafkajs has no assign(): a consumer is always a member of a group. The reader joins the
-// job's group with its own partition assigner, which gives every member every partition
-// of the topics it subscribes to (a tidemark job reads what its plan says, never a share
-// decided by the group), and steers the consumer with seek, pause and resume:
+// kafkajs has no assign(): a consumer is always a member of a group. The reader's consumer
+// is the only member of a group of its own (`<groupId>.reader.<pid>.<time>`), with a
+// partition assigner that gives it every partition of the topics it subscribes to (a
+// tidemark job reads what its plan says, never a share decided by a group). It never joins
+// the job's group: a restart after SIGKILL would wait there for the dead member's session
+// to expire (10 s by default) before the first fetch. The job's group gets the positions
+// by an OffsetCommit from outside it (generation -1, no member id), which Kafka accepts
+// for a group without members: lag tools read it as usual. The reader group has no
+// offsets, so Kafka drops it once its member is gone. The consumer is steered with seek,
+// pause and resume:
 //
 //   - Per partition it keeps [lo, hi): every visible record with an offset in it is in
 //     its buffer, and `hi` is where the consumer fetches next. In steady state a range
@@ -40,7 +46,7 @@
 //     below the log start is data loss, an end below the range a topic that went
 //     backwards, a missing topic a deleted one, a consumer fetching elsewhere is put back
 //     with a seek, and a broker gone for longer than the budget is SourceUnreachableError.
-import { AssignerProtocol, type Consumer, type Kafka, type KafkaMessage, type PartitionAssigner } from 'kafkajs';
+import { AssignerProtocol, type Cluster, type Consumer, type Kafka, type KafkaMessage, type PartitionAssigner } from 'kafkajs';
 import { DataLossError, SourceUnreachableError, SourceWentBackwardsError } from '../../checkpoint/errors';
 import { partitionKey, type Range } from '../../checkpoint/model';
 import type { SourceRecord } from '../contracts';
@@ -197,12 +203,18 @@ export class KafkaReader {
   private head: string | undefined;
   private bufferedBytes = 0;
   private closed = false;
+  /** The consumer's own group (see the header); unique per reader. */
+  private readonly readerGroup: string;
+  /** The consumer's cluster (learnt from the assigner), for the OffsetCommit to the job's group. */
+  private cluster: Cluster | undefined;
   private readonly counters = {
     groupJoins: 0, consumerStarts: 0, seeks: 0, batchesFetched: 0, recordsFetched: 0, recordsFromBuffer: 0, recordsReadAhead: 0,
     memoryPauses: 0, peakBufferedBytes: 0, reseeks: 0,
   };
 
-  constructor(private readonly o: ReaderOptions) {}
+  constructor(private readonly o: ReaderOptions) {
+    this.readerGroup = `${o.groupId}.reader.${process.pid}.${Date.now().toString(36)}`;
+  }
 
   stats(): KafkaReadStats {
     return { ...this.counters, bufferedBytes: this.bufferedBytes };
@@ -214,8 +226,9 @@ export class KafkaReader {
     const t = this.o.tuning;
     const sessionTimeout = t.sessionTimeout ?? 10_000;
     const consumer = this.o.kafka.consumer({
-      groupId: this.o.groupId,
+      groupId: this.readerGroup,
       partitionAssigners: [everyPartitionAssigner((cluster) => {
+        this.cluster = cluster as Cluster;
         this.unhook?.();
         this.unhook = onFetchedBatches(cluster, (batch) => this.onBatch(batch));
       })],
@@ -237,7 +250,7 @@ export class KafkaReader {
         this.o.log.warn({ err: rootMessage(error) }, 'Kafka consumer failed; kafkajs restarts it');
       } else if (this.running && !this.closed) {
         this.failure = isTransient(error)
-          ? new SourceUnreachableError(`The Kafka consumer of group ${this.o.groupId} stopped: ${rootMessage(error)}`, { cause: error })
+          ? new SourceUnreachableError(`The Kafka consumer (group ${this.readerGroup}) stopped: ${rootMessage(error)}`, { cause: error })
           : error;
       }
       this.notify();
@@ -297,8 +310,8 @@ export class KafkaReader {
       if (waited > this.o.admin.unreachableAfterMs) {
         const missing = ranges.filter((r) => this.assignment.get(r.topic)?.has(r.partition) !== true).map(partitionKey);
         throw new SourceUnreachableError(this.joined
-          ? `The Kafka consumer of group ${this.o.groupId} was not given ${missing.join(', ')} within ${Math.round(waited / 1000)} s`
-          : `The Kafka consumer could not join group ${this.o.groupId} within ${Math.round(waited / 1000)} s`);
+          ? `The Kafka consumer (group ${this.readerGroup}) was not given ${missing.join(', ')} within ${Math.round(waited / 1000)} s`
+          : `The Kafka consumer could not join group ${this.readerGroup} within ${Math.round(waited / 1000)} s`);
       }
       if (this.joined && Date.now() - restartedAt > 1_000) {
         // Joined, but a partition is missing: the group leader's metadata predates it (a partition
@@ -617,11 +630,22 @@ export class KafkaReader {
 
   // ------------------------------------------------------------------ commits, waiting, closing
 
-  /** Commits positions to the job's consumer group (for lag tools; the checkpoint stays the truth). */
+  /**
+   * Commits positions to the job's consumer group (for lag tools; the checkpoint stays the
+   * truth), from outside the group: generation -1 and no member id, as a consumer that
+   * assigns itself partitions does. Kafka refuses it (UNKNOWN_MEMBER_ID) only while the
+   * group has members, e.g. a consumer of another tool in the same group.
+   */
   async commit(positions: ReadonlyArray<{ topic: string; partition: number; offset: number }>): Promise<void> {
     if (positions.length === 0 || this.closed) return;
-    if (!this.running) await this.start(positions.map((p) => p.topic));
-    await this.consumer!.commitOffsets(positions.map((p) => ({ topic: p.topic, partition: p.partition, offset: String(p.offset) })));
+    if (!this.cluster) await this.ensureConsumer(positions.map((p) => ({ topic: p.topic, partition: p.partition, from: 0, until: 0 })), undefined);
+    const byTopic = new Map<string, Array<{ partition: number; offset: string }>>();
+    for (const p of positions) byTopic.set(p.topic, [...(byTopic.get(p.topic) ?? []), { partition: p.partition, offset: String(p.offset) }]);
+    const coordinator = await this.cluster!.findGroupCoordinator({ groupId: this.o.groupId });
+    await coordinator.offsetCommit({
+      groupId: this.o.groupId, groupGenerationId: -1, memberId: '', retentionTime: -1,
+      topics: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })),
+    });
   }
 
   private fail(err: unknown): void {
