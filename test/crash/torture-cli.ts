@@ -8,8 +8,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Kafka, logLevel } from 'kafkajs';
 import { Pool } from 'pg';
-import { readTopic } from '../kafka/sink-support';
-import { waitForLeaders } from '../support/kafka';
+import { readTopic, waitForLeaders } from '../support/kafka';
 import { embeddedProducer, fileSinkKeys, outputKey, printReport, runTorture, type Producer } from './torture';
 
 /** An extra sink of the run: the daemon's environment for it, its seam points, and its check after the drain. */

@@ -5,10 +5,10 @@
 // the outputs and the ledger offset committed, the checkpoint does not know it, and the
 // redelivery must find the batch id in the ledger group and skip it.
 import { join } from 'node:path';
-import { brokers, closeClients, createTopic, uniqueTopic } from '../support/kafka';
+import { brokers, closeClients, createTopic, readTopic, uniqueTopic } from '../support/kafka';
 import { killAll, runTidemark } from '../support/processes';
 import { tempDir } from '../support/tmp';
-import { duplicates, readTopic } from './sink-support';
+import { duplicates } from './sink-support';
 
 afterAll(async () => {
   killAll();

@@ -6,9 +6,9 @@
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { defineJob, Engine, forwardRecord, generatorSource, kafkaSink, type KafkaMessageOut, type Logger } from 'tidemark';
-import { uniqueTopic } from '../support/kafka';
+import { readTopic, uniqueTopic } from '../support/kafka';
 import { tempDir } from '../support/tmp';
-import { duplicates, privateBroker, readTopic } from './sink-support';
+import { duplicates, privateBroker } from './sink-support';
 
 const broker = privateBroker();
 const root = tempDir('tidemark-kafka-sink-outage-');

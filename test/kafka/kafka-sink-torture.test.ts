@@ -7,8 +7,7 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { embeddedProducer, fileSinkKeys, outputKey, printReport, runTorture } from '../crash/torture';
-import { brokers, closeClients, createTopic, uniqueTopic } from '../support/kafka';
-import { readTopic } from './sink-support';
+import { brokers, closeClients, createTopic, readTopic, uniqueTopic } from '../support/kafka';
 
 afterAll(closeClients);
 

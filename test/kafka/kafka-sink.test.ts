@@ -5,8 +5,8 @@ import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import {
   checkIdempotentSink, forwardRecord, generatorSource, kafkaSink, SinkFencedError, SinkLedgerMismatchError, type SinkBatch,
 } from 'tidemark';
-import { brokers, closeClients, createTopic, uniqueTopic } from '../support/kafka';
-import { duplicates, readTopic } from './sink-support';
+import { brokers, closeClients, createTopic, readTopic, uniqueTopic } from '../support/kafka';
+import { duplicates } from './sink-support';
 
 afterAll(closeClients);
 

@@ -7,10 +7,10 @@ import { join } from 'node:path';
 import { Pool } from 'pg';
 import { openCheckpoint } from '../../checkpoint/store';
 import { click, createTable, seedTopic } from '../../examples/kafka-to-postgres/clicks';
-import { brokers, closeClients, createTopic, uniqueTopic } from '../support/kafka';
+import { brokers, closeClients, createTopic, readTopic, uniqueTopic } from '../support/kafka';
 import { privateServer } from '../support/postgres';
 import { killAll, runTidemark } from '../support/processes';
-import { duplicates, readTopic } from './sink-support';
+import { duplicates } from './sink-support';
 
 const pg = privateServer();
 afterAll(async () => {

@@ -1,66 +1,10 @@
-// Helpers for the Kafka sink tests: reading a whole output topic with a plain kafkajs
-// consumer (read_committed, as the downstream consumers the sink promises exactly-once
-// to, or read_uncommitted, to see aborted transactions too), and a broker of a test's own.
+// Helpers for the Kafka sink tests: duplicates in what a topic holds, and a broker of a
+// test's own. (Reading a whole topic: readTopic in ../support/kafka.)
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Kafka, logLevel } from 'kafkajs';
-import { registerKafkaCodecs } from 'tidemark';
-import { repoRoot, uniqueTopic } from '../support/kafka';
-
-export interface ReadRecord {
-  readonly partition: number;
-  readonly offset: number;
-  readonly key: string | null;
-  readonly value: string | null;
-  readonly headers: Record<string, string>;
-}
-
-/** Every record of `topic` visible at `isolation`, per partition in offset order. Ends at each partition's last stable offset. */
-export async function readTopic(brokers: string[], topic: string, isolation: 'read_committed' | 'read_uncommitted' = 'read_committed'): Promise<ReadRecord[]> {
-  registerKafkaCodecs(); // the sink may have written snappy or lz4
-  const kafka = new Kafka({ clientId: 'tidemark-sink-tests', brokers, logLevel: logLevel.NOTHING });
-  const admin = kafka.admin();
-  await admin.connect();
-  const ends = new Map((await admin.fetchTopicOffsets(topic)).map((r) => [r.partition, { low: Number(r.low), high: Number(r.high) }]));
-  await admin.disconnect();
-  const consumer = kafka.consumer({ groupId: uniqueTopic('sink-reader'), maxWaitTimeInMs: 200, readUncommitted: isolation === 'read_uncommitted' });
-  const got = new Map<number, ReadRecord[]>();
-  const position = new Map<number, number>();
-  const done = (): boolean => [...ends].every(([p, e]) => (position.get(p) ?? e.low) >= e.high);
-  await consumer.connect();
-  try {
-    await consumer.subscribe({ topics: [topic], fromBeginning: true });
-    let finish: () => void = () => {};
-    const finished = new Promise<void>((resolve) => (finish = resolve));
-    await consumer.run({
-      eachBatch: async ({ batch }) => {
-        const list = got.get(batch.partition) ?? [];
-        for (const m of batch.messages) {
-          const headers: Record<string, string> = {};
-          for (const [k, v] of Object.entries(m.headers ?? {})) if (v !== undefined) headers[k] = v.toString();
-          list.push({ partition: batch.partition, offset: Number(m.offset), key: m.key?.toString() ?? null, value: m.value?.toString() ?? null, headers });
-        }
-        got.set(batch.partition, list);
-        position.set(batch.partition, Number(batch.lastOffset()) + 1);
-        if (done()) finish();
-      },
-    });
-    if (!done()) {
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`readTopic ${topic}: timed out`)), 60_000)));
-      try {
-        await Promise.race([finished, timeout]);
-      } finally {
-        clearTimeout(timer);
-      }
-    }
-  } finally {
-    await consumer.disconnect();
-  }
-  return [...got.keys()].sort((a, b) => a - b).flatMap((p) => got.get(p)!);
-}
+import { repoRoot } from '../support/kafka';
 
 /** Values that occur more than once, and how often. */
 export function duplicates(values: readonly (string | null)[]): Record<string, number> {

@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Kafka, logLevel, Partitioners, type Admin, type ITopicConfig, type Message, type Producer } from 'kafkajs';
-import { defineJob, Engine, kafkaSource, memorySink, type JobDefinition, type KafkaSource, type KafkaSourceOptions, type RunOptions, type RunSummary, type SourceRecord } from 'tidemark';
+import { defineJob, Engine, kafkaSource, memorySink, registerKafkaCodecs, type JobDefinition, type KafkaSource, type KafkaSourceOptions, type RunOptions, type RunSummary, type SourceRecord } from 'tidemark';
 
 export const repoRoot = join(__dirname, '..', '..');
 const script = join(repoRoot, 'scripts', 'kafka');
@@ -218,14 +218,24 @@ export async function until(what: string, fn: () => boolean | Promise<boolean>, 
   }
 }
 
-/**
- * Every visible record of a topic as a plain kafkajs consumer reads it (the reference a
- * test compares tidemark with): `partition@offset=value`, per partition in offset order.
- */
-export async function rawRead(topic: string): Promise<string[]> {
-  const ends = await topicOffsets(topic);
-  const consumer = client().consumer({ groupId: uniqueTopic('raw-reader'), maxWaitTimeInMs: 200 });
-  const got = new Map<number, string[]>();
+export interface ReadRecord {
+  readonly partition: number;
+  readonly offset: number;
+  readonly key: string | null;
+  readonly value: string | null;
+  readonly headers: Record<string, string>;
+}
+
+/** Every record of `topic` visible at `isolation`, per partition in offset order. Ends at each partition's last stable offset. */
+export async function readTopic(brokerList: string[], topic: string, isolation: 'read_committed' | 'read_uncommitted' = 'read_committed'): Promise<ReadRecord[]> {
+  registerKafkaCodecs(); // the sink may have written snappy or lz4
+  const kafka = new Kafka({ clientId: 'tidemark-test-reader', brokers: brokerList, logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  const ends = new Map((await admin.fetchTopicOffsets(topic)).map((r) => [r.partition, { low: Number(r.low), high: Number(r.high) }]));
+  await admin.disconnect();
+  const consumer = kafka.consumer({ groupId: uniqueTopic('sink-reader'), maxWaitTimeInMs: 200, readUncommitted: isolation === 'read_uncommitted' });
+  const got = new Map<number, ReadRecord[]>();
   const position = new Map<number, number>();
   const done = (): boolean => [...ends].every(([p, e]) => (position.get(p) ?? e.low) >= e.high);
   await consumer.connect();
@@ -236,7 +246,11 @@ export async function rawRead(topic: string): Promise<string[]> {
     await consumer.run({
       eachBatch: async ({ batch }) => {
         const list = got.get(batch.partition) ?? [];
-        for (const m of batch.messages) list.push(`${batch.partition}@${m.offset}=${m.value?.toString() ?? 'null'}`);
+        for (const m of batch.messages) {
+          const headers: Record<string, string> = {};
+          for (const [k, v] of Object.entries(m.headers ?? {})) if (v !== undefined) headers[k] = v.toString();
+          list.push({ partition: batch.partition, offset: Number(m.offset), key: m.key?.toString() ?? null, value: m.value?.toString() ?? null, headers });
+        }
         got.set(batch.partition, list);
         position.set(batch.partition, Number(batch.lastOffset()) + 1);
         if (done()) finish();
@@ -244,8 +258,9 @@ export async function rawRead(topic: string): Promise<string[]> {
     });
     if (!done()) {
       let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`readTopic ${topic}: timed out`)), 60_000)));
       try {
-        await Promise.race([finished, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`rawRead ${topic}: timed out`)), 60_000)))]);
+        await Promise.race([finished, timeout]);
       } finally {
         clearTimeout(timer);
       }
@@ -254,4 +269,12 @@ export async function rawRead(topic: string): Promise<string[]> {
     await consumer.disconnect();
   }
   return [...got.keys()].sort((a, b) => a - b).flatMap((p) => got.get(p)!);
+}
+
+/**
+ * Every visible record of a topic as a plain kafkajs consumer reads it (the reference a
+ * test compares tidemark with): `partition@offset=value`, per partition in offset order.
+ */
+export async function rawRead(topic: string): Promise<string[]> {
+  return (await readTopic(brokers(), topic)).map((r) => `${r.partition}@${r.offset}=${r.value ?? 'null'}`);
 }
