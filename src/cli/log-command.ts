@@ -45,8 +45,12 @@ export async function logCommand(argv: string[]): Promise<number> {
       const limit = wholeNumber(values.limit, '--limit') ?? 10;
       const parts = partition !== undefined ? [partition] : Array.from({ length: log.partitions }, (_, p) => p);
       for (const p of parts) {
-        const end = await log.end(p);
-        const from = wholeNumber(values.from, '--from') ?? Math.max(await log.start(p), end - limit);
+        const [start, end] = [await log.start(p), await log.end(p)];
+        const from = wholeNumber(values.from, '--from') ?? Math.max(start, end - limit);
+        if (from < start) {
+          throw new BadConfigError(`--from ${from}: ${log.topic}/${p} starts at offset ${start} (earlier records were removed). Use --from ${start} or later.`);
+        }
+        if (from >= end) continue; // nothing there yet
         for await (const chunk of log.read(p, from, Math.min(end, from + limit))) {
           for (const r of chunk) process.stdout.write(`${r.topic}/${r.partition}@${r.offset}\t${r.key?.toString() ?? ''}\t${r.value?.toString() ?? ''}\n`);
         }

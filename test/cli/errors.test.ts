@@ -3,6 +3,7 @@
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { allOutputs, generatorJob, offsets, report, start, tidemark, write, type Result } from '../support/cli';
+import { EmbeddedLog } from 'tidemark';
 import { tempDir } from '../support/tmp';
 
 const root = tempDir('tidemark-errors-');
@@ -150,5 +151,16 @@ export default defineJob({
 `);
     expectFailure(await tidemark(['run', job, '--checkpoint', join(dir, 'cp'), '--once']), 6,
       'Cannot reach broker 127.0.0.1:1 (connection refused). Check that the source is running and reachable');
+  });
+  it('log tail --from below the log start: exit 2 naming the start; beyond the end: nothing, exit 0', async () => {
+    const dir = fresh();
+    expect((await tidemark(['log', 'create', dir, '--partitions', '1'])).code).toBe(0);
+    const append = await tidemark(['log', 'append', dir, 'v0', 'v1', 'v2', 'v3', 'v4']);
+    expect(append.code).toBe(0);
+    await (await EmbeddedLog.open(dir, { create: false })).trim(0, 3);
+    expectFailure(await tidemark(['log', 'tail', dir, '--from', '1']), 2, '--from 1: events/0 starts at offset 3 (earlier records were removed). Use --from 3 or later.');
+    const tail = await tidemark(['log', 'tail', dir, '--from', '3']);
+    expect({ code: tail.code, lines: tail.stdout.trim().split('\n').map((l) => l.split('\t')[0]) }).toEqual({ code: 0, lines: ['events/0@3', 'events/0@4'] });
+    expect(await tidemark(['log', 'tail', dir, '--from', '9'])).toMatchObject({ code: 0, stdout: '' });
   });
 });
