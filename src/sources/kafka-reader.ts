@@ -9,7 +9,7 @@
 // to expire (10 s by default) before the first fetch. The job's group gets the positions
 // by an OffsetCommit from outside it (generation -1, no member id), which Kafka accepts
 // for a group without members: lag tools read it as usual. The reader group has no
-// offsets, so Kafka drops it once its member is gone. The consumer is steered with seek,
+// offsets; the source deletes it when it closes (kafka.ts). The consumer is steered with seek,
 // pause and resume:
 //
 //   - Per partition it keeps [lo, hi): every visible record with an offset in it is in
@@ -211,6 +211,11 @@ export class KafkaReader {
     groupJoins: 0, consumerStarts: 0, seeks: 0, batchesFetched: 0, recordsFetched: 0, recordsFromBuffer: 0, recordsReadAhead: 0,
     memoryPauses: 0, peakBufferedBytes: 0, reseeks: 0,
   };
+
+  /** The consumer's own group (see the header). */
+  get group(): string {
+    return this.readerGroup;
+  }
 
   constructor(private readonly o: ReaderOptions) {
     this.readerGroup = `${o.groupId}.reader.${process.pid}.${Date.now().toString(36)}`;

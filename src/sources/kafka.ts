@@ -323,7 +323,17 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     },
     stats: () => ({ ...reader.stats(), groupId }),
     async close() {
-      await Promise.allSettled([reader.close(), admin.close()]);
+      try {
+        await reader.close();
+        // The reader's own group holds no offsets: delete it now rather than leave it listed
+        // until the broker's cleanup (best effort, and at most 2 s of a shutdown).
+        if (reader.stats().consumerStarts > 0) {
+          const forget = admin.call('delete the reader group', (a) => a.deleteGroups([reader.group])).catch(() => {});
+          await Promise.race([forget, new Promise((resolve) => setTimeout(resolve, 2_000).unref())]);
+        }
+      } finally {
+        await admin.close();
+      }
     },
   };
 }

@@ -3,7 +3,7 @@
 // consumer group as Kafka's own tools show it.
 import { join } from 'node:path';
 import { defineJob, Engine, kafkaSource, type BatchStats, type SourceRecord } from 'tidemark';
-import { admin, brokers, closeClients, createTopic, describeGroup, produce, runKafkaJob, uniqueTopic, until } from '../support/kafka';
+import { admin, bootstrap, brokers, closeClients, createTopic, describeGroup, kafkaTool, produce, runKafkaJob, uniqueTopic, until } from '../support/kafka';
 import { tempDir } from '../support/tmp';
 
 afterAll(closeClients);
@@ -144,7 +144,12 @@ describe('kafkaSource starting offsets (only for partitions the checkpoint does 
     expect(first.records.flat().filter((r) => r.partition === 1).length).toBe(20); // fallback: earliest
     expect(first.summary.positions).toEqual({ [`${topic}/0`]: 20, [`${topic}/1`]: 20 });
 
-    // After each batch the positions went to the group: the Java tool shows them, lag 0 …
+    // The reader fetched in a group of its own, deleted when the source closed.
+    const groups = (await kafkaTool('consumer-groups', ['--bootstrap-server', bootstrap(), '--list'])).stdout.split('\n').map((l) => l.trim());
+    expect(groups).toContain(groupId);
+    expect(groups.filter((g) => g.startsWith(`${groupId}.reader.`))).toEqual([]);
+
+    // After each batch the positions went to the group (from outside it): the Java tool shows them, lag 0 …
     const done = await describeGroup(groupId);
     expect(done.rows.map((r) => [r.topic, r.partition, r.currentOffset, r.logEndOffset, r.lag])).toEqual([[topic, 0, 20, 20, 0], [topic, 1, 20, 20, 0]]);
     // … and the lag once more records arrive while tidemark is not running.
