@@ -19,3 +19,4 @@ export { checkIdempotentSink, type SinkCheckOptions, type SinkCheckReport } from
 export { kafkaSink, forwardRecord, type KafkaSink, type KafkaSinkOptions, type KafkaMessageOut, type KafkaCompression } from './sinks/kafka';
 export { kafkaSource, type KafkaSource, type KafkaSourceOptions, type KafkaSourceStats, type KafkaStartingOffsets } from './sources/kafka';
 export { registerKafkaCodecs } from './sources/kafka-codecs';
+export type { KafkaConnectionOptions } from './kafka-connection';

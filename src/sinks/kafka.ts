@@ -24,12 +24,11 @@
 import { createHash } from 'node:crypto';
 import * as zlib from 'node:zlib';
 import {
-  CompressionTypes, Kafka, logLevel, Partitioners, type Admin, type ICustomPartitioner, type KafkaConfig, type Message, type Producer,
-  type RetryOptions, type SASLOptions,
+  CompressionTypes, Kafka, logLevel, Partitioners, type Admin, type ICustomPartitioner, type Message, type Producer,
 } from 'kafkajs';
-import type { ConnectionOptions } from 'node:tls';
 import { BadConfigError, SinkFencedError, SinkLedgerMismatchError } from '../../checkpoint/errors';
 import type { Range, Sink, SinkBatch, SourceRecord } from '../contracts';
+import { kafkaConfig, type KafkaConnectionOptions } from '../kafka-connection';
 import { registerKafkaCodecs } from '../sources/kafka-codecs';
 
 /** One record to produce. An output of this shape is produced as it is; any other output as `{ value: JSON.stringify(output) }`. */
@@ -49,9 +48,8 @@ export interface KafkaMessageOut {
 
 export type KafkaCompression = 'none' | 'gzip' | 'snappy' | 'lz4' | 'zstd';
 
-export interface KafkaSinkOptions<T> {
-  /** Bootstrap servers, `host:port`. */
-  readonly brokers: readonly string[];
+/** Connection (`brokers`, `ssl`, `sasl`, `clientId`, timeouts, `retry`: see KafkaConnectionOptions), then: */
+export interface KafkaSinkOptions<T> extends KafkaConnectionOptions {
   /** The output topic (and, by default, the topic whose partition 0 carries the ledger offset). */
   readonly topic: string;
   /** Stable sink name (default `kafka`); part of the transactional id and the ledger group. */
@@ -76,14 +74,6 @@ export interface KafkaSinkOptions<T> {
   readonly maxRequestBytes?: number;
   /** The job name (default: the name the engine passes with each batch). */
   readonly job?: string;
-  readonly ssl?: boolean | ConnectionOptions;
-  readonly sasl?: SASLOptions;
-  /** Default `tidemark`. */
-  readonly clientId?: string;
-  readonly connectionTimeout?: number;
-  readonly requestTimeout?: number;
-  /** kafkajs's retry options for its requests; the engine retries whole batches around them. */
-  readonly retry?: RetryOptions;
 }
 
 export interface KafkaSink<T> extends Sink<T> {
@@ -178,13 +168,7 @@ export function kafkaSink<T>(options: KafkaSinkOptions<T>): KafkaSink<T> {
   const partitioner = options.partitioner === 'legacy' ? Partitioners.LegacyPartitioner
     : typeof options.partitioner === 'function' ? options.partitioner : Partitioners.DefaultPartitioner;
 
-  const config: KafkaConfig = {
-    clientId: options.clientId ?? 'tidemark', brokers: [...options.brokers], logLevel: logLevel.NOTHING,
-    ...(options.ssl !== undefined ? { ssl: options.ssl } : {}), ...(options.sasl ? { sasl: options.sasl } : {}),
-    ...(options.connectionTimeout ? { connectionTimeout: options.connectionTimeout } : {}),
-    ...(options.requestTimeout ? { requestTimeout: options.requestTimeout } : {}), ...(options.retry ? { retry: options.retry } : {}),
-  };
-  const kafka = new Kafka(config);
+  const kafka = new Kafka(kafkaConfig(options, { logLevel: logLevel.NOTHING }));
   let admin: Admin | undefined;
   let producer: Producer | undefined;
   /** The ledger as of the last connect or commit; undefined until connected. */

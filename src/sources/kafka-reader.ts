@@ -204,7 +204,7 @@ export class KafkaReader {
   private bufferedBytes = 0;
   private closed = false;
   /** The consumer's own group (see the header); unique per reader. */
-  private readonly readerGroup: string;
+  readonly group: string;
   /** The consumer's cluster (learnt from the assigner), for the OffsetCommit to the job's group. */
   private cluster: Cluster | undefined;
   private readonly counters = {
@@ -212,13 +212,8 @@ export class KafkaReader {
     memoryPauses: 0, peakBufferedBytes: 0, reseeks: 0,
   };
 
-  /** The consumer's own group (see the header). */
-  get group(): string {
-    return this.readerGroup;
-  }
-
   constructor(private readonly o: ReaderOptions) {
-    this.readerGroup = `${o.groupId}.reader.${process.pid}.${Date.now().toString(36)}`;
+    this.group = `${o.groupId}.reader.${process.pid}.${Date.now().toString(36)}`;
   }
 
   stats(): KafkaReadStats {
@@ -231,7 +226,7 @@ export class KafkaReader {
     const t = this.o.tuning;
     const sessionTimeout = t.sessionTimeout ?? 10_000;
     const consumer = this.o.kafka.consumer({
-      groupId: this.readerGroup,
+      groupId: this.group,
       partitionAssigners: [everyPartitionAssigner((cluster) => {
         this.cluster = cluster as Cluster;
         this.unhook?.();
@@ -255,7 +250,7 @@ export class KafkaReader {
         this.o.log.warn({ err: rootMessage(error) }, 'Kafka consumer failed; kafkajs restarts it');
       } else if (this.running && !this.closed) {
         this.failure = isTransient(error)
-          ? new SourceUnreachableError(`The Kafka consumer (group ${this.readerGroup}) stopped: ${rootMessage(error)}`, { cause: error })
+          ? new SourceUnreachableError(`The Kafka consumer (group ${this.group}) stopped: ${rootMessage(error)}`, { cause: error })
           : error;
       }
       this.notify();
@@ -315,8 +310,8 @@ export class KafkaReader {
       if (waited > this.o.admin.unreachableAfterMs) {
         const missing = ranges.filter((r) => this.assignment.get(r.topic)?.has(r.partition) !== true).map(partitionKey);
         throw new SourceUnreachableError(this.joined
-          ? `The Kafka consumer (group ${this.readerGroup}) was not given ${missing.join(', ')} within ${Math.round(waited / 1000)} s`
-          : `The Kafka consumer could not join group ${this.readerGroup} within ${Math.round(waited / 1000)} s`);
+          ? `The Kafka consumer (group ${this.group}) was not given ${missing.join(', ')} within ${Math.round(waited / 1000)} s`
+          : `The Kafka consumer could not join group ${this.group} within ${Math.round(waited / 1000)} s`);
       }
       if (this.joined && Date.now() - restartedAt > 1_000) {
         // Joined, but a partition is missing: the group leader's metadata predates it (a partition
@@ -645,7 +640,11 @@ export class KafkaReader {
     if (positions.length === 0 || this.closed) return;
     if (!this.cluster) await this.ensureConsumer(positions.map((p) => ({ topic: p.topic, partition: p.partition, from: 0, until: 0 })), undefined);
     const byTopic = new Map<string, Array<{ partition: number; offset: string }>>();
-    for (const p of positions) byTopic.set(p.topic, [...(byTopic.get(p.topic) ?? []), { partition: p.partition, offset: String(p.offset) }]);
+    for (const p of positions) {
+      const list = byTopic.get(p.topic) ?? [];
+      list.push({ partition: p.partition, offset: String(p.offset) });
+      byTopic.set(p.topic, list);
+    }
     const coordinator = await this.cluster!.findGroupCoordinator({ groupId: this.o.groupId });
     await coordinator.offsetCommit({
       groupId: this.o.groupId, groupGenerationId: -1, memberId: '', retentionTime: -1,

@@ -10,11 +10,11 @@
 //   - after each committed batch the positions go to the job's consumer group, so
 //     `kafka-consumer-groups --describe` shows progress and lag. The checkpoint stays the
 //     source of truth.
-import { Kafka, logLevel as KafkaLogLevel, type KafkaConfig, type LogEntry, type RetryOptions, type SASLOptions } from 'kafkajs';
-import type { ConnectionOptions } from 'node:tls';
+import { Kafka, logLevel as KafkaLogLevel, type KafkaConfig, type LogEntry } from 'kafkajs';
 import { BadConfigError } from '../../checkpoint/errors';
 import { parsePartitionKey, partitionKey } from '../../checkpoint/model';
 import type { OffsetMap, PartitionRef, Range, Source, SourceRecord } from '../contracts';
+import { kafkaConfig, type KafkaConnectionOptions } from '../kafka-connection';
 import { silentLogger, type Logger } from '../log';
 import { isUnknownTopic, KafkaAdmin, type ReconnectBudget } from './kafka-admin';
 import { registerKafkaCodecs } from './kafka-codecs';
@@ -31,9 +31,8 @@ export type KafkaStartingOffsets =
   /** Explicit offsets by partition key (`'orders/0': 1200`); other partitions start at `startingFallback`. */
   | { readonly offsets: Readonly<Record<string, number>> };
 
-export interface KafkaSourceOptions {
-  /** Bootstrap servers, `host:port`. */
-  readonly brokers: readonly string[];
+/** Connection (`brokers`, `ssl`, `sasl`, `clientId`, timeouts, `retry`: see KafkaConnectionOptions; connection timeout 3 s by default), then: */
+export interface KafkaSourceOptions extends KafkaConnectionOptions {
   /** Topics by name. Exactly one of `topics`, `pattern` and `assign`. */
   readonly topics?: readonly string[];
   /** Every topic whose name matches (internal topics, `__…`, excluded); new ones join at the next plan. */
@@ -52,17 +51,6 @@ export interface KafkaSourceOptions {
   readonly startingFallback?: 'earliest' | 'latest';
   /** Default `read_committed`: aborted records and transaction markers are skipped (their offsets stay in the ranges). */
   readonly isolation?: 'read_committed' | 'read_uncommitted';
-  /** Passed to kafkajs unchanged (`new Kafka({ ssl })`): `true`, or Node's tls.connect options (ca, cert, key, …). */
-  readonly ssl?: boolean | ConnectionOptions;
-  /** Passed to kafkajs unchanged (`new Kafka({ sasl })`): `{ mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512' | 'aws' | 'oauthbearer', … }`. */
-  readonly sasl?: SASLOptions;
-  /** Default `tidemark`. */
-  readonly clientId?: string;
-  /** kafkajs connection timeout (ms, default 3000) and request timeout (ms, kafkajs default 30000). */
-  readonly connectionTimeout?: number;
-  readonly requestTimeout?: number;
-  /** kafkajs's own retry options for its requests (tidemark retries around them within `reconnect`). */
-  readonly retry?: RetryOptions;
   /** How long an unreachable cluster is retried before SourceUnreachableError (exit code 6). */
   readonly reconnect?: Partial<ReconnectBudget>;
   /** Tuning of the consumer (session timeout, fetch sizes). */
@@ -189,18 +177,13 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   const brokers = [...options.brokers];
   const groupId = options.groupId;
   const logger = options.logger ?? silentLogger;
-  const kafka = new Kafka({
-    clientId: options.clientId ?? 'tidemark',
-    brokers,
-    ...(options.ssl !== undefined ? { ssl: options.ssl } : {}),
-    ...(options.sasl !== undefined ? { sasl: options.sasl } : {}),
-    connectionTimeout: options.connectionTimeout ?? 3_000,
-    ...(options.requestTimeout !== undefined ? { requestTimeout: options.requestTimeout } : {}),
+  const kafka = new Kafka(kafkaConfig(options, {
+    connectionTimeout: 3_000,
     // Short per-request retries: tidemark retries around them for as long as `reconnect` allows.
-    retry: options.retry ?? { retries: 2, initialRetryTime: 250, maxRetryTime: 2_000 },
+    retry: { retries: 2, initialRetryTime: 250, maxRetryTime: 2_000 },
     logLevel: options.logger ? LOG_LEVELS[options.logLevel ?? 'warn'] : KafkaLogLevel.NOTHING,
     logCreator: kafkaLogCreator(logger),
-  });
+  }));
   const admin = new KafkaAdmin(kafka, brokers, {
     atStartMs: options.reconnect?.atStartMs ?? 15_000,
     whileRunningMs: options.reconnect?.whileRunningMs ?? 120_000,

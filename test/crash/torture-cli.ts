@@ -6,9 +6,8 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Kafka, logLevel } from 'kafkajs';
 import { Pool } from 'pg';
-import { readTopic, waitForLeaders } from '../support/kafka';
+import { brokers, closeClients, createTopic, readTopic, uniqueTopic } from '../support/kafka';
 import { embeddedProducer, fileSinkKeys, outputKey, printReport, runTorture, type Producer } from './torture';
 
 /** An extra sink of the run: the daemon's environment for it, its seam points, and its check after the drain. */
@@ -38,22 +37,19 @@ async function postgresSink(url: string): Promise<ExtraSink> {
   };
 }
 
-async function kafkaSink(brokers: string): Promise<ExtraSink> {
-  const topic = `torture-sink-${process.pid}-${Date.now()}`;
-  const admin = new Kafka({ clientId: 'torture-cli', brokers: brokers.split(','), logLevel: logLevel.NOTHING }).admin();
-  await admin.connect();
-  await admin.createTopics({ topics: [{ topic, numPartitions: 4, replicationFactor: 1 }] });
-  await waitForLeaders(admin, topic, 4);
-  await admin.disconnect();
+/** The Kafka sink on a fresh topic of the broker in KAFKA_BROKERS. */
+async function kafkaSink(): Promise<ExtraSink> {
+  const topic = uniqueTopic('torture-sink');
+  await createTopic(topic, 4);
   return {
     name: `kafka (topic ${topic}, read_committed)`,
     env: { TORTURE_KAFKA_SINK_TOPIC: topic },
     seamPoints: ['delivering:kafka', 'delivered:kafka'],
     async keys() {
-      const records = await readTopic(brokers.split(','), topic);
+      const records = await readTopic(brokers(), topic);
       return records.map((r) => outputKey(JSON.parse(r.value ?? '{}') as { p: number; o: number; v: string; execution: string })).sort();
     },
-    close: async () => {},
+    close: closeClients,
   };
 }
 
@@ -85,12 +81,10 @@ async function main(): Promise<void> {
   if (source === 'embedded') producer = (dir) => embeddedProducer(dir);
   else if (source === 'kafka') producer = (await import('./torture-kafka')).kafkaProducerFactory();
   else throw new Error(`--source must be embedded or kafka, not ${source}`);
-  const brokers = process.env.KAFKA_BROKERS;
-  if (values['kafka-sink'] && !brokers) throw new Error('--kafka-sink needs KAFKA_BROKERS (start a broker with `scripts/kafka start`)');
 
   const extras: ExtraSink[] = [];
   if (values['pg-url']) extras.push(await postgresSink(values['pg-url']));
-  if (values['kafka-sink']) extras.push(await kafkaSink(brokers!));
+  if (values['kafka-sink']) extras.push(await kafkaSink());
   const dir = values.dir ?? join(tmpdir(), `tidemark-torture-${source}`);
   const report = await runTorture({
     kills, producer, dir,

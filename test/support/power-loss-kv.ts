@@ -9,9 +9,9 @@ import type { KV, KVOp } from '../../checkpoint/kv';
 
 export class PowerLossKV implements KV {
   private current = new Map<string, Uint8Array>();
-  /** What survived the last power loss (or nothing), and every write since, in order. */
+  /** What survived the last power loss (or nothing); the writes since are `log` from `since` on. */
   private base = new Map<string, Uint8Array>();
-  private since: Array<{ ops: readonly KVOp[]; sync: boolean }> = [];
+  private since = 0;
   /** Every write, in order, with its sync flag (for the durability assertions). */
   readonly log: Array<{ ops: readonly KVOp[]; sync: boolean }> = [];
 
@@ -22,7 +22,6 @@ export class PowerLossKV implements KV {
   async write(ops: readonly KVOp[], options: { sync: boolean }): Promise<void> {
     apply(this.current, ops);
     this.log.push({ ops, sync: options.sync });
-    this.since.push({ ops, sync: options.sync });
   }
 
   async *entries(range: { gte: string; lt: string }): AsyncIterable<[string, Uint8Array]> {
@@ -40,10 +39,10 @@ export class PowerLossKV implements KV {
   powerLoss(keep: (n: number) => boolean = () => false): void {
     const durable = new Map(this.base);
     let n = 0;
-    for (const w of this.since) if (w.sync || keep(n++)) apply(durable, w.ops);
+    for (const w of this.log.slice(this.since)) if (w.sync || keep(n++)) apply(durable, w.ops);
     this.base = durable;
     this.current = new Map(durable);
-    this.since = [];
+    this.since = this.log.length;
   }
 }
 
