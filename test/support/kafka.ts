@@ -232,7 +232,19 @@ export async function readTopic(brokerList: string[], topic: string, isolation: 
   const kafka = new Kafka({ clientId: 'tidemark-test-reader', brokers: brokerList, logLevel: logLevel.NOTHING });
   const admin = kafka.admin();
   await admin.connect();
-  const ends = new Map((await admin.fetchTopicOffsets(topic)).map((r) => [r.partition, { low: Number(r.low), high: Number(r.high) }]));
+  const offsets = async (): Promise<Map<number, { low: number; high: number }>> =>
+    new Map((await admin.fetchTopicOffsets(topic)).map((r) => [r.partition, { low: Number(r.low), high: Number(r.high) }]));
+  // kafkajs answers with the last stable offset. Right after a transaction commits, its markers
+  // may not be written yet and that offset is still moving: wait until it holds still for
+  // 250 ms (a transaction left open keeps it still), for at most 5 s.
+  let ends = await offsets();
+  for (let i = 0; i < 20; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    const again = await offsets();
+    const still = [...again].every(([p, e]) => ends.get(p)?.high === e.high);
+    ends = again;
+    if (still) break;
+  }
   await admin.disconnect();
   const consumer = kafka.consumer({ groupId: uniqueTopic('sink-reader'), maxWaitTimeInMs: 200, readUncommitted: isolation === 'read_uncommitted' });
   const got = new Map<number, ReadRecord[]>();
