@@ -1,12 +1,13 @@
 // How fast can a batch's outputs be staged? Encode + decode throughput of the staged
-// output encoding (v8.serialize, checkpoint/codec.ts) against JSON, on output arrays
-// shaped like real ones. Figures go to docs/checkpoint.md.
+// output encoding (checkpoint/codec.ts: the column layout, else v8.serialize) against plain
+// v8.serialize and JSON, on output arrays shaped like real ones. Figures go to docs/checkpoint.md.
 //
 //   npm run bench:codec            (bundles this file with esbuild, then runs it)
 //
 // Each case encodes and decodes the same 10,000 outputs, in chunks of 1,024 as the store
 // does, for at least ~1 s after a warm-up; the best of 5 rounds is reported (the least
 // disturbed by GC and the other process on the machine).
+import { deserialize, serialize } from 'node:v8';
 import { chunk, decodeOutputs, encodeOutputs } from '../checkpoint/codec';
 
 interface Codec {
@@ -38,9 +39,16 @@ const jsonBase64: Codec = {
 
 const v8: Codec = {
   name: 'v8.serialize',
+  encode: (items) => serialize(items),
+  decode: (bytes) => deserialize(bytes) as unknown[],
+  note: 'lossless (Buffers, Dates, Maps, bigints)',
+};
+
+const used: Codec = {
+  name: 'columns, else v8 (used)',
   encode: encodeOutputs,
   decode: decodeOutputs,
-  note: 'lossless (Buffers, Dates, Maps, bigints)',
+  note: 'lossless (as v8.serialize)',
 };
 
 const PAGES = ['/home', '/search', '/product', '/cart', '/checkout', '/help', '/about', '/blog'];
@@ -57,6 +65,12 @@ function withBuffers(n: number): unknown[] {
     offset: 1_000_000 + i,
     ts: 1_700_000_000_000 + i,
   }));
+}
+
+/** The benchmark's own output shape (bench/rows/node-row.ts): a value slice, key, timestamp and a suffix string. */
+function benchOutputs(n: number): unknown[] {
+  const fetched = Buffer.alloc(200 * n, 7);
+  return Array.from({ length: n }, (_, i) => ({ v: fetched.subarray(200 * i, 200 * (i + 1)), k: null, ts: 1_700_000_000_000 + i, suffix: `|${i % 8}:${i}` }));
 }
 
 function measure(codec: Codec, items: readonly unknown[]): { opsPerSec: number; bytes: number } {
@@ -91,6 +105,7 @@ const N = 10_000;
 const cases: Array<[string, unknown[]]> = [
   [`${N} click counts {page, clicks, user, ts}`, clicks(N)],
   [`${N} records with Buffers {key, value: 200 B, partition, offset, ts}`, withBuffers(N)],
+  [`${N} bench outputs {v: 200 B slice of a fetch buffer, k: null, ts, suffix}`, benchOutputs(N)],
 ];
 
 const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
@@ -99,7 +114,7 @@ for (const [title, items] of cases) {
   console.log(`\n${title}`);
   console.log('| codec | outputs/s (encode+decode) | MB/s of encoded bytes | encoded size | round trip |');
   console.log('| --- | ---: | ---: | ---: | --- |');
-  for (const codec of [json, jsonBase64, v8]) {
+  for (const codec of [json, jsonBase64, v8, used]) {
     const { opsPerSec, bytes } = measure(codec, items);
     const mbs = (opsPerSec * (bytes / items.length)) / 1e6;
     console.log(`| ${codec.name} | ${fmt(opsPerSec)} | ${mbs.toFixed(0)} | ${(bytes / 1024).toFixed(0)} KiB | ${codec.note} |`);

@@ -1,8 +1,9 @@
 // Encoding of checkpoint values. Records (meta, state, batches) are JSON: small, and
-// readable by `tidemark inspect`. Staged outputs are v8.serialize in chunks: it keeps
-// Buffers, Dates, Maps and bigints intact, is as fast as JSON on plain objects and
-// several times faster with Buffers (bench/codec.ts measures both; figures in docs/checkpoint.md).
+// readable by `tidemark inspect`. Staged outputs are chunks in the column layout when they
+// are flat records of one shape (columns.ts), else v8.serialize: it keeps Buffers, Dates,
+// Maps and bigints intact. bench/codec.ts measures them; figures in docs/checkpoint.md.
 import { deserialize, serialize } from 'node:v8';
+import { COLUMNS_TAG, decodeColumns, encodeColumns } from './columns';
 
 export function encodeJSON(value: unknown): Uint8Array {
   return Buffer.from(JSON.stringify(value));
@@ -13,10 +14,11 @@ export function decodeJSON<T>(bytes: Uint8Array): T {
 }
 
 export function encodeOutputs(outputs: readonly unknown[]): Uint8Array {
-  return serialize(outputs);
+  return encodeColumns(outputs) ?? serialize(outputs);
 }
 
 export function decodeOutputs(bytes: Uint8Array): unknown[] {
+  if (bytes[0] === COLUMNS_TAG) return decodeColumns(bytes);
   const value: unknown = deserialize(bytes);
   if (!Array.isArray(value)) throw new Error('staged output chunk is not an array');
   return value;

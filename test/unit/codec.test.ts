@@ -1,4 +1,7 @@
-// The checkpoint's encodings: JSON records, v8-serialized output chunks, chunking.
+// The checkpoint's encodings: JSON records, output chunks (column layout or v8.serialize), chunking.
+// test/property/codec.property.test.ts checks the output round trip on generated outputs.
+import { serialize } from 'node:v8';
+import { COLUMNS_TAG } from '../../checkpoint/columns';
 import { chunk, decodeJSON, decodeOutputs, encodeJSON, encodeOutputs } from '../../checkpoint/codec';
 
 describe('JSON records', () => {
@@ -20,7 +23,7 @@ describe('JSON records', () => {
   });
 });
 
-describe('staged output chunks (v8.serialize)', () => {
+describe('staged output chunks', () => {
   it('round-trip what JSON cannot: Buffers, Dates, Maps, Sets, bigints, undefined, NaN', () => {
     const outputs = [
       { raw: Buffer.from([0, 1, 2, 255]), at: new Date(1_700_000_000_123), m: new Map([['k', [1, 2]]]), s: new Set(['a']), big: 2n ** 70n, u: undefined, nan: NaN },
@@ -57,6 +60,40 @@ describe('staged output chunks (v8.serialize)', () => {
   it('refuse a chunk that is not an array, and garbage', () => {
     expect(() => decodeOutputs(encodeOutputs({ not: 'an array' } as unknown as unknown[]))).toThrow(/not an array/);
     expect(() => decodeOutputs(Buffer.from('garbage'))).toThrow();
+  });
+});
+
+describe('staged output chunks in the column layout', () => {
+  const records = [
+    { key: Buffer.from('k1'), value: Buffer.from('v1'), ts: 1, note: 'é ✓ 🌊' },
+    { key: null, value: Buffer.alloc(0), ts: -0, note: undefined },
+  ];
+
+  it('flat records of one shape take it; a chunk of mixed shapes keeps v8.serialize', () => {
+    expect(encodeOutputs(records)[0]).toBe(COLUMNS_TAG);
+    expect(encodeOutputs([{ a: 1 }, { b: 1 }])[0]).toBe(0xff);
+    expect(encodeOutputs([{ a: 1, b: 2 }, { b: 2, a: 1 }])[0]).toBe(0xff); // key order is part of the shape
+  });
+
+  it('round-trip from a subarray view, Buffers as Buffers', () => {
+    const bytes = encodeOutputs(records);
+    const big = new Uint8Array(bytes.length + 16);
+    big.set(bytes, 8);
+    const back = decodeOutputs(big.subarray(8, 8 + bytes.length)) as typeof records;
+    expect(back).toEqual(records);
+    expect(Buffer.isBuffer(back[0]!.key)).toBe(true);
+    expect(Object.is(back[1]!.ts, -0)).toBe(true);
+    expect('note' in back[1]!).toBe(true);
+  });
+
+  it('still decode v8 chunks (staged by an earlier build)', () => {
+    expect(decodeOutputs(serialize(records))).toEqual(records);
+  });
+
+  it('refuse a truncated or padded chunk', () => {
+    const bytes = Buffer.from(encodeOutputs(records));
+    expect(() => decodeOutputs(bytes.subarray(0, bytes.length - 1))).toThrow(/truncated/);
+    expect(() => decodeOutputs(Buffer.concat([bytes, Buffer.from([0])]))).toThrow(/trailing/);
   });
 });
 

@@ -1,0 +1,181 @@
+// A column layout for staged output chunks whose outputs are flat records of one shape
+// (`{ key: Buffer, value: Buffer, ts: number, … }` — most jobs' outputs). v8.serialize pays
+// a JS callback for every Buffer and walks every object; here a column of Buffers is one
+// native concat, a column of strings one UTF-8 encode, a column of numbers one Float64Array.
+// Anything this layout cannot keep exactly returns undefined and the caller uses v8.serialize.
+//
+//   0x01 | u32 header length | header JSON { n, keys, cols } | column bodies, in order
+//
+// `keys` is the record's property names in order, or null when the outputs are bare values
+// (one column). A column is one of:
+//   'b' Buffers   u32 lengths[n], bytes
+//   's' strings   u32 lengths[n] (UTF-16 units), UTF-8 bytes of their concatenation
+//   'n' numbers   f64[n]
+//   'v' anything else: v8.serialize of the column's values (nested objects, Dates, bigints…)
+// and may carry a kinds byte per cell (0 the column's type, 1 null, 2 undefined) when any
+// cell is null or undefined. v8 output starts with 0xFF, so the first byte tells them apart.
+import { deserialize, serialize } from 'node:v8';
+
+export const COLUMNS_TAG = 0x01;
+
+type ColumnType = 'b' | 's' | 'n' | 'v';
+interface ColumnHeader { readonly type: ColumnType; readonly kinds: boolean; readonly bytes: number }
+interface Header { readonly n: number; readonly keys: string[] | null; readonly cols: ColumnHeader[] }
+
+const NULL = 1;
+const UNDEFINED = 2;
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  if (v === null || typeof v !== 'object') return false;
+  return Object.getPrototypeOf(v) === Object.prototype;
+}
+
+/** The property names of `first`, if every item is a plain object with exactly these names in this order. */
+function sharedKeys(items: readonly unknown[]): string[] | undefined {
+  const first = items[0];
+  if (!isPlainObject(first)) return undefined;
+  const keys = Object.keys(first);
+  if (keys.includes('__proto__')) return undefined;
+  for (const item of items) {
+    if (!isPlainObject(item)) return undefined;
+    let i = 0;
+    for (const k in item) if (k !== keys[i++]) return undefined;
+    if (i !== keys.length) return undefined;
+  }
+  return keys;
+}
+
+function typeOf(v: unknown): ColumnType | undefined {
+  if (typeof v === 'string') return 's';
+  if (typeof v === 'number') return 'n';
+  if (Buffer.isBuffer(v)) return 'b';
+  return undefined;
+}
+
+/** Node 20 has String.prototype.isWellFormed; lib ES2023 does not declare it. */
+const isWellFormed = (s: string): boolean => (s as string & { isWellFormed(): boolean }).isWellFormed();
+
+function anyColumn(values: readonly unknown[]): [ColumnHeader, Buffer[]] {
+  const body = serialize(values);
+  return [{ type: 'v', kinds: false, bytes: body.byteLength }, [body]];
+}
+
+/** One column's body: its values (null and undefined allowed anywhere) in a single layout. */
+function encodeColumn(values: readonly unknown[]): [ColumnHeader, Buffer[]] {
+  const n = values.length;
+  let type: ColumnType | undefined;
+  let kinds: Uint8Array | undefined;
+  for (let i = 0; i < n; i++) {
+    const v = values[i];
+    if (v === null || v === undefined) {
+      kinds ??= new Uint8Array(n);
+      kinds[i] = v === null ? NULL : UNDEFINED;
+      continue;
+    }
+    const t = typeOf(v);
+    if (t === undefined || (type !== undefined && t !== type)) return anyColumn(values);
+    type = t;
+  }
+  type ??= 'n';
+  const parts: Buffer[] = kinds ? [Buffer.from(kinds.buffer, kinds.byteOffset, n)] : [];
+  if (type === 'n') {
+    const f = new Float64Array(n);
+    for (let i = 0; i < n; i++) f[i] = (values[i] as number | null | undefined) ?? 0;
+    parts.push(Buffer.from(f.buffer));
+  } else if (type === 'b') {
+    const lengths = new Uint32Array(n);
+    const bufs: Buffer[] = [];
+    for (let i = 0; i < n; i++) {
+      const b = values[i] as Buffer | null | undefined;
+      if (b) { lengths[i] = b.length; bufs.push(b); }
+    }
+    parts.push(Buffer.from(lengths.buffer), Buffer.concat(bufs));
+  } else {
+    const lengths = new Uint32Array(n);
+    let text = '';
+    for (let i = 0; i < n; i++) {
+      const s = values[i] as string | null | undefined;
+      if (s) { lengths[i] = s.length; text += s; }
+    }
+    // A lone surrogate does not survive UTF-8: leave such a column to v8.
+    if (!isWellFormed(text)) return anyColumn(values);
+    parts.push(Buffer.from(lengths.buffer), Buffer.from(text, 'utf8'));
+  }
+  let bytes = 0;
+  for (const p of parts) bytes += p.byteLength;
+  return [{ type, kinds: kinds !== undefined, bytes }, parts];
+}
+
+/** The chunk in the column layout, or undefined when its outputs are not flat records of one shape. */
+export function encodeColumns(items: readonly unknown[]): Buffer | undefined {
+  if (!Array.isArray(items) || items.length === 0) return undefined;
+  const keys = isPlainObject(items[0]) ? sharedKeys(items) : null;
+  if (keys === undefined) return undefined;
+  if (keys === null && items.some((v) => v !== null && typeof v === 'object' && !Buffer.isBuffer(v))) return undefined;
+  const cols: ColumnHeader[] = [];
+  const bodies: Buffer[] = [];
+  const add = (values: readonly unknown[]): void => {
+    const [col, parts] = encodeColumn(values);
+    cols.push(col);
+    bodies.push(...parts);
+  };
+  if (keys === null) add(items);
+  else for (const k of keys) add(items.map((o) => (o as Record<string, unknown>)[k]));
+  const header = Buffer.from(JSON.stringify({ n: items.length, keys, cols } satisfies Header));
+  const prefix = Buffer.alloc(5);
+  prefix[0] = COLUMNS_TAG;
+  prefix.writeUInt32LE(header.length, 1);
+  return Buffer.concat([prefix, header, ...bodies]);
+}
+
+/** The outputs of a chunk in the column layout (throws on a malformed one). */
+export function decodeColumns(bytes: Uint8Array): unknown[] {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (buf[0] !== COLUMNS_TAG) throw new Error('not a column chunk');
+  const headerEnd = 5 + buf.readUInt32LE(1);
+  const { n, keys, cols } = JSON.parse(buf.toString('utf8', 5, headerEnd)) as Header;
+  let at = headerEnd;
+  const take = (len: number): Buffer => {
+    if (at + len > buf.length) throw new Error('column chunk is truncated');
+    const part = buf.subarray(at, at + len);
+    at += len;
+    return part;
+  };
+  const columns = cols.map((col): unknown[] => {
+    const body = take(col.bytes);
+    if (col.type === 'v') {
+      const values: unknown = deserialize(body);
+      if (!Array.isArray(values) || values.length !== n) throw new Error('column chunk has a malformed column');
+      return values;
+    }
+    let p = 0;
+    const kinds = col.kinds ? body.subarray(0, (p = n)) : undefined;
+    const values = new Array<unknown>(n);
+    if (col.type === 'n') {
+      for (let i = 0; i < n; i++, p += 8) values[i] = body.readDoubleLE(p);
+    } else {
+      const lengths = body.subarray(p, p + 4 * n);
+      p += 4 * n;
+      const data = body.subarray(p);
+      const text = col.type === 's' ? data.toString('utf8') : '';
+      let pos = 0;
+      for (let i = 0; i < n; i++) {
+        const len = lengths.readUInt32LE(4 * i);
+        values[i] = col.type === 's' ? text.slice(pos, pos + len) : data.subarray(pos, pos + len);
+        pos += len;
+      }
+      if (pos !== (col.type === 's' ? text.length : data.length)) throw new Error('column chunk has a malformed column');
+    }
+    if (kinds) for (let i = 0; i < n; i++) if (kinds[i] !== 0) values[i] = kinds[i] === NULL ? null : undefined;
+    return values;
+  });
+  if (at !== buf.length) throw new Error('column chunk has trailing bytes');
+  if (keys === null) return columns[0]!;
+  const items = new Array<unknown>(n);
+  for (let i = 0; i < n; i++) {
+    const o: Record<string, unknown> = {};
+    for (let c = 0; c < keys.length; c++) o[keys[c]!] = columns[c]![i];
+    items[i] = o;
+  }
+  return items;
+}
