@@ -84,12 +84,11 @@ function encodeColumn(values: readonly unknown[]): [ColumnHeader, Buffer[]] {
     parts.push(Buffer.from(f.buffer));
   } else if (type === 'b') {
     const lengths = new Uint32Array(n);
-    const bufs: Buffer[] = [];
+    parts.push(Buffer.from(lengths.buffer));
     for (let i = 0; i < n; i++) {
       const b = values[i] as Buffer | null | undefined;
-      if (b) { lengths[i] = b.length; bufs.push(b); }
+      if (b) { lengths[i] = b.length; parts.push(b); } // copied once, into the chunk
     }
-    parts.push(Buffer.from(lengths.buffer), Buffer.concat(bufs));
   } else {
     const lengths = new Uint32Array(n);
     let text = '';
@@ -117,15 +116,23 @@ export function encodeColumns(items: readonly unknown[]): Buffer | undefined {
   const add = (values: readonly unknown[]): void => {
     const [col, parts] = encodeColumn(values);
     cols.push(col);
-    bodies.push(...parts);
+    for (const p of parts) bodies.push(p);
   };
   if (keys === null) add(items);
   else for (const k of keys) add(items.map((o) => (o as Record<string, unknown>)[k]));
   const header = Buffer.from(JSON.stringify({ n: items.length, keys, cols } satisfies Header));
-  const prefix = Buffer.alloc(5);
-  prefix[0] = COLUMNS_TAG;
-  prefix.writeUInt32LE(header.length, 1);
-  return Buffer.concat([prefix, header, ...bodies]);
+  let size = 5 + header.length;
+  for (const col of cols) size += col.bytes;
+  const out = Buffer.allocUnsafe(size);
+  out[0] = COLUMNS_TAG;
+  out.writeUInt32LE(header.length, 1);
+  out.set(header, 5);
+  let at = 5 + header.length;
+  for (const part of bodies) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
 }
 
 /** The outputs of a chunk in the column layout (throws on a malformed one). */
