@@ -9,14 +9,16 @@ import { OwnBroker } from '../support/kafka-broker';
 import { tempDir } from '../support/tmp';
 
 describe('kafkaSource across a broker restart', () => {
+  // Declared before tempDir(): jest runs afterAll hooks in declaration order, and the temp
+  // directory must outlive the broker writing into it (removing it first raced: ENOTEMPTY).
+  afterAll(async () => {
+    await broker.stop();
+  });
   const root = tempDir();
   const broker = new OwnBroker(join(root, 'broker'));
 
   beforeAll(async () => {
     await broker.start();
-  });
-  afterAll(async () => {
-    await broker.stop();
   });
 
   it('kill -9 mid-read and mid-delivery, restart: every record exactly once', async () => {
