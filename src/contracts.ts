@@ -24,6 +24,12 @@ export interface Source {
   startingOffsets(parts: readonly PartitionRef[]): Promise<OffsetMap>;
   /** Reads exactly the given ranges; a range ends when the position reaches `until`. */
   read(ranges: readonly Range[], signal: AbortSignal): AsyncIterable<SourceRecord[]>;
+  /**
+   * Resolves when records may have arrived past what was last read (or after `timeoutMs`, or
+   * on abort), so an idle daemon plans again at once instead of at its next poll. Optional:
+   * without it the engine polls every `batch.pollIntervalMs`.
+   */
+  waitForData?(timeoutMs: number, signal: AbortSignal): Promise<void>;
   /** Called after a batch commits, with the new positions (e.g. Kafka group offsets, for lag tools). */
   committed?(positions: OffsetMap): Promise<void>;
   /**

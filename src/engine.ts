@@ -127,6 +127,10 @@ export class Engine<T> {
   /** Measured bytes per record (key + value + overhead), undefined until a batch was read. */
   private avgRecordBytes: number | undefined;
   private lastBatchAt = Date.now();
+  private positionsToReport: OffsetMap | undefined;
+  private reporting: Promise<void> | undefined;
+  /** Set by a plan that waits for more records: ms until the batch is due anyway (maxWaitMs). */
+  private fillingMs: number | undefined;
   private lag: OffsetMap = {};
   /** The source's ends as of the last plan. */
   private latestSeen: OffsetMap = {};
@@ -281,15 +285,20 @@ export class Engine<T> {
       for (const [key, end] of Object.entries(bounds.until)) capped[key] = Math.min(end, latestNow[key] ?? end);
       latest = capped;
     }
+    const waitedMs = bounds ? Infinity : Date.now() - this.lastBatchAt;
     const plan = planRanges({
       positions: this.positions, starting, earliest, latest, limits: this.job.limits, avgRecordBytes: this.avgRecordBytes ?? FIRST_BATCH_RECORD_BYTES,
-      waitedMs: bounds ? Infinity : Date.now() - this.lastBatchAt, onDataLoss: this.job.onDataLoss,
+      waitedMs, onDataLoss: this.job.onDataLoss,
     });
     const lag: Record<string, number> = {};
     for (const [key, end] of Object.entries(latestNow)) lag[key] = Math.max(0, end - (this.positions[key] ?? starting[key] ?? end));
     this.lag = lag;
     this.latestSeen = latestNow;
-    if (plan.kind === 'wait') return undefined;
+    if (plan.kind === 'wait') {
+      // Short of minRecords: the batch is due when maxWaitMs has passed. Nothing at all: on new data.
+      this.fillingMs = plan.available > 0 ? Math.max(1, this.job.limits.maxWaitMs - waitedMs) : undefined;
+      return undefined;
+    }
     for (const r of plan.lost) this.log.warn({ lost: r }, `data loss: ${partitionKey(r)} [${r.from}, ${r.until}) is no longer in the source; skipped under onDataLoss 'skip'`);
     const batch: BatchRecord = {
       id: this.lastCommitted + 1, state: 'planned', ranges: plan.ranges, fingerprint: this.fingerprint, plannedAt: Date.now(),
@@ -359,13 +368,7 @@ export class Engine<T> {
     this.lastCommitted = staged.id;
     this.lastBatchAt = Date.now();
     await this.crash('committed');
-    if (this.job.source.committed) {
-      try {
-        await this.job.source.committed(positions);
-      } catch (err) {
-        this.log.warn({ err: (err as Error).message }, 'could not report positions to the source (group offsets); the checkpoint is unaffected');
-      }
-    }
+    this.reportPositions(positions);
     await this.crash('source-committed');
 
     const stats: BatchStats = {
@@ -373,6 +376,29 @@ export class Engine<T> {
     };
     this.log.info({ batch: stats.id, records, bytesIn, outputs: stats.outputs, bytesOut: stats.bytesOut, deadLetters: stats.deadLetters, ranges: staged.ranges, durations, recovered }, `batch ${stats.id} committed`);
     return stats;
+  }
+
+  /**
+   * Tells the source the committed positions (Kafka: the group offsets lag tools read)
+   * without holding up the next batch: one report in flight, the newest positions win,
+   * and close() waits for the last one. The checkpoint, not this, is the truth.
+   */
+  private reportPositions(positions?: OffsetMap): void {
+    const source = this.job.source;
+    if (positions) this.positionsToReport = positions;
+    const next = this.positionsToReport;
+    if (this.reporting || !next || !source.committed) return;
+    this.positionsToReport = undefined;
+    this.reporting = (async () => {
+      try {
+        await source.committed!(next);
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, 'could not report positions to the source (group offsets); the checkpoint is unaffected');
+      }
+    })().finally(() => {
+      this.reporting = undefined;
+      this.reportPositions(); // positions that came in meanwhile
+    });
   }
 
   /** Reads the ranges; `bytes` counts keys and values. */
@@ -440,18 +466,29 @@ export class Engine<T> {
     await this.crash(`delivered:${sink.name}`);
   }
 
+  /**
+   * Waits for the next plan: until the batch being filled is due (maxWaitMs), or — when
+   * there was nothing to read — until the source has new records; at most pollIntervalMs.
+   */
   private async idle(): Promise<void> {
+    const filling = this.fillingMs;
+    const ms = Math.min(this.job.pollIntervalMs, filling ?? Infinity);
+    const controller = new AbortController();
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, this.job.pollIntervalMs);
-      this.wake = () => {
+      const timer = setTimeout(resolve, ms);
+      const wake = (): void => {
         clearTimeout(timer);
         resolve();
       };
+      this.wake = wake;
+      if (filling === undefined) this.job.source.waitForData?.(ms, controller.signal).then(wake, wake);
     });
+    controller.abort();
     this.wake = undefined;
   }
 
   private async close(): Promise<void> {
+    while (this.reporting) await this.reporting;
     const closing: Array<Promise<unknown> | undefined> = [this.job.source.close(), ...this.job.sinks.map((s) => s.close?.())];
     if (this.job.deadLetterSink?.close) closing.push(this.job.deadLetterSink.close());
     const results = await Promise.allSettled(closing);

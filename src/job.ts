@@ -4,7 +4,10 @@ import type { BatchContext, DeadLetter, RejectedOutput, Sink, Source, SourceReco
 import type { PlanLimits } from './planner';
 
 export interface BatchOptions extends Partial<PlanLimits> {
-  /** How often an idle job looks for new records (default 200 ms). */
+  /**
+   * How often an idle job looks for new records (default 200 ms). A source with
+   * `waitForData` (Kafka) wakes it sooner, as soon as records arrive.
+   */
   readonly pollIntervalMs?: number;
 }
 

@@ -9,7 +9,7 @@
 //   --row prepare-embedded   fill --log DIR with --records × --size B on 8 partitions (not a row)
 //
 //   --bootstrap B --topic T --expect N      stop once N records are through (daemon mode) …
-//   --once                                  … or process what is there now (tidemark --once)
+//   --once                                  … or process what is there now (tidemark --once); the time ends at the last commit (closeSeconds: closing after it)
 //   --latency                               W3: per record, sink-visible time − record timestamp
 //   --checkpoint DIR --out DIR              (defaults: a temp dir, removed at the end)
 //   --max-per-partition N --max-wait-ms N   batch limits (default 100000, 0)
@@ -163,6 +163,10 @@ async function tidemark(): Promise<void> {
     },
   });
   let batches = 0;
+  // --once: the measurement ends with the last batch's commit, not when the engine has closed
+  // (closing the source deletes its reader group, up to 2 s): row 2 ends at its last record too.
+  let lastBatchAt = 0;
+  let cpuAtLastBatch = 0;
   // Daemon mode with --expect: the measurement ends when the sink has delivered N records; the
   // engine is then asked to stop (and given 10 s to close; stopTimedOut says when it did not).
   let reached: ((at: number) => void) | undefined;
@@ -172,6 +176,8 @@ async function tidemark(): Promise<void> {
     checkpointDir: cpDir, fingerprint: 'bench',
     onBatch: () => {
       batches++;
+      lastBatchAt = Date.now();
+      cpuAtLastBatch = cpuSeconds(cpuStart);
       if (!a.once && !a.daemon && expect > 0 && sink.delivered >= expect && cpuAtReach === undefined) {
         cpuAtReach = cpuSeconds(cpuStart);
         reached?.(Date.now());
@@ -204,7 +210,13 @@ async function tidemark(): Promise<void> {
   }
   let end: number;
   let stopTimedOut = false;
-  if (a.once || a.daemon || expect <= 0) end = await running;
+  let closeSeconds: number | undefined;
+  if (a.once && !a.daemon) {
+    const closed = await running;
+    end = lastBatchAt || closed;
+    closeSeconds = (closed - end) / 1000;
+    if (lastBatchAt) cpuAtReach = cpuAtLastBatch;
+  } else if (a.daemon || expect <= 0) end = await running;
   else {
     end = await Promise.race([running, reachedAt]);
     const closed = await Promise.race([running.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 10_000))]);
@@ -215,7 +227,7 @@ async function tidemark(): Promise<void> {
   latencies.sort((x, y) => x - y);
   summary({
     records: sink.delivered, bytes, seconds: (end - started) / 1000, firstRecordSeconds: first ? (first - started) / 1000 : null,
-    cpuSecondsAfterStart: +cpuAfter.toFixed(3), batches, stopTimedOut, stalled, stageOutputs: a.stage !== 'false',
+    cpuSecondsAfterStart: +cpuAfter.toFixed(3), batches, stopTimedOut, ...(closeSeconds !== undefined ? { closeSeconds } : {}), stalled, stageOutputs: a.stage !== 'false',
     maxBatchBytes: Number(a['max-batch-bytes'] ?? 64 * 1024 * 1024),
     ...(a.latency ? { latencyP50Ms: pct(latencies, 50), latencyP99Ms: pct(latencies, 99), latencySamples: latencies.length } : {}),
   });

@@ -18,9 +18,9 @@
 //     a range starts elsewhere (first read, recovery, reset), after a rebalance (kafkajs
 //     then restarts from the group's committed offsets), or after buffered data was
 //     dropped to honour the memory bound.
-//   - A partition is resumed while it reads a range and paused once `hi` reaches the
-//     range's `until`. Records that arrive beyond `until` in the same fetch stay in the
-//     buffer for the next batch instead of being fetched again.
+//   - A partition is resumed while it reads a range; once `hi` reaches the range's `until`
+//     it goes on fetching as read-ahead (below). Records that arrive beyond `until` stay in
+//     the buffer for the next batch instead of being fetched again.
 //   - The position, not a count, ends a range: `hi` becomes the fetched batch's
 //     lastOffset() + 1, which covers transaction markers and aborted records (kafkajs
 //     filters them from `messages` but keeps them in the batch). When the last offsets
@@ -33,11 +33,12 @@
 //     short-read.txt). A log whose every offset from `hi` to its end holds no record cannot
 //     occur (the active segment keeps its last batch); were it to, the read stalls and the
 //     stall diagnosis below reports it instead of skipping anything.
-//   - Read-ahead: a partition that is not being read keeps fetching (beyond the last
-//     range's `until`) while the buffer holds less than `readAheadBytes`, so the next
-//     batch's records arrive while the engine stages and delivers this one; the next read
-//     then starts from memory instead of a cold fetch (kafkajs sleeps its maxWaitTime
-//     when every partition is paused). Past the bound they pause; kafkajs's fetch loop
+//   - Read-ahead: a partition past its range's `until` keeps fetching while the buffer
+//     holds less than `readAheadBytes`, so the next batch's records arrive while the engine
+//     stages and delivers this one; the next read then starts from memory instead of a cold
+//     fetch. kafkajs sleeps its maxWaitTime whenever every partition is paused (so it is
+//     short, 100 ms), and a read that paused each partition at its `until` had them all
+//     paused at its end: the next batch waited out that sleep. Past the bound they pause; kafkajs's fetch loop
 //     keeps sending heartbeats either way: a slow sink does not cost the group membership.
 //   - Memory: records waiting in buffers (ranges after the one being delivered, data
 //     beyond `until`) count against `maxBufferedBytes`; past it every partition but the
@@ -64,7 +65,7 @@ export interface ConsumerTuning {
   readonly maxBytesPerPartition?: number;
   /** Bytes per fetch response (default 50 MiB, the Java consumer's fetch.max.bytes). */
   readonly maxBytes?: number;
-  /** How long the broker may hold a fetch that finds nothing new (default 500 ms). */
+  /** How long the broker may hold a fetch that finds nothing new, and how long kafkajs sleeps when every partition is paused (default 100 ms). */
   readonly maxWaitTimeInMs?: number;
 }
 
@@ -199,6 +200,10 @@ export class KafkaReader {
   private failure: Error | undefined;
   private wake: (() => void) | undefined;
   private changed = false;
+  /** An idle engine's waitForData() calls, woken by the next records fetched. */
+  private readonly dataWaiters = new Set<() => void>();
+  /** Records landed since the last read began and no waiter has been told. */
+  private dataFresh = false;
   private reading = false;
   private head: string | undefined;
   private bufferedBytes = 0;
@@ -237,7 +242,10 @@ export class KafkaReader {
       heartbeatInterval: t.heartbeatInterval ?? Math.min(1_000, Math.floor(sessionTimeout / 3)),
       maxBytesPerPartition: t.maxBytesPerPartition ?? 2 * 1024 * 1024,
       maxBytes: t.maxBytes ?? 50 * 1024 * 1024,
-      maxWaitTimeInMs: t.maxWaitTimeInMs ?? 500,
+      // Short: kafkajs sleeps this long whenever every partition is paused (read-ahead full),
+      // and a partition resumed meanwhile waits for it. The long poll still answers at once
+      // when records arrive; idle, it costs ≤ 10 fetches a second.
+      maxWaitTimeInMs: t.maxWaitTimeInMs ?? 100,
       readUncommitted: this.o.readUncommitted,
       allowAutoTopicCreation: false,
       retry: { retries: 5, initialRetryTime: 300, maxRetryTime: 5_000 },
@@ -351,7 +359,10 @@ export class KafkaReader {
 
   private wantsData(st: PartState): boolean {
     if (st.memoryPaused) return false;
-    if (st.target !== undefined) return st.hi < st.target;
+    if (st.target !== undefined && st.hi < st.target) return true;
+    // Past its range (or between batches): read ahead while there is room. Pausing a partition
+    // as soon as it reached `until` paused them all by the end of every read, and kafkajs then
+    // sleeps maxWaitTime before its next fetch: the next batch's read waited for that sleep.
     return this.bufferedBytes < this.readAhead;
   }
 
@@ -369,7 +380,7 @@ export class KafkaReader {
   private steerReadAhead(): void {
     const room = this.bufferedBytes < this.readAhead;
     for (const st of this.parts.values()) {
-      if (st.target !== undefined || st.memoryPaused || st.paused === !room) continue;
+      if ((st.target !== undefined && st.hi < st.target) || st.memoryPaused || st.paused === !room) continue;
       this.steer(st);
     }
   }
@@ -422,6 +433,7 @@ export class KafkaReader {
       st.seekPending = false;
       st.progress++;
       if (raw.rawMessages.length === 0) return; // not evidence of anything (see the header)
+      const before = st.recs.length;
       for (const m of raw.messages) {
         const offset = toOffset(m.offset, `${st.key} record`);
         if (offset < st.hi) continue;
@@ -436,6 +448,7 @@ export class KafkaReader {
         this.counters.recordsFetched++;
         if (st.target === undefined) this.counters.recordsReadAhead++;
       }
+      if (st.recs.length > before) this.dataArrived();
       st.hi = Math.max(st.hi + 1, toOffset(raw.lastOffset(), `${st.key} last offset`) + 1, batchEnd(raw));
       if (this.bufferedBytes > this.counters.peakBufferedBytes) this.counters.peakBufferedBytes = this.bufferedBytes;
       if (!this.wantsData(st)) this.pause(st);
@@ -516,6 +529,7 @@ export class KafkaReader {
     if (work.length === 0) return;
     if (this.reading) throw new Error('KafkaReader: one read at a time');
     this.reading = true;
+    this.dataFresh = false;
     try {
       await this.ensureConsumer(work, signal);
       for (const r of work) this.activate(r);
@@ -674,6 +688,34 @@ export class KafkaReader {
     w?.();
   }
 
+  /**
+   * Resolves when the next records land in the buffer (read-ahead keeps fetching between
+   * batches), after `ms`, or on abort: an idle engine waits here instead of polling.
+   */
+  waitForData(ms: number, signal: AbortSignal): Promise<void> {
+    // Records that landed after the last read began may be newer than the plan that found nothing.
+    if (this.dataFresh) {
+      this.dataFresh = false;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        this.dataWaiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      signal.addEventListener('abort', done);
+      this.dataWaiters.add(done);
+    });
+  }
+
+  private dataArrived(): void {
+    this.dataFresh = this.dataWaiters.size === 0;
+    for (const done of [...this.dataWaiters]) done();
+  }
+
   private async waitForChange(ms: number, signal: AbortSignal | undefined): Promise<void> {
     if (this.changed) {
       this.changed = false;
@@ -696,6 +738,7 @@ export class KafkaReader {
   async close(): Promise<void> {
     this.closed = true;
     this.notify();
+    this.dataArrived();
     const consumer = this.consumer;
     this.consumer = undefined;
     this.running = false;

@@ -59,7 +59,9 @@ export interface KafkaSourceOptions extends KafkaConnectionOptions {
   readonly maxBufferedBytes?: number;
   /**
    * Records fetched ahead of the next batch while this one is staged and delivered (default
-   * 32 MiB, at most half of maxBufferedBytes; 0 turns read-ahead off).
+   * 32 MiB, at most half of maxBufferedBytes; 0 turns read-ahead off). The read-ahead fetch
+   * is also what wakes an idle daemon when records arrive; without it the engine polls every
+   * `batch.pollIntervalMs`.
    */
   readonly readAheadBytes?: number;
   /** Commit positions to `groupId` after every batch (default true). */
@@ -297,6 +299,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     read(ranges: readonly Range[], signal: AbortSignal): AsyncIterable<SourceRecord[]> {
       return reader.read(ranges, signal);
     },
+    waitForData: (timeoutMs: number, signal: AbortSignal) => reader.waitForData(timeoutMs, signal),
     async committed(positions: OffsetMap) {
       if (options.commitOffsets === false) return;
       const list = Object.entries(positions)

@@ -104,6 +104,31 @@ describe('kafkaSource: a 4-partition topic read in batches', () => {
     }
   });
 
+  it('an idle daemon plans again when records arrive (the read-ahead fetch wakes it), not at its next poll', async () => {
+    const topic = uniqueTopic('wake');
+    await createTopic(topic, 2);
+    await produce(topic, [{ value: value(0, 0), partition: 0 }, { value: value(1, 0), partition: 1 }]);
+    const run = await runKafkaJob(join(root, 'wake'), { topics: [topic], groupId: `${topic}-job` }, {}, {
+      batch: { pollIntervalMs: 600_000 }, // polling alone would not see the second produce within the test's time
+    }, {
+      onEngine: (engine) => {
+        let produced = false;
+        const timer = setInterval(() => {
+          const seen = engine.status().positions;
+          if (!produced && seen[`${topic}/0`] === 1 && seen[`${topic}/1`] === 1) {
+            produced = true;
+            void produce(topic, [{ value: value(0, 1), partition: 0 }, { value: value(1, 1), partition: 1 }]);
+          }
+          if (seen[`${topic}/0`] === 2 && seen[`${topic}/1`] === 2) {
+            clearInterval(timer);
+            engine.stop();
+          }
+        }, 20);
+      },
+    });
+    expect(run.records.flat().map((r) => r.value!.toString()).sort()).toEqual([value(0, 0), value(0, 1), value(1, 0), value(1, 1)]);
+  }, 60_000);
+
   it('stays within maxBufferedBytes by pausing the consumer, and still reads every record', async () => {
     const topic = uniqueTopic('membound');
     await createTopic(topic, 4);

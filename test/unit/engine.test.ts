@@ -1,5 +1,6 @@
 import { join } from 'node:path';
-import { defineJob, Engine, generatorSource, memorySink, type SourceRecord } from 'tidemark';
+import { defineJob, Engine, generatorSource, memorySink, type BatchStats, type OffsetMap, type SourceRecord } from 'tidemark';
+import { MemoryLog } from '../support/memory-source';
 import { tempDir } from '../support/tmp';
 
 const values = (records: SourceRecord[]): string[] => records.map((r) => `${r.partition}:${r.offset}`);
@@ -102,5 +103,81 @@ describe('engine recovery over a real LevelDB checkpoint', () => {
       { id: 2, ranges: [{ topic: 'generated', partition: 0, from: 25, until: 60 }, { topic: 'generated', partition: 1, from: 25, until: 60 }] },
     ]);
     expect(sink.all()).toHaveLength(120);
+  });
+});
+
+describe('engine as an idle daemon', () => {
+  const root = tempDir();
+
+  /** A MemoryLog that says when records arrive (as the Kafka source's read-ahead does). */
+  class WakingLog extends MemoryLog {
+    private waiters: Array<() => void> = [];
+    override append(partition: number, n: number): void {
+      super.append(partition, n);
+      for (const w of this.waiters.splice(0)) w();
+    }
+    waitForData(timeoutMs: number, signal: AbortSignal): Promise<void> {
+      return new Promise((resolve) => {
+        const timer = setTimeout(resolve, timeoutMs);
+        signal.addEventListener('abort', () => { clearTimeout(timer); resolve(); });
+        this.waiters.push(() => { clearTimeout(timer); resolve(); });
+      });
+    }
+  }
+
+  /** Runs a daemon until `until()` holds after a batch; fails the test if that takes a minute (the poll interval). */
+  async function daemon(source: MemoryLog, batch: Record<string, number>, act: (engine: Engine<string>, batches: BatchStats[]) => void): Promise<BatchStats[]> {
+    const batches: BatchStats[] = [];
+    const engine: Engine<string> = new Engine(defineJob({
+      name: 'idle', source, sinks: [memorySink<string>()], transform: values,
+      batch: { pollIntervalMs: 60_000, ...batch },
+    }), { checkpointDir: join(root, `cp-${Math.random()}`), onBatch: (s) => { batches.push(s); act(engine, batches); } });
+    const run = engine.run();
+    act(engine, batches);
+    await run;
+    return batches;
+  }
+
+  it('plans again as soon as the source has new records, not at the next poll', async () => {
+    const source = new WakingLog('t', 1);
+    const batches = await daemon(source, {}, (engine, done) => {
+      // Batch 1 records the new partition's start; then the engine is idle (polling every
+      // 60 s) until records arrive and wake it.
+      if (done.length === 1) setTimeout(() => source.append(0, 3), 100);
+      if (done.length === 2) engine.stop();
+    });
+    expect(batches.map((b) => b.records)).toEqual([0, 3]);
+  }, 10_000);
+
+  it('a batch filling up to minRecords waits for more records, and is due after maxWaitMs, not at the next poll', async () => {
+    const source = new MemoryLog('t', 1);
+    const batches = await daemon(source, { minRecords: 100, maxWaitMs: 400 }, (engine, done) => {
+      if (done.length === 1) {
+        source.append(0, 5);
+        setTimeout(() => source.append(0, 5), 50);
+      }
+      if (done.length === 2) engine.stop();
+    });
+    expect(batches.map((b) => b.records)).toEqual([0, 10]);
+  }, 10_000);
+
+  it('reports positions to the source without waiting for it; the last report has the final positions', async () => {
+    const reports: OffsetMap[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((r) => { release = r; });
+    class SlowGroup extends MemoryLog {
+      async committed(positions: OffsetMap): Promise<void> {
+        reports.push(positions);
+        await held; // a group commit that hangs: batches must go on meanwhile
+      }
+    }
+    const source = new SlowGroup('t', 1);
+    for (let i = 0; i < 4; i++) source.append(0, 10);
+    const summary = await new Engine(defineJob({
+      name: 'report', source, sinks: [memorySink<string>()], transform: values, batch: { maxRecordsPerPartition: 10 },
+    }), { checkpointDir: join(root, 'report'), onBatch: (s) => { if (s.id === 4) setTimeout(release, 50); } }).run({ once: true });
+    expect(summary.batches).toBe(4);
+    // Batch 1's report was in flight through batches 2–4; then only the newest positions went.
+    expect(reports).toEqual([{ 't/0': 10 }, { 't/0': 40 }]);
   });
 });
