@@ -525,14 +525,17 @@ export class KafkaReader {
 
   /** Reads exactly the ranges, yielding each range's records in offset order, range after range. */
   async *read(ranges: readonly Range[], signal?: AbortSignal): AsyncGenerator<SourceRecord[]> {
+    // Empty ranges (a new partition's first batch records where it starts) are activated
+    // too: the consumer starts and reads ahead from there, so the first records to arrive
+    // wake an idle engine (waitForData) and are already fetched when their batch reads them.
     const work = ranges.filter((r) => r.until > r.from);
-    if (work.length === 0) return;
+    if (ranges.length === 0) return;
     if (this.reading) throw new Error('KafkaReader: one read at a time');
     this.reading = true;
     this.dataFresh = false;
     try {
-      await this.ensureConsumer(work, signal);
-      for (const r of work) this.activate(r);
+      await this.ensureConsumer(ranges, signal);
+      for (const r of ranges) this.activate(r);
       for (const r of work) {
         const st = this.parts.get(partitionKey(r))!;
         this.head = st.key;
@@ -570,7 +573,7 @@ export class KafkaReader {
         this.steer(st);
       }
     } finally {
-      for (const r of work) {
+      for (const r of ranges) {
         const st = this.parts.get(partitionKey(r));
         if (!st) continue;
         st.target = undefined;
