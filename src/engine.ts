@@ -471,6 +471,7 @@ export class Engine<T> {
    * there was nothing to read — until the source has new records; at most pollIntervalMs.
    */
   private async idle(): Promise<void> {
+    if (this.stopping) return; // stop() came while the plan was in flight: nothing to wake us
     const filling = this.fillingMs;
     const ms = Math.min(this.job.pollIntervalMs, filling ?? Infinity);
     const controller = new AbortController();

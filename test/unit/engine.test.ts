@@ -161,6 +161,26 @@ describe('engine as an idle daemon', () => {
     expect(batches.map((b) => b.records)).toEqual([0, 10]);
   }, 10_000);
 
+  it('stops at once when stop() comes while a plan is asking the source, not after the poll interval', async () => {
+    let planning!: () => void;
+    const asked = new Promise<void>((r) => { planning = r; });
+    let armed = false; // from the second plan on: the first one records the new partition's start
+    class SlowOffsets extends MemoryLog {
+      override async offsets(parts: Parameters<MemoryLog['offsets']>[0], which: 'earliest' | 'latest'): Promise<OffsetMap> {
+        if (armed) planning();
+        await new Promise((r) => setTimeout(r, 50));
+        return super.offsets(parts, which);
+      }
+    }
+    const engine = new Engine(defineJob({
+      name: 'stop', source: new SlowOffsets('t', 1), sinks: [memorySink<string>()], transform: values, batch: { pollIntervalMs: 600_000 },
+    }), { checkpointDir: join(root, 'stop'), onBatch: () => { armed = true; } });
+    const run = engine.run();
+    await asked;
+    engine.stop(); // the plan finds nothing and would idle for 600 s without the stop check
+    await run;
+  }, 10_000);
+
   it('reports positions to the source without waiting for it; the last report has the final positions', async () => {
     const reports: OffsetMap[] = [];
     let release!: () => void;
