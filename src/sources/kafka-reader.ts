@@ -38,8 +38,9 @@
 //     stages and delivers this one; the next read then starts from memory instead of a cold
 //     fetch. kafkajs sleeps its maxWaitTime whenever every partition is paused (so it is
 //     short, 100 ms), and a read that paused each partition at its `until` had them all
-//     paused at its end: the next batch waited out that sleep. Past the bound they pause; kafkajs's fetch loop
-//     keeps sending heartbeats either way: a slow sink does not cost the group membership.
+//     paused at its end: the next batch waited out that sleep. Past the bound they pause;
+//     kafkajs's fetch loop keeps sending heartbeats either way: a slow sink does not cost
+//     the group membership.
 //   - Memory: records waiting in buffers (ranges after the one being delivered, data
 //     beyond `until`) count against `maxBufferedBytes`; past it every partition but the
 //     one being delivered is paused, and prefetched data beyond `until` is dropped.
@@ -54,6 +55,7 @@ import type { SourceRecord } from '../contracts';
 import type { Logger } from '../log';
 import { isTransient, rootMessage, toOffset, type KafkaAdmin } from './kafka-admin';
 import { checkBatchShape, onFetchedBatches, type FetchedBatch } from './kafka-hook';
+import { Latch } from './latch';
 
 export interface ConsumerTuning {
   /** Group session timeout (default 10 s; the broker's minimum is usually 6 s). */
@@ -198,12 +200,10 @@ export class KafkaReader {
   private assignment = new Map<string, Set<number>>();
   private readonly parts = new Map<string, PartState>();
   private failure: Error | undefined;
-  private wake: (() => void) | undefined;
-  private changed = false;
-  /** An idle engine's waitForData() calls, woken by the next records fetched. */
-  private readonly dataWaiters = new Set<() => void>();
-  /** Records landed since the last read began and no waiter has been told. */
-  private dataFresh = false;
+  /** Anything the read loop waits for: records, a join, a failure, closing. */
+  private readonly changes = new Latch();
+  /** Records landed in a buffer: wakes an idle engine (waitForData). */
+  private readonly arrivals = new Latch();
   private reading = false;
   private head: string | undefined;
   private bufferedBytes = 0;
@@ -261,7 +261,7 @@ export class KafkaReader {
           ? new SourceUnreachableError(`The Kafka consumer (group ${this.group}) stopped: ${rootMessage(error)}`, { cause: error })
           : error;
       }
-      this.notify();
+      this.changes.notify();
     });
     consumer.on(consumer.events.REBALANCING, () => {
       this.joined = false;
@@ -328,7 +328,7 @@ export class KafkaReader {
         await this.start(topics);
         continue;
       }
-      await this.waitForChange(250, signal);
+      await this.changes.wait(250, signal);
     }
   }
 
@@ -352,7 +352,7 @@ export class KafkaReader {
     } catch (err) {
       this.fail(err);
     }
-    this.notify();
+    this.changes.notify();
   }
 
   // ------------------------------------------------------------------ per-partition control
@@ -378,11 +378,7 @@ export class KafkaReader {
 
   /** Pauses the partitions reading ahead once the buffer is full, resumes them when it has room. */
   private steerReadAhead(): void {
-    const room = this.bufferedBytes < this.readAhead;
-    for (const st of this.parts.values()) {
-      if ((st.target !== undefined && st.hi < st.target) || st.memoryPaused || st.paused === !room) continue;
-      this.steer(st);
-    }
+    for (const st of this.parts.values()) if (st.paused === this.wantsData(st)) this.steer(st);
   }
 
   private resume(st: PartState): void {
@@ -426,7 +422,7 @@ export class KafkaReader {
       if (fetched !== st.hi) {
         if (!st.seekPending && !st.needsSeek) {
           st.diverged++;
-          this.notify();
+          this.changes.notify();
         }
         return; // fetched before a seek, or elsewhere: not ours
       }
@@ -448,13 +444,13 @@ export class KafkaReader {
         this.counters.recordsFetched++;
         if (st.target === undefined) this.counters.recordsReadAhead++;
       }
-      if (st.recs.length > before) this.dataArrived();
+      if (st.recs.length > before) this.arrivals.notify();
       st.hi = Math.max(st.hi + 1, toOffset(raw.lastOffset(), `${st.key} last offset`) + 1, batchEnd(raw));
       if (this.bufferedBytes > this.counters.peakBufferedBytes) this.counters.peakBufferedBytes = this.bufferedBytes;
       if (!this.wantsData(st)) this.pause(st);
       if (this.bufferedBytes >= this.readAhead) this.steerReadAhead();
       if (this.bufferedBytes > this.o.maxBufferedBytes) this.relieveMemory();
-      this.notify();
+      this.changes.notify();
     } catch (err) {
       this.fail(err);
     }
@@ -532,7 +528,7 @@ export class KafkaReader {
     if (ranges.length === 0) return;
     if (this.reading) throw new Error('KafkaReader: one read at a time');
     this.reading = true;
-    this.dataFresh = false;
+    this.arrivals.reset();
     try {
       await this.ensureConsumer(ranges, signal);
       for (const r of ranges) this.activate(r);
@@ -555,7 +551,7 @@ export class KafkaReader {
           const chunk = this.take(st, r.until);
           if (chunk.length > 0) yield chunk;
           if (complete) break;
-          await this.waitForChange(this.o.stallCheckMs, signal);
+          await this.changes.wait(this.o.stallCheckMs, signal);
           if (st.progress !== seen) {
             progressAt = Date.now();
             seen = st.progress;
@@ -671,7 +667,7 @@ export class KafkaReader {
 
   private fail(err: unknown): void {
     this.failure ??= err instanceof Error ? err : new Error(String(err));
-    this.notify();
+    this.changes.notify();
   }
 
   private check(signal: AbortSignal | undefined): void {
@@ -684,64 +680,20 @@ export class KafkaReader {
     if (this.closed) throw new Error('the Kafka source is closed');
   }
 
-  private notify(): void {
-    this.changed = true;
-    const w = this.wake;
-    this.wake = undefined;
-    w?.();
-  }
-
   /**
    * Resolves when the next records land in the buffer (read-ahead keeps fetching between
-   * batches), after `ms`, or on abort: an idle engine waits here instead of polling.
+   * batches), after `ms`, or on abort: an idle engine waits here instead of polling. Records
+   * that landed since the last read began end it at once: they may be newer than the plan
+   * that found nothing.
    */
   waitForData(ms: number, signal: AbortSignal): Promise<void> {
-    // Records that landed after the last read began may be newer than the plan that found nothing.
-    if (this.dataFresh) {
-      this.dataFresh = false;
-      return Promise.resolve();
-    }
-    return new Promise<void>((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', done);
-        this.dataWaiters.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      signal.addEventListener('abort', done);
-      this.dataWaiters.add(done);
-    });
-  }
-
-  private dataArrived(): void {
-    this.dataFresh = this.dataWaiters.size === 0;
-    for (const done of [...this.dataWaiters]) done();
-  }
-
-  private async waitForChange(ms: number, signal: AbortSignal | undefined): Promise<void> {
-    if (this.changed) {
-      this.changed = false;
-      return;
-    }
-    await new Promise<void>((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', done);
-        this.wake = undefined;
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      signal?.addEventListener('abort', done);
-      this.wake = done;
-    });
-    this.changed = false;
+    return this.arrivals.wait(ms, signal);
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    this.notify();
-    this.dataArrived();
+    this.changes.notify();
+    this.arrivals.notify();
     const consumer = this.consumer;
     this.consumer = undefined;
     this.running = false;
