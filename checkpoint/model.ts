@@ -16,6 +16,11 @@ export interface Range extends PartitionRef {
 /** Offsets per partition, keyed by `partitionKey()`. */
 export type OffsetMap = Readonly<Record<string, number>>;
 
+/** A safe integer ≥ `min` (offsets, partitions, counts, limits): the one check of "a whole number". */
+export function isWholeNumber(v: unknown, min = 0): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= min;
+}
+
 export function partitionKey(p: PartitionRef): string {
   return `${p.topic}/${p.partition}`;
 }

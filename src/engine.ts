@@ -6,7 +6,7 @@
 // second, recovery-only execution path.
 import { BadConfigError, isTidemarkError, SinkError, type SinkRejectedError } from '../checkpoint/errors';
 import type { BatchRecord, OffsetMap, PartitionRef, Range } from '../checkpoint/model';
-import { parsePartitionKey, partitionKey } from '../checkpoint/model';
+import { isWholeNumber, parsePartitionKey, partitionKey } from '../checkpoint/model';
 import { FORMAT_VERSION, openCheckpoint, type CheckpointStore } from '../checkpoint/store';
 import { decideRecovery, describeRanges, hasStagedOutputs } from '../recovery/decide';
 import type { RejectedOutput, Sink, SourceRecord } from './contracts';
@@ -14,6 +14,7 @@ import type { CrashPoint } from './crash-seam';
 import type { Job } from './job';
 import { silentLogger, type Logger } from './log';
 import { advancePositions, planRanges } from './planner';
+import { retry } from './retry';
 import { runTransform } from './transform';
 
 export interface EngineOptions {
@@ -100,7 +101,7 @@ function rangeProblem(r: Range): string | undefined {
   if (typeof r !== 'object' || r === null) return 'is not an object';
   if (typeof r.topic !== 'string' || r.topic === '') return 'needs a `topic` (a non-empty string)';
   for (const f of ['partition', 'from', 'until'] as const) {
-    if (!Number.isSafeInteger(r[f]) || r[f] < 0) return `needs \`${f}\` (a whole number ≥ 0)`;
+    if (!isWholeNumber(r[f])) return `needs \`${f}\` (a whole number ≥ 0)`;
   }
   return r.from > r.until ? 'has `from` after `until`' : undefined;
 }
@@ -115,8 +116,6 @@ const FIRST_BATCH_RECORD_BYTES = 64 * 1024;
 
 /** Milliseconds since `start` (a performance.now() reading), to 0.01 ms. */
 const elapsedMs = (start: number): number => Math.round((performance.now() - start) * 100) / 100;
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class Engine<T> {
   private store: CheckpointStore | undefined;
@@ -451,18 +450,13 @@ export class Engine<T> {
   private async deliver<O>(sink: Sink<O>, batch: BatchRecord, outputs: readonly O[]): Promise<void> {
     if (outputs.length === 0) return;
     await this.crash(`delivering:${sink.name}`);
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await sink.write({ id: batch.id, job: this.job.name, ranges: batch.ranges, outputs });
-        break;
-      } catch (err) {
-        if (isTidemarkError(err)) throw err;
-        if (attempt >= this.job.sinkAttempts) throw new SinkError(sink.name, batch.id, err);
-        const wait = Math.min(5_000, 100 * 2 ** (attempt - 1));
-        this.log.warn({ sink: sink.name, batch: batch.id, attempt, err: (err as Error).message }, `sink ${sink.name} failed; retrying in ${wait} ms (the batch stays staged)`);
-        await sleep(wait);
-      }
-    }
+    await retry(() => sink.write({ id: batch.id, job: this.job.name, ranges: batch.ranges, outputs }), {
+      baseMs: 100, maxMs: 5_000, attempts: this.job.sinkAttempts,
+      retryable: (err) => !isTidemarkError(err),
+      giveUp: (err) => new SinkError(sink.name, batch.id, err),
+      onRetry: (err, attempt, wait) => this.log.warn({ sink: sink.name, batch: batch.id, attempt, err: (err as Error).message },
+        `sink ${sink.name} failed; retrying in ${wait} ms (the batch stays staged)`),
+    });
     await this.crash(`delivered:${sink.name}`);
   }
 
