@@ -11,9 +11,18 @@
 // listener registered for the consumer's cluster object (which the reader learns from its
 // partition assigner). Consumers without a listener are untouched.
 //
+// The same wrap gives those consumers read_committed as the Java consumer has it: kafkajs
+// filters aborted records with a list it assumes sorted, which the broker does not sort
+// (src/kafka/aborted-transactions.ts), so the batch's `messages` are computed again from
+// the fetch answer's aborted transaction list, which kafkajs's Batch does not keep: a wrap
+// of Broker#fetch records it by the answer's decoded records array, which becomes the
+// batch's rawMessages.
+//
 // kafkajs 2.2.4 is the last release of kafkajs; install() checks the shapes it relies on
 // and fails loudly if they change.
+import Broker from 'kafkajs/src/broker';
 import Runner from 'kafkajs/src/consumer/runner';
+import { visibleRecords, type FetchedRecord } from '../kafka/aborted-transactions';
 
 /** The fields of kafkajs's Batch class the reader uses (the public type omits some). */
 export interface FetchedBatch {
@@ -24,8 +33,8 @@ export interface FetchedBatch {
   /** Every record of the response at or after fetchedOffset, control records and aborted ones included. */
   readonly messagesWithinOffset: ReadonlyArray<{ readonly offset: string }>;
   /** Everything decoded from the response for the partition. */
-  readonly rawMessages: ReadonlyArray<{ readonly offset: string }>;
-  /** The visible records: aborted ones and control records filtered out. */
+  readonly rawMessages: ReadonlyArray<import('kafkajs').KafkaMessage & FetchedRecord>;
+  /** The visible records: aborted ones and control records filtered out (by this module). */
   readonly messages: ReadonlyArray<import('kafkajs').KafkaMessage>;
   lastOffset(): string;
 }
@@ -34,6 +43,9 @@ type Listener = (batch: FetchedBatch) => void;
 
 const listeners = new WeakMap<object, Listener>();
 let installed = false;
+type AbortedList = ReadonlyArray<{ readonly producerId: string; readonly firstOffset: string }>;
+const abortedLists = new WeakMap<object, AbortedList>();
+const refiltered = new WeakSet<object>();
 
 interface RunnerInternals {
   readonly running?: boolean;
@@ -47,10 +59,32 @@ function install(): void {
   if (typeof original !== 'function') {
     throw new Error('tidemark needs kafkajs 2.2.x: kafkajs/src/consumer/runner has no handleBatch (a different kafkajs version is installed)');
   }
+  const broker = Broker.prototype as unknown as { fetch: (this: unknown, request: unknown) => Promise<unknown> };
+  const fetch = broker.fetch;
+  if (typeof fetch !== 'function') {
+    throw new Error('tidemark needs kafkajs 2.2.x: kafkajs/src/broker has no fetch (a different kafkajs version is installed)');
+  }
+  broker.fetch = async function fetchKeepingAbortedLists(this: unknown, request: unknown): Promise<unknown> {
+    const answer = await fetch.call(this, request);
+    for (const topic of (answer as { responses?: Array<{ partitions?: Array<{ messages?: unknown; abortedTransactions?: AbortedList }> }> }).responses ?? []) {
+      for (const p of topic.partitions ?? []) {
+        if (Array.isArray(p.messages)) abortedLists.set(p.messages, p.abortedTransactions ?? []);
+      }
+    }
+    return answer;
+  };
   proto.handleBatch = function handleBatch(this: RunnerInternals, batch: unknown): Promise<void> {
     const cluster = this.consumerGroup?.cluster;
     const listener = this.running && cluster ? listeners.get(cluster) : undefined;
-    if (listener) listener(batch as FetchedBatch);
+    if (listener) {
+      const b = batch as FetchedBatch & { messages: FetchedBatch['messages'] };
+      const aborted = abortedLists.get(b.rawMessages);
+      if (aborted) {
+        b.messages = visibleRecords(b.rawMessages, aborted, b.fetchedOffset);
+        refiltered.add(b);
+      }
+      listener(b);
+    }
     return original.call(this, batch);
   };
   installed = true;
@@ -69,5 +103,8 @@ export function onFetchedBatches(cluster: object, listener: Listener): () => voi
 export function checkBatchShape(batch: FetchedBatch): void {
   if (typeof batch.fetchedOffset !== 'string' || !Array.isArray(batch.rawMessages) || typeof batch.lastOffset !== 'function') {
     throw new Error('tidemark needs kafkajs 2.2.x: its fetched batches lack fetchedOffset/rawMessages (a different kafkajs version is installed)');
+  }
+  if (batch.rawMessages.length > 0 && !refiltered.has(batch)) {
+    throw new Error('tidemark needs kafkajs 2.2.x: a fetched batch came without its fetch answer\'s aborted transaction list (a different kafkajs version is installed)');
   }
 }

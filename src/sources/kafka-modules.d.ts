@@ -20,3 +20,11 @@ declare module 'kafkajs/src/consumer/runner' {
   }
   export = Runner;
 }
+
+// kafkajs's broker connection (kafka-hook.ts wraps its fetch).
+declare module 'kafkajs/src/broker' {
+  class Broker {
+    fetch(request: unknown): Promise<unknown>;
+  }
+  export = Broker;
+}
