@@ -7,6 +7,7 @@
 import { join } from 'node:path';
 import type { Producer, Transaction } from 'kafkajs';
 import { bootstrap, closeClients, createTopic, kafkaTool, produce, producer, runKafkaJob, topicOffsets, uniqueTopic } from '../support/kafka';
+import { prng } from '../support/prng';
 import { tempDir } from '../support/tmp';
 
 afterAll(closeClients);
@@ -74,20 +75,8 @@ async function javaReadCommitted(topic: string): Promise<string[]> {
   });
 }
 
-/** A seeded generator (mulberry32): the seed is in every failure message. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function randomSteps(seed: number, count: number): Step[] {
-  const next = random(seed);
+  const next = prng(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(next() * xs.length)]!;
   return Array.from({ length: count }, () => [pick(['p1', 'p2', 'p1', 'p2', 'plain'] as const), pick(['send', 'send', 'commit', 'abort'] as const)] as const);
 }
