@@ -76,23 +76,23 @@ export function visibleRecords<M extends FetchedRecord>(
   aborted: ReadonlyArray<{ readonly producerId: string; readonly firstOffset: string }>,
   fetchedOffset: string,
 ): M[] {
+  const from = BigInt(fetchedOffset);
   const batches: Array<TxnRecordBatch<M>> = [];
   for (let i = 0; i < raw.length; ) {
     const ctx = raw[i]!.batchContext;
     let j = i + 1;
     while (ctx && j < raw.length && raw[j]!.batchContext === ctx) j++;
-    const records = raw.slice(i, j);
+    const control = ctx?.isControlBatch ? controlType(raw[i]!.key) : undefined;
+    // offsets rise through the answer: only its first batches can start before the fetch offset
+    let k = i;
+    while (k < j && BigInt(raw[k]!.offset) < from) k++;
+    const records = raw.slice(k, j);
     batches.push(ctx
-      ? {
-        lastOffset: BigInt(ctx.firstOffset) + BigInt(ctx.lastOffsetDelta), producerId: ctx.producerId,
-        isTransactional: ctx.inTransaction, control: ctx.isControlBatch ? controlType(records[0]!.key) : undefined, records,
-      }
-      : { lastOffset: BigInt(records[0]!.offset), producerId: '-1', isTransactional: false, control: undefined, records }); // a pre-0.11 message: no transactions
+      ? { lastOffset: BigInt(ctx.firstOffset) + BigInt(ctx.lastOffsetDelta), producerId: ctx.producerId, isTransactional: ctx.inTransaction, control, records }
+      : { lastOffset: BigInt(raw[i]!.offset), producerId: '-1', isTransactional: false, control, records }); // a pre-0.11 message: no transactions
     i = j;
   }
-  const list = aborted.map((t) => ({ producerId: t.producerId, firstOffset: BigInt(t.firstOffset) }));
-  const from = BigInt(fetchedOffset);
-  return readCommitted(list, batches).filter((m) => BigInt(m.offset) >= from);
+  return readCommitted(aborted.map((t) => ({ producerId: t.producerId, firstOffset: BigInt(t.firstOffset) })), batches);
 }
 
 function controlType(key: Buffer | null | undefined): ControlType {
