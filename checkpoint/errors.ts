@@ -38,7 +38,8 @@ export type ErrorCode =
   | 'TIDEMARK_SINK_FAILED'
   | 'TIDEMARK_SINK_REJECTED'
   | 'TIDEMARK_SINK_LEDGER_MISMATCH'
-  | 'TIDEMARK_SINK_FENCED';
+  | 'TIDEMARK_SINK_FENCED'
+  | 'TIDEMARK_INVARIANT_BROKEN';
 
 export class TidemarkError extends Error {
   readonly code: ErrorCode;
@@ -119,6 +120,18 @@ export class CheckpointWriteError extends TidemarkError {
     super('TIDEMARK_CHECKPOINT_WRITE_FAILED', ExitCode.checkpointWriteFailed,
       `Could not write checkpoint ${dir}: ${reason}. Nothing was lost: the batch in flight is retried from the checkpoint on restart. ` +
       'Free space (or fix the disk), then start again.', { cause });
+  }
+}
+
+/**
+ * A runtime assertion of the protocol failed (checkpoint/invariants.ts): a bug in tidemark,
+ * not a condition to handle. Nothing retries it; the run stops with exit code 1.
+ */
+export class InvariantError extends TidemarkError {
+  constructor(dir: string, detail: string) {
+    super('TIDEMARK_INVARIANT_BROKEN', ExitCode.unexpected,
+      `invariant broken: ${detail}; this is a bug in tidemark — please report it with \`tidemark inspect ${dir}\` output. ` +
+      'Nothing was written by the step that found it.');
   }
 }
 

@@ -11,7 +11,10 @@ export type KVOp =
 
 export interface KV {
   get(key: string): Promise<Uint8Array | undefined>;
-  /** One atomic write. `sync: true` makes it, and every write before it, durable. */
+  /**
+   * One atomic write. `sync: true` makes this write durable, not the unsynced ones before
+   * it: LevelDB never syncs the log file it closes at a memtable switch (google/leveldb#193).
+   */
   write(ops: readonly KVOp[], options: { sync: boolean }): Promise<void>;
   /** Entries with `gte <= key < lt`, in key order. */
   entries(range: { gte: string; lt: string }): AsyncIterable<[string, Uint8Array]>;

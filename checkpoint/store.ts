@@ -11,6 +11,9 @@
 // could be lost while the next STAGE survived — two batches in flight. Only the PLAN is
 // unsynced: losing it loses nothing (the STAGE record repeats its ranges, and nothing
 // irreversible happens before the STAGE). See docs/protocol.md.
+//
+// Each of the three asserts, before it writes, that the batch continues the committed
+// state (checkpoint/invariants.ts): a bug upstream stops here instead of becoming a gap.
 import { chunk, decodeJSON, decodeOutputs, encodeJSON, encodeOutputs } from './codec';
 import { BadConfigError, CheckpointWriteError, CorruptCheckpointError, describeCause } from './errors';
 import { keys } from './keys';
@@ -18,6 +21,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from './fs-atomic';
+import { assertCommit, assertContinues, type Committed } from './invariants';
 import { LevelKV, type KV, type KVOp } from './kv';
 import { acquireLock, type CheckpointLock } from './lock';
 import {
@@ -41,16 +45,13 @@ export interface StoreOptions {
   readonly onMetaWritten?: () => Promise<void>;
 }
 
-interface CommittedState {
-  readonly positions: OffsetMap;
-  readonly lastCommitted: number;
-}
-
 export class CheckpointStore {
   private readonly retain: number;
   private readonly chunkSize: number;
   private readonly assertWritable: () => void;
   private readonly onMetaWritten: (() => Promise<void>) | undefined;
+  /** The committed state as last loaded or written: what the next batch must continue. */
+  private committed: Committed | undefined;
 
   constructor(private readonly kv: KV, readonly dir: string, options: StoreOptions = {}) {
     this.retain = Math.max(1, options.retainBatches ?? 100);
@@ -98,10 +99,7 @@ export class CheckpointStore {
   /** Everything recovery needs: meta, committed positions, the batch in flight. */
   async load(): Promise<CheckpointView> {
     const meta = await this.read<CheckpointMeta>(keys.meta);
-    const state = (await this.read<CommittedState>(keys.state)) ?? { positions: {}, lastCommitted: 0 };
-    if (typeof state.lastCommitted !== 'number' || typeof state.positions !== 'object' || state.positions === null) {
-      throw new CorruptCheckpointError(this.dir, 'the committed state record is malformed');
-    }
+    const state = await this.readState();
     const inFlight = await this.read<BatchRecord>(keys.batch(state.lastCommitted + 1));
     if (inFlight && inFlight.state === 'committed') {
       throw new CorruptCheckpointError(this.dir, `batch ${inFlight.id} is committed but the positions are not`);
@@ -110,6 +108,19 @@ export class CheckpointStore {
       throw new CorruptCheckpointError(this.dir, 'the meta record is missing');
     }
     return { meta, positions: state.positions, lastCommitted: state.lastCommitted, inFlight };
+  }
+
+  private async readState(): Promise<Committed> {
+    const state = (await this.read<Committed>(keys.state)) ?? { positions: {}, lastCommitted: 0 };
+    if (typeof state.lastCommitted !== 'number' || typeof state.positions !== 'object' || state.positions === null) {
+      throw new CorruptCheckpointError(this.dir, 'the committed state record is malformed');
+    }
+    this.committed = state;
+    return state;
+  }
+
+  private async committedState(): Promise<Committed> {
+    return this.committed ?? this.readState();
   }
 
   /** The meta record alone (inspect reports it even when the rest is damaged). */
@@ -124,11 +135,13 @@ export class CheckpointStore {
   }
 
   async planBatch(batch: BatchRecord): Promise<void> {
+    assertContinues(batch, batch.lost ?? [], await this.committedState(), this.dir);
     await this.write([{ type: 'put', key: keys.batch(batch.id), value: encodeJSON(batch) }], false);
   }
 
   /** Outputs per sink; `undefined` when the job recomputes on replay instead of staging. */
   async stageBatch(batch: BatchRecord, outputs: Readonly<Record<string, readonly unknown[]>> | undefined): Promise<BatchRecord> {
+    assertContinues(batch, batch.lost ?? [], await this.committedState(), this.dir);
     const ops: KVOp[] = [];
     let stagedChunks: Record<string, number> | undefined;
     let stagedBytes = 0;
@@ -170,9 +183,10 @@ export class CheckpointStore {
 
   /** Marks the batch committed and moves the positions to its untils, in one write. */
   async commitBatch(batch: BatchRecord, positions: OffsetMap, lost: readonly Range[] = []): Promise<BatchRecord> {
+    assertCommit(batch, lost, await this.committedState(), positions, this.dir);
     const committedAt = Date.now();
     const committed: BatchRecord = { ...batch, state: 'committed', committedAt };
-    const state: CommittedState = { positions, lastCommitted: batch.id };
+    const state: Committed = { positions, lastCommitted: batch.id };
     const ops: KVOp[] = [
       { type: 'put', key: keys.batch(batch.id), value: encodeJSON(committed) },
       { type: 'put', key: keys.state, value: encodeJSON(state) },
@@ -186,13 +200,15 @@ export class CheckpointStore {
     }
     if (batch.id > this.retain) ops.push({ type: 'del', key: keys.batch(batch.id - this.retain) });
     await this.write(ops, true);
+    this.committed = state;
     return committed;
   }
 
   /** Replaces the positions deliberately (`tidemark reset`), optionally dropping the batch in flight. */
   async resetPositions(positions: OffsetMap, lastCommitted: number, discard: BatchRecord | undefined, meta: CheckpointMeta): Promise<void> {
+    const state: Committed = { positions, lastCommitted: discard ? discard.id : lastCommitted };
     const ops: KVOp[] = [
-      { type: 'put', key: keys.state, value: encodeJSON({ positions, lastCommitted: discard ? discard.id : lastCommitted } satisfies CommittedState) },
+      { type: 'put', key: keys.state, value: encodeJSON(state) },
       { type: 'put', key: keys.meta, value: encodeJSON(meta) },
     ];
     if (discard) {
@@ -203,6 +219,7 @@ export class CheckpointStore {
       }
     }
     await this.write(ops, true);
+    this.committed = state;
   }
 
   /** Batch records kept by retention, newest first. */

@@ -3,19 +3,25 @@
 // A batch moves through the states of the checkpoint (docs/protocol.md). `advance()`
 // takes a batch in whatever state it is and carries it to COMMITTED; a batch recovered
 // from the checkpoint enters it exactly like a freshly planned one, so there is no
-// second, recovery-only execution path.
-import { BadConfigError, isTidemarkError, SinkError, type SinkRejectedError } from '../checkpoint/errors';
+// second, recovery-only execution path. The whole protocol is this file, the pure
+// decisions (src/planner.ts, recovery/decide.ts), the writes (checkpoint/store.ts) and
+// the delivery to sinks (src/delivery.ts).
 import type { BatchRecord, OffsetMap, PartitionRef, Range } from '../checkpoint/model';
-import { isWholeNumber, parsePartitionKey, partitionKey } from '../checkpoint/model';
+import { parsePartitionKey, partitionKey } from '../checkpoint/model';
 import { FORMAT_VERSION, openCheckpoint, type CheckpointStore } from '../checkpoint/store';
 import { decideRecovery, describeRanges, hasStagedOutputs } from '../recovery/decide';
-import type { RejectedOutput, Sink, SourceRecord } from './contracts';
+import { elapsedMs, lagAfterCommit, lagAtPlan, PhaseTimer, type BatchStats, type EngineStatus, type RunSummary } from './batch-stats';
+import type { SourceRecord } from './contracts';
 import type { CrashPoint } from './crash-seam';
+import { deliverBatch, streamsOf, type Streams } from './delivery';
 import type { Job } from './job';
 import { silentLogger, type Logger } from './log';
 import { advancePositions, planRanges } from './planner';
-import { retry } from './retry';
+import { PositionReporter } from './position-report';
+import { rangeBounds, type Bounds } from './run-bounds';
 import { runTransform } from './transform';
+
+export type { BatchStats, EngineStatus, RunSummary } from './batch-stats';
 
 export interface EngineOptions {
   /** Where the checkpoint lives; defaults to the job's `checkpoint.dir`. */
@@ -46,66 +52,6 @@ export interface RunOptions {
   readonly ranges?: readonly Range[];
 }
 
-export interface BatchStats {
-  readonly id: number;
-  readonly ranges: readonly Range[];
-  readonly records: number;
-  /** Key and value bytes of the records read (for a redelivered batch: as recorded when it was staged). */
-  readonly bytesIn: number;
-  readonly outputs: number;
-  /** Bytes of the outputs as staged in the checkpoint (0 for jobs with `stageOutputs: false`). */
-  readonly bytesOut: number;
-  readonly deadLetters: number;
-  readonly recovered: boolean;
-  /** Milliseconds per phase. */
-  readonly durations: Readonly<Record<string, number>>;
-  /** Records not yet processed, per partition key, after this batch (source ends as of its plan). */
-  readonly lag: OffsetMap;
-}
-
-/** A snapshot of a running engine, for metrics, health checks and progress displays. */
-export interface EngineStatus {
-  /** Recovery is done: the batch in flight at start, if any, is committed. */
-  readonly recovered: boolean;
-  readonly stopping: boolean;
-  /** This process holds the checkpoint's lock (false before it is opened, after it is closed, and once the lock is lost). */
-  readonly lockHeld: boolean;
-  readonly lastCommitted: number;
-  readonly positions: OffsetMap;
-  /** Records not yet processed, per partition key: source ends as of the last plan, positions as of the last commit. */
-  readonly lag: OffsetMap;
-  /** When the loop last finished a step (a committed batch, or a poll that found nothing to do). */
-  readonly progressAt: number | undefined;
-}
-
-/** What a bounded run may read: up to `until` per partition and, for partitions new to the checkpoint, from `from`. */
-interface Bounds {
-  readonly until: OffsetMap;
-  readonly from?: OffsetMap;
-}
-
-export interface RunSummary {
-  readonly batches: number;
-  readonly records: number;
-  readonly lastCommitted: number;
-  readonly positions: OffsetMap;
-}
-
-/** Names of the streams of staged outputs of a batch. */
-const OUTPUTS = 'outputs';
-const DEAD_LETTERS = 'dead-letters';
-/** Outputs sinks rejected (onSinkError 'dead-letter'), staged before the rest is written so a redelivery sets aside the same ones. */
-const REJECTED = 'rejected';
-
-function rangeProblem(r: Range): string | undefined {
-  if (typeof r !== 'object' || r === null) return 'is not an object';
-  if (typeof r.topic !== 'string' || r.topic === '') return 'needs a `topic` (a non-empty string)';
-  for (const f of ['partition', 'from', 'until'] as const) {
-    if (!isWholeNumber(r[f])) return `needs \`${f}\` (a whole number ≥ 0)`;
-  }
-  return r.from > r.until ? 'has `from` after `until`' : undefined;
-}
-
 /**
  * The record size the first batch is planned with, before any record was seen: large, so
  * that a topic of big records cannot make the first batch many times `maxBatchBytes` (with
@@ -113,9 +59,6 @@ function rangeProblem(r: Range): string | undefined {
  * was measured.
  */
 const FIRST_BATCH_RECORD_BYTES = 64 * 1024;
-
-/** Milliseconds since `start` (a performance.now() reading), to 0.01 ms. */
-const elapsedMs = (start: number): number => Math.round((performance.now() - start) * 100) / 100;
 
 export class Engine<T> {
   private store: CheckpointStore | undefined;
@@ -126,8 +69,7 @@ export class Engine<T> {
   /** Measured bytes per record (key + value + overhead), undefined until a batch was read. */
   private avgRecordBytes: number | undefined;
   private lastBatchAt = Date.now();
-  private positionsToReport: OffsetMap | undefined;
-  private reporting: Promise<void> | undefined;
+  private readonly reporter: PositionReporter;
   /** Set by a plan that waits for more records: ms until the batch is due anyway (maxWaitMs). */
   private fillingMs: number | undefined;
   private lag: OffsetMap = {};
@@ -145,6 +87,7 @@ export class Engine<T> {
     this.log = options.logger ?? silentLogger;
     this.crash = options.crashPoint ?? (() => {});
     this.fingerprint = job.codeVersion !== undefined ? `codeVersion:${job.codeVersion}` : options.fingerprint ?? 'unversioned';
+    this.reporter = new PositionReporter(job.source, this.log);
   }
 
   /** Finish the batch in flight, commit it, then return from `run()`. */
@@ -177,7 +120,7 @@ export class Engine<T> {
       const recovered = await this.recover();
       if (recovered) counted(await this.advance(recovered, true));
       this.recovered = true;
-      const bounds: Bounds | undefined = options.ranges ? await this.rangeBounds(options.ranges)
+      const bounds: Bounds | undefined = options.ranges ? await rangeBounds(this.job.source, this.positions, options.ranges)
         : options.once ? { until: await this.latestOffsets() } : undefined;
       while (!this.stopping && (options.maxBatches === undefined || batches < options.maxBatches)) {
         const batch = await this.planBatch(bounds);
@@ -236,36 +179,6 @@ export class Engine<T> {
     return this.job.source.offsets(await this.job.source.partitions(), 'latest');
   }
 
-  /** Checks explicit ranges against the source and the positions; the partitions still to do, with their bounds. */
-  private async rangeBounds(ranges: readonly Range[]): Promise<Bounds> {
-    const known = new Set((await this.job.source.partitions()).map(partitionKey));
-    const until: Record<string, number> = {};
-    const from: Record<string, number> = {};
-    for (const r of ranges) {
-      const problem = rangeProblem(r);
-      if (problem) throw new BadConfigError(`Range ${JSON.stringify(r)} ${problem}.`);
-      const key = partitionKey(r);
-      if (!known.has(key)) throw new BadConfigError(`Range ${JSON.stringify(r)}: the source ${this.job.source.id} has no partition ${key}.`);
-      if (key in until) throw new BadConfigError(`Two ranges for ${key}: give one range per partition.`);
-      until[key] = r.until;
-      from[key] = r.from;
-    }
-    const latest = await this.job.source.offsets(ranges.map((r) => ({ topic: r.topic, partition: r.partition })), 'latest');
-    for (const r of ranges) {
-      const key = partitionKey(r);
-      const end = latest[key] ?? 0;
-      if (r.until > end) throw new BadConfigError(`Range ${key} [${r.from}, ${r.until}) ends beyond the source, which ends at offset ${end}.`);
-      const position = this.positions[key];
-      if (position !== undefined && position < r.from) {
-        throw new BadConfigError(
-          `Range ${key} [${r.from}, ${r.until}) starts after the checkpoint's position ${position}: offsets [${position}, ${r.from}) would be skipped. ` +
-          'Ranges continue a checkpoint without gaps; run a one-off job over ranges with a fresh --checkpoint directory.');
-      }
-      if (position !== undefined && position >= r.until) delete until[key]; // done already (the same ranges, run again)
-    }
-    return { until, from };
-  }
-
   /** Plans the next batch and writes it as PLANNED; undefined when there is nothing to do yet. */
   private async planBatch(bounds: Bounds | undefined): Promise<BatchRecord | undefined> {
     const started = performance.now();
@@ -289,9 +202,7 @@ export class Engine<T> {
       positions: this.positions, starting, earliest, latest, limits: this.job.limits, avgRecordBytes: this.avgRecordBytes ?? FIRST_BATCH_RECORD_BYTES,
       waitedMs, onDataLoss: this.job.onDataLoss,
     });
-    const lag: Record<string, number> = {};
-    for (const [key, end] of Object.entries(latestNow)) lag[key] = Math.max(0, end - (this.positions[key] ?? starting[key] ?? end));
-    this.lag = lag;
+    this.lag = lagAtPlan(latestNow, this.positions, starting);
     this.latestSeen = latestNow;
     if (plan.kind === 'wait') {
       // Short of minRecords: the batch is due when maxWaitMs has passed. Nothing at all: on new data.
@@ -309,96 +220,57 @@ export class Engine<T> {
   }
 
   /** Carries a batch from its current state to COMMITTED. */
+  /** Carries a batch from its current state to COMMITTED. */
   private async advance(batch: BatchRecord, recovered: boolean): Promise<BatchStats> {
     const store = this.store!;
-    const durations: Record<string, number> = { ...batch.durations };
-    const timed = async <R>(phase: string, work: () => Promise<R>): Promise<R> => {
-      const t = performance.now();
-      try {
-        return await work();
-      } finally {
-        durations[phase] = (durations[phase] ?? 0) + elapsedMs(t);
-      }
-    };
+    const timer = new PhaseTimer(batch.durations);
     if (recovered) this.log.info({ batch: batch.id, state: batch.state, ranges: batch.ranges }, `recovering batch ${batch.id} (${batch.state}): ${describeRanges(batch.ranges)}`);
 
     let staged = batch;
-    let outputs: Record<string, unknown[]>;
+    let streams: Streams;
     let records = batch.recordsIn ?? 0;
     let bytesIn = batch.bytesIn ?? 0;
     if (hasStagedOutputs(batch)) {
-      outputs = await timed('read', () => store.readStagedOutputs(batch));
+      streams = await timer.time('read', () => store.readStagedOutputs(batch));
     } else {
-      const read = await timed('read', () => this.read(batch.ranges));
+      const read = await timer.time('read', () => this.read(batch.ranges));
       records = read.records.length;
       bytesIn = read.bytes;
       await this.crash('read');
-      const result = await timed('transform', () => runTransform(this.job, read.records, { batchId: batch.id, ranges: batch.ranges }));
+      const result = await timer.time('transform', () => runTransform(this.job, read.records, { batchId: batch.id, ranges: batch.ranges }));
       read.records = []; // the input can be collected while the outputs are staged and delivered
       await this.crash('transformed');
-      outputs = { [OUTPUTS]: result.outputs, ...(result.deadLetters.length > 0 ? { [DEAD_LETTERS]: result.deadLetters } : {}) };
-      const counts = { [OUTPUTS]: result.outputs.length, [DEAD_LETTERS]: result.deadLetters.length };
-      staged = await timed('stage', () => store.stageBatch(
-        { ...batch, fingerprint: this.fingerprint, recordsIn: records, bytesIn, outputsOut: counts },
-        this.job.stageOutputs ? outputs : undefined,
+      const computed = streamsOf(result);
+      streams = computed.streams;
+      staged = await timer.time('stage', () => store.stageBatch(
+        { ...batch, fingerprint: this.fingerprint, recordsIn: records, bytesIn, outputsOut: computed.counts },
+        this.job.stageOutputs ? streams : undefined,
       ));
       await this.crash('staged');
     }
 
-    const main = (outputs[OUTPUTS] ?? []) as T[];
-    const rejected = (outputs[REJECTED] ?? []) as RejectedOutput[];
-    const restage = (current: BatchRecord): Promise<BatchRecord> => store.stageBatch(current, { ...outputs, [REJECTED]: rejected });
-    await timed('deliver', async () => {
-      for (const sink of this.job.sinks) staged = await this.deliverSettingAside(sink, staged, main, rejected, restage);
-      const dead = [...(outputs[DEAD_LETTERS] ?? []), ...rejected];
-      if (this.job.deadLetterSink && dead.length > 0) await this.deliver(this.job.deadLetterSink, staged, dead as never[]);
-    });
-    const dead = (outputs[DEAD_LETTERS]?.length ?? 0) + rejected.length;
+    const delivered = await timer.time('deliver', () => deliverBatch({ job: this.job, store, log: this.log, crash: this.crash }, staged, streams));
+    staged = delivered.batch;
 
+    const durations = timer.durations;
     const positions = advancePositions(this.positions, staged.ranges);
-    await timed('commit', () => store.commitBatch({ ...staged, durations }, positions, staged.lost ?? []));
+    await timer.time('commit', () => store.commitBatch({ ...staged, durations }, positions, staged.lost ?? []));
     this.positions = positions;
-    const lag: Record<string, number> = { ...this.lag };
-    for (const r of staged.ranges) {
-      const end = this.latestSeen[partitionKey(r)];
-      if (end !== undefined) lag[partitionKey(r)] = Math.max(0, end - r.until);
-    }
-    this.lag = lag;
+    this.lag = lagAfterCommit(this.lag, this.latestSeen, staged.ranges);
     this.lastCommitted = staged.id;
     this.lastBatchAt = Date.now();
     await this.crash('committed');
-    this.reportPositions(positions);
+    this.reporter.report(positions);
     await this.crash('source-committed');
 
     const stats: BatchStats = {
-      id: staged.id, ranges: staged.ranges, records, bytesIn, bytesOut: staged.stagedBytes ?? 0, outputs: main.length, deadLetters: dead, recovered, durations, lag,
+      id: staged.id, ranges: staged.ranges, records, bytesIn, bytesOut: staged.stagedBytes ?? 0, outputs: delivered.outputs,
+      deadLetters: delivered.deadLetters, recovered, durations, lag: this.lag,
     };
     this.log.info({ batch: stats.id, records, bytesIn, outputs: stats.outputs, bytesOut: stats.bytesOut, deadLetters: stats.deadLetters, ranges: staged.ranges, durations, recovered }, `batch ${stats.id} committed`);
     return stats;
   }
 
-  /**
-   * Tells the source the committed positions (Kafka: the group offsets lag tools read)
-   * without holding up the next batch: one report in flight, the newest positions win,
-   * and close() waits for the last one. The checkpoint, not this, is the truth.
-   */
-  private reportPositions(positions?: OffsetMap): void {
-    const source = this.job.source;
-    if (positions) this.positionsToReport = positions;
-    const next = this.positionsToReport;
-    if (this.reporting || !next || !source.committed) return;
-    this.positionsToReport = undefined;
-    this.reporting = (async () => {
-      try {
-        await source.committed!(next);
-      } catch (err) {
-        this.log.warn({ err: (err as Error).message }, 'could not report positions to the source (group offsets); the checkpoint is unaffected');
-      }
-    })().finally(() => {
-      this.reporting = undefined;
-      this.reportPositions(); // positions that came in meanwhile
-    });
-  }
 
   /** Reads the ranges; `bytes` counts keys and values. */
   private async read(ranges: readonly Range[]): Promise<{ records: SourceRecord[]; bytes: number }> {
@@ -418,47 +290,6 @@ export class Engine<T> {
     return { records, bytes };
   }
 
-  /**
-   * Delivers to one sink, leaving out the outputs it rejected before. When it rejects more
-   * (`SinkRejectedError`) under onSinkError 'dead-letter', they are added to `rejected` and
-   * the batch is staged again (synced) before the rest is written: the rejection becomes
-   * part of the batch, so a redelivery after a crash sets aside exactly the same outputs.
-   * Under 'fail' the rejection propagates; its message names the batch and the output.
-   */
-  private async deliverSettingAside(
-    sink: Sink<T>, batch: BatchRecord, outputs: readonly T[], rejected: RejectedOutput[], restage: (batch: BatchRecord) => Promise<BatchRecord>,
-  ): Promise<BatchRecord> {
-    for (;;) {
-      const aside = new Set(rejected.filter((r) => r.sink === sink.name).map((r) => r.index));
-      // Indexes of the outputs written (into `outputs`); none set aside: all of them, and no index list is built.
-      const kept = aside.size === 0 ? undefined : outputs.flatMap((_, i) => (aside.has(i) ? [] : [i]));
-      try {
-        await this.deliver(sink, batch, kept ? kept.map((i) => outputs[i]!) : outputs);
-        return batch;
-      } catch (err) {
-        if (!isTidemarkError(err) || err.code !== 'TIDEMARK_SINK_REJECTED' || this.job.onSinkError !== 'dead-letter') throw err;
-        const rows = (err as SinkRejectedError).rejected;
-        const indexOf = (i: number): number | undefined => (kept ? kept[i] : i < outputs.length ? i : undefined);
-        if (rows.length === 0 || rows.some((r) => indexOf(r.index) === undefined)) throw err;
-        for (const r of rows) rejected.push({ sink: sink.name, batchId: batch.id, index: indexOf(r.index)!, output: r.output, error: r.reason });
-        this.log.warn({ sink: sink.name, batch: batch.id, rejected: rows.length }, `sink ${sink.name} rejected ${rows.length} outputs of batch ${batch.id}: routing them to the dead-letter sink, writing the rest`);
-        batch = await restage(batch);
-      }
-    }
-  }
-
-  private async deliver<O>(sink: Sink<O>, batch: BatchRecord, outputs: readonly O[]): Promise<void> {
-    if (outputs.length === 0) return;
-    await this.crash(`delivering:${sink.name}`);
-    await retry(() => sink.write({ id: batch.id, job: this.job.name, ranges: batch.ranges, outputs }), {
-      baseMs: 100, maxMs: 5_000, attempts: this.job.sinkAttempts,
-      retryable: (err) => !isTidemarkError(err),
-      giveUp: (err) => new SinkError(sink.name, batch.id, err),
-      onRetry: (err, attempt, wait) => this.log.warn({ sink: sink.name, batch: batch.id, attempt, err: (err as Error).message },
-        `sink ${sink.name} failed; retrying in ${wait} ms (the batch stays staged)`),
-    });
-    await this.crash(`delivered:${sink.name}`);
-  }
 
   /**
    * Waits for the next plan: until the batch being filled is due (maxWaitMs), or — when
@@ -483,7 +314,7 @@ export class Engine<T> {
   }
 
   private async close(): Promise<void> {
-    while (this.reporting) await this.reporting;
+    await this.reporter.drain();
     const closing: Array<Promise<unknown> | undefined> = [this.job.source.close(), ...this.job.sinks.map((s) => s.close?.())];
     if (this.job.deadLetterSink?.close) closing.push(this.job.deadLetterSink.close());
     const results = await Promise.allSettled(closing);

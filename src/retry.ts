@@ -1,5 +1,6 @@
 // One retry loop with exponential backoff, for every operation that may fail for a while
 // (a sink's write, a Kafka admin call, a transactional request while the coordinator moves).
+import { isTidemarkError } from '../checkpoint/errors';
 
 export interface RetryOptions {
   /** The first wait; each later wait doubles, up to `maxMs`. */
@@ -30,6 +31,8 @@ export async function retry<R>(op: (attempt: number) => Promise<R>, o: RetryOpti
     try {
       return await op(attempt);
     } catch (err) {
+      // A broken invariant is a bug: another attempt could only hide it.
+      if (isTidemarkError(err) && err.code === 'TIDEMARK_INVARIANT_BROKEN') throw err;
       if (o.retryable && !o.retryable(err)) throw err;
       const elapsed = Date.now() - started;
       if ((o.attempts !== undefined && attempt >= o.attempts) || (o.budgetMs !== undefined && elapsed >= o.budgetMs)) {

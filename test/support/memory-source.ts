@@ -16,6 +16,11 @@ export class MemoryLog implements Source {
     this.starts.push(0);
   }
 
+  /** Retention: offsets below `before` (at most the end) are gone. */
+  trim(partition: number, before: number): void {
+    this.starts[partition] = Math.max(this.starts[partition]!, Math.min(before, this.end(partition)));
+  }
+
   get partitionCount(): number {
     return this.data.length;
   }
