@@ -6,7 +6,7 @@
 // The engine then executes the decision through the ordinary batch path.
 import {
   CodeChangedError, DataLossError, NewerFormatError, OtherJobError,
-} from '../checkpoint/errors';
+} from './errors';
 import {
   partitionKey, type BatchRecord, type CheckpointMeta, type CheckpointView, type OffsetMap, type Range,
 } from '../checkpoint/model';

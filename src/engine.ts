@@ -4,7 +4,8 @@
 // takes a batch in whatever state it is and carries it to COMMITTED; a batch recovered
 // from the checkpoint enters it exactly like a freshly planned one, so there is no
 // second, recovery-only execution path.
-import { BadConfigError, isTidemarkError, SinkError, type SinkRejectedError } from '../checkpoint/errors';
+import { BadConfigError, isTidemarkError } from '../checkpoint/errors';
+import { SinkError, type SinkRejectedError } from './errors';
 import type { BatchRecord, OffsetMap, PartitionRef, Range } from '../checkpoint/model';
 import { isWholeNumber, parsePartitionKey, partitionKey } from '../checkpoint/model';
 import { FORMAT_VERSION, openCheckpoint, type CheckpointStore } from '../checkpoint/store';
@@ -202,7 +203,7 @@ export class Engine<T> {
     if (this.options.store) {
       this.store = this.options.store;
     } else {
-      if (dir === undefined) throw new Error('no checkpoint directory: pass checkpointDir or set checkpoint.dir in the job');
+      if (dir === undefined) throw new BadConfigError('No checkpoint directory: pass checkpointDir to the Engine, or set checkpoint.dir in the job (tidemark run: --checkpoint).');
       this.store = await openCheckpoint(dir, {
         retainBatches: this.job.retainBatches,
         onLockCompromised: (err) => {

@@ -8,7 +8,8 @@
 // execution stamps its outputs with a fresh execution number, so "each batch's outputs
 // come from one execution" is checkable.
 import * as fc from 'fast-check';
-import { CodeChangedError, isTidemarkError } from '../../checkpoint/errors';
+import { isTidemarkError } from '../../checkpoint/errors';
+import { CodeChangedError } from '../../recovery/errors';
 import { partitionKey, type BatchRecord, type OffsetMap, type Range } from '../../checkpoint/model';
 import { CheckpointStore } from '../../checkpoint/store';
 import type { KVOp } from '../../checkpoint/kv';
