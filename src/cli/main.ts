@@ -52,6 +52,7 @@ const RESET_HELP = `tidemark reset <checkpoint-dir> --to TARGET [--job job.ts] [
     offsets.json            {"topic/partition": offset, ...} or [{"topic","partition","offset"}, ...];
                             partitions not named keep their positions (no job needed)
   --job FILE              the job whose source resolves earliest/latest/timestamp   [TIDEMARK_JOB]
+                          (with an offsets file: offsets beyond its source's end are refused)
   --discard-in-flight     drop the batch in flight (required when there is one); its id is not reused,
                           and a sink may already hold its outputs
   --yes, -y               apply without asking (without it, reset asks on a terminal, or refuses)
