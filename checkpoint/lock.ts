@@ -110,7 +110,7 @@ export function decideTakeover(state: LockState, now: number): TakeoverDecision 
   return state.refreshedAt !== null && now - state.refreshedAt > STALE_MS ? 'take-over' : 'wait';
 }
 
-/** Whether a live process holds the checkpoint's lock (read-only; for `inspect` and `reset`). */
+/** Whether the lock is there and fresh by proper-lockfile's own clock (read-only; tests use it to tell a takeover that did not wait for staleness). */
 export async function isLocked(dir: string): Promise<boolean> {
   return lockfile.check(dir, { lockfilePath: lockPath(dir), stale: STALE_MS, realpath: false });
 }
