@@ -7,7 +7,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { CorruptCheckpointError, isTidemarkError } from './errors';
-import { decideTakeover, readLockState, type LockOwner } from './lock';
+import { lockStatus, readLockState, type LockOwner } from './lock';
 import type { BatchRecord, CheckpointMeta, FingerprintEntry, LostRange, OffsetMap, ResetEntry } from './model';
 import { FORMAT_VERSION, openCheckpointCopy, requireCheckpoint, sizeOnDisk, type CheckpointStore } from './store';
 
@@ -89,10 +89,7 @@ async function attempt<R>(damaged: Damage[], part: string, work: () => Promise<R
 export async function inspectCheckpoint(dir: string, last = 10): Promise<InspectReport> {
   requireCheckpoint(dir);
   const dbDir = join(dir, 'db');
-  const lockState = await readLockState(dir);
-  const decision = decideTakeover(lockState, Date.now());
-  const held = decision === 'refuse-live-owner' || decision === 'wait';
-  const lock = { held, stale: decision === 'take-over', owner: lockState.owner };
+  const lock = lockStatus(await readLockState(dir), Date.now());
   const damaged: Damage[] = [];
   const base = {
     checkpoint: dir, ok: true, damaged: [] as Damage[], empty: false, format: null, formatSupported: null, job: null, source: null, sinks: null, createdAt: null,
@@ -106,7 +103,7 @@ export async function inspectCheckpoint(dir: string, last = 10): Promise<Inspect
   try {
     if (!files.some((f) => f.name === 'CURRENT')) throw new CorruptCheckpointError(dir, 'the LevelDB directory has no CURRENT file (truncated?)');
     // Beside a busy daemon a copy may be torn (a compaction deleted a file): copy again.
-    store = await openCheckpointCopy(dir, held ? 5 : 1);
+    store = await openCheckpointCopy(dir, lock.held ? 5 : 1);
   } catch (err) {
     if (isTidemarkError(err) && !(err instanceof CorruptCheckpointError)) throw err;
     damaged.push({ part: 'leveldb', detail: `cannot open the database: ${detailOf(err)}` });

@@ -110,6 +110,12 @@ export function decideTakeover(state: LockState, now: number): TakeoverDecision 
   return state.refreshedAt !== null && now - state.refreshedAt > STALE_MS ? 'take-over' : 'wait';
 }
 
+/** For readers (`inspect`), as a process that wants the lock would see it: `held` — it would be refused or wait; `stale` — it would take it over. */
+export function lockStatus(state: LockState, now: number): { readonly held: boolean; readonly stale: boolean; readonly owner: LockOwner | null } {
+  const decision = decideTakeover(state, now);
+  return { held: decision === 'refuse-live-owner' || decision === 'wait', stale: decision === 'take-over', owner: state.owner };
+}
+
 /** Whether the lock is there and fresh by proper-lockfile's own clock (read-only; tests use it to tell a takeover that did not wait for staleness). */
 export async function isLocked(dir: string): Promise<boolean> {
   return lockfile.check(dir, { lockfilePath: lockPath(dir), stale: STALE_MS, realpath: false });

@@ -2,7 +2,7 @@
 // found in, `decideTakeover` (checkpoint/lock.ts) never takes a live owner's lock, and a
 // killed owner's lock does not block the restart.
 import * as fc from 'fast-check';
-import { decideTakeover, STALE_MS, type LockOwner, type LockState } from '../../checkpoint/lock';
+import { decideTakeover, lockStatus, STALE_MS, type LockOwner, type LockState } from '../../checkpoint/lock';
 import { propertyParams } from './params';
 
 const UPDATE_MS = 1_000; // how often a live owner refreshes its lock (checkpoint/lock.ts)
@@ -25,7 +25,9 @@ const state: fc.Arbitrary<LockState> = fc.record({
 describe("invariant 7: fencing — a live owner's lock is never taken over", () => {
   it('an owner known to be alive is refused, whatever the clock says (also a frozen, stale one)', () => {
     fc.assert(fc.property(state, now, (s, t) => {
-      if (s.present && s.alive === true) expect(decideTakeover(s, t)).toBe('refuse-live-owner');
+      if (!s.present || s.alive !== true) return;
+      expect(decideTakeover(s, t)).toBe('refuse-live-owner');
+      expect(lockStatus(s, t)).toMatchObject({ held: true, stale: false }); // and inspect says it runs
     }), propertyParams(2_000));
   });
 
