@@ -1,54 +1,84 @@
-// Every failure a user can meet, in one place. Each has a stable `code` (for scripts
-// and logs) and an `exitCode` (for the daemon). The message names the cause and the
-// next step; the CLI prints it without a stack trace.
+// Every failure a user can meet is in the ERRORS table below: a stable `code` (for
+// scripts and logs), an exit code (for the daemon) and a one-line summary. The message of
+// each error names the cause and the next step; the CLI prints it without a stack trace.
 //
-// This file lives in checkpoint/ because checkpoint/ is the bottom layer: recovery/
-// and src/ import it, it imports nothing.
+// The table lives in checkpoint/ because checkpoint/ is the bottom layer: every layer
+// reads it, it imports nothing. Each error class lives in the layer that raises it:
+// the checkpoint's here, recovery's in recovery/errors.ts, the engine's, sources' and
+// sinks' in src/errors.ts.
+
+/**
+ * The one table of expected failures: each error `code`, the exit status the CLI ends
+ * with, and a one-line summary. Error classes take their exit code from it, `tidemark
+ * --help` prints its exit-code list from it, and test/cli/error-table.test.ts holds the
+ * tables in README.md and docs/cli.md to it.
+ */
+export const ERRORS = {
+  TIDEMARK_BAD_CONFIG: { exitCode: 2, summary: 'bad configuration or usage (a flag, a variable, a job file, a job field — named)' },
+  TIDEMARK_CHECKPOINT_LOCKED: { exitCode: 3, summary: 'checkpoint locked by another process (named: pid, host, since)' },
+  TIDEMARK_CODE_CHANGED: { exitCode: 4, summary: 'incompatible checkpoint: the code changed with a batch in flight, or strictCodeVersion' },
+  TIDEMARK_OTHER_JOB: { exitCode: 4, summary: "incompatible checkpoint: another job's (its name or source differs)" },
+  TIDEMARK_NEWER_FORMAT: { exitCode: 4, summary: 'incompatible checkpoint: written in a newer on-disk format' },
+  TIDEMARK_SINK_LEDGER_MISMATCH: { exitCode: 4, summary: "a sink's ledger disagrees with the checkpoint (restored, recreated, or shared)" },
+  TIDEMARK_DATA_LOSS: { exitCode: 5, summary: "data loss under onDataLoss: 'fail' (offsets to process are gone from the source)" },
+  TIDEMARK_SOURCE_UNREACHABLE: { exitCode: 6, summary: 'source unreachable' },
+  TIDEMARK_CORRUPT_CHECKPOINT: { exitCode: 7, summary: 'corrupt checkpoint: damaged LevelDB files or records (never started from scratch silently)' },
+  TIDEMARK_TRANSFORM_FAILED: { exitCode: 8, summary: "transform failed (onTransformError: 'fail')" },
+  TIDEMARK_SINK_FAILED: { exitCode: 9, summary: 'sink failed after its retries (the batch stays staged and is redelivered on restart)' },
+  TIDEMARK_SINK_REJECTED: { exitCode: 9, summary: "a sink rejected outputs for good, under onSinkError: 'fail' (the batch stays staged)" },
+  TIDEMARK_LOCK_COMPROMISED: { exitCode: 10, summary: 'checkpoint lock lost while running' },
+  TIDEMARK_SINK_FENCED: { exitCode: 10, summary: 'a sink was fenced: another process of the job took it over' },
+  TIDEMARK_SOURCE_WENT_BACKWARDS: { exitCode: 11, summary: 'source went backwards (topic deleted or recreated)' },
+  TIDEMARK_CHECKPOINT_WRITE_FAILED: { exitCode: 12, summary: 'the checkpoint cannot be written (disk full, read-only file system); nothing is lost' },
+  TIDEMARK_INVARIANT_BROKEN: { exitCode: 1, summary: 'a broken invariant of the protocol, checked before every batch write: a bug in tidemark (report it with tidemark inspect output)' },
+} as const satisfies Record<string, { readonly exitCode: number; readonly summary: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** Exit statuses that no error code stands for. */
+export const OTHER_EXITS = [
+  { exitCode: 0, summary: 'ok (also after SIGTERM/SIGINT, which drain the batch in flight)' },
+  { exitCode: 1, summary: 'unexpected error (a bug: run with --log-level debug and report it)' },
+  { exitCode: 130, summary: 'a second SIGTERM/SIGINT (safe: the checkpoint survives any kill)' },
+] as const;
+
+export interface ExitCodeRow {
+  readonly exitCode: number;
+  readonly code: ErrorCode | null;
+  readonly summary: string;
+}
+
+/** Every exit status, ordered by exit code (then as listed in ERRORS): the rows of the docs' and --help's tables. */
+export function exitCodeRows(): ExitCodeRow[] {
+  const errors = (Object.keys(ERRORS) as ErrorCode[]).map((code) => ({ exitCode: ERRORS[code].exitCode, code, summary: ERRORS[code].summary }));
+  return [...OTHER_EXITS.map((e) => ({ ...e, code: null })), ...errors].sort((a, b) => a.exitCode - b.exitCode);
+}
 
 export const ExitCode = {
   ok: 0,
   unexpected: 1,
-  badConfig: 2,
-  checkpointLocked: 3,
-  incompatibleCheckpoint: 4,
-  dataLoss: 5,
-  sourceUnreachable: 6,
-  corruptCheckpoint: 7,
-  transformFailed: 8,
-  sinkFailed: 9,
-  lockCompromised: 10,
-  sourceWentBackwards: 11,
-  checkpointWriteFailed: 12,
+  badConfig: ERRORS.TIDEMARK_BAD_CONFIG.exitCode,
+  checkpointLocked: ERRORS.TIDEMARK_CHECKPOINT_LOCKED.exitCode,
+  incompatibleCheckpoint: ERRORS.TIDEMARK_CODE_CHANGED.exitCode,
+  dataLoss: ERRORS.TIDEMARK_DATA_LOSS.exitCode,
+  sourceUnreachable: ERRORS.TIDEMARK_SOURCE_UNREACHABLE.exitCode,
+  corruptCheckpoint: ERRORS.TIDEMARK_CORRUPT_CHECKPOINT.exitCode,
+  transformFailed: ERRORS.TIDEMARK_TRANSFORM_FAILED.exitCode,
+  sinkFailed: ERRORS.TIDEMARK_SINK_FAILED.exitCode,
+  lockCompromised: ERRORS.TIDEMARK_LOCK_COMPROMISED.exitCode,
+  sourceWentBackwards: ERRORS.TIDEMARK_SOURCE_WENT_BACKWARDS.exitCode,
+  checkpointWriteFailed: ERRORS.TIDEMARK_CHECKPOINT_WRITE_FAILED.exitCode,
   interrupted: 130,
 } as const;
-
-export type ErrorCode =
-  | 'TIDEMARK_BAD_CONFIG'
-  | 'TIDEMARK_CHECKPOINT_LOCKED'
-  | 'TIDEMARK_LOCK_COMPROMISED'
-  | 'TIDEMARK_CODE_CHANGED'
-  | 'TIDEMARK_NEWER_FORMAT'
-  | 'TIDEMARK_OTHER_JOB'
-  | 'TIDEMARK_CORRUPT_CHECKPOINT'
-  | 'TIDEMARK_CHECKPOINT_WRITE_FAILED'
-  | 'TIDEMARK_DATA_LOSS'
-  | 'TIDEMARK_SOURCE_WENT_BACKWARDS'
-  | 'TIDEMARK_SOURCE_UNREACHABLE'
-  | 'TIDEMARK_TRANSFORM_FAILED'
-  | 'TIDEMARK_SINK_FAILED'
-  | 'TIDEMARK_SINK_REJECTED'
-  | 'TIDEMARK_SINK_LEDGER_MISMATCH'
-  | 'TIDEMARK_SINK_FENCED'
-  | 'TIDEMARK_INVARIANT_BROKEN';
 
 export class TidemarkError extends Error {
   readonly code: ErrorCode;
   readonly exitCode: number;
-  constructor(code: ErrorCode, exitCode: number, message: string, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
     this.code = code;
-    this.exitCode = exitCode;
+    this.exitCode = ERRORS[code].exitCode;
   }
 }
 
@@ -60,13 +90,13 @@ export function isTidemarkError(err: unknown): err is TidemarkError {
 
 export class BadConfigError extends TidemarkError {
   constructor(message: string) {
-    super('TIDEMARK_BAD_CONFIG', ExitCode.badConfig, message);
+    super('TIDEMARK_BAD_CONFIG', message);
   }
 }
 
 export class CheckpointLockedError extends TidemarkError {
   constructor(dir: string, owner: string) {
-    super('TIDEMARK_CHECKPOINT_LOCKED', ExitCode.checkpointLocked,
+    super('TIDEMARK_CHECKPOINT_LOCKED',
       `Checkpoint ${dir} is locked by another process (${owner}). ` +
       'Only one process may run a checkpoint: stop the other one (SIGTERM drains it), or use another --checkpoint directory.');
   }
@@ -74,31 +104,9 @@ export class CheckpointLockedError extends TidemarkError {
 
 export class LockCompromisedError extends TidemarkError {
   constructor(dir: string, reason: string) {
-    super('TIDEMARK_LOCK_COMPROMISED', ExitCode.lockCompromised,
+    super('TIDEMARK_LOCK_COMPROMISED',
       `Lost the lock on checkpoint ${dir} (${reason}); stopped before the next write so two processes never write one checkpoint. ` +
       'Check that no other process runs this checkpoint, then restart.');
-  }
-}
-
-export class CodeChangedError extends TidemarkError {
-  constructor(message: string) {
-    super('TIDEMARK_CODE_CHANGED', ExitCode.incompatibleCheckpoint, message);
-  }
-}
-
-export class NewerFormatError extends TidemarkError {
-  constructor(dir: string, found: number, supported: number) {
-    super('TIDEMARK_NEWER_FORMAT', ExitCode.incompatibleCheckpoint,
-      `Checkpoint ${dir} was written in format ${found}; this build of tidemark understands format ${supported} and older. ` +
-      'Run it with the newer tidemark that wrote it.');
-  }
-}
-
-export class OtherJobError extends TidemarkError {
-  constructor(dir: string, what: string, stored: string, current: string) {
-    super('TIDEMARK_OTHER_JOB', ExitCode.incompatibleCheckpoint,
-      `Checkpoint ${dir} belongs to another job: its ${what} is ${stored}, this job's is ${current}. ` +
-      'Use the checkpoint directory of this job, or a new one to start from scratch.');
   }
 }
 
@@ -106,7 +114,7 @@ export class CorruptCheckpointError extends TidemarkError {
   /** What is damaged, without the advice around it (`tidemark inspect` lists these). */
   readonly detail: string;
   constructor(dir: string, detail: string, options?: { cause?: unknown }) {
-    super('TIDEMARK_CORRUPT_CHECKPOINT', ExitCode.corruptCheckpoint,
+    super('TIDEMARK_CORRUPT_CHECKPOINT',
       `Checkpoint ${dir} is damaged (${detail}). Nothing was written. ` +
       `Look at it with \`tidemark inspect ${dir}\`; restore it from a backup, or repair it deliberately with \`tidemark reset\`.`,
       options);
@@ -117,7 +125,7 @@ export class CorruptCheckpointError extends TidemarkError {
 export class CheckpointWriteError extends TidemarkError {
   constructor(dir: string, cause: unknown) {
     const reason = /no space left|ENOSPC/i.test(describeCause(cause)) ? 'no space left on the device' : describeCause(cause);
-    super('TIDEMARK_CHECKPOINT_WRITE_FAILED', ExitCode.checkpointWriteFailed,
+    super('TIDEMARK_CHECKPOINT_WRITE_FAILED',
       `Could not write checkpoint ${dir}: ${reason}. Nothing was lost: the batch in flight is retried from the checkpoint on restart. ` +
       'Free space (or fix the disk), then start again.', { cause });
   }
@@ -129,7 +137,7 @@ export class CheckpointWriteError extends TidemarkError {
  */
 export class InvariantError extends TidemarkError {
   constructor(dir: string, detail: string) {
-    super('TIDEMARK_INVARIANT_BROKEN', ExitCode.unexpected,
+    super('TIDEMARK_INVARIANT_BROKEN',
       `invariant broken: ${detail}; this is a bug in tidemark — please report it with \`tidemark inspect ${dir}\` output. ` +
       'Nothing was written by the step that found it.');
   }
@@ -140,100 +148,4 @@ export function describeCause(err: unknown): string {
   const parts: string[] = [];
   for (let e: unknown = err; e instanceof Error; e = (e as Error & { cause?: unknown }).cause) parts.push(e.message);
   return parts.length > 0 ? parts.join(': ') : String(err);
-}
-
-export class DataLossError extends TidemarkError {
-  constructor(readonly lost: ReadonlyArray<{ topic: string; partition: number; from: number; until: number }>) {
-    super('TIDEMARK_DATA_LOSS', ExitCode.dataLoss,
-      `Offsets to process are no longer in the source (deleted by retention?): ${lost.map((r) => `${r.topic}/${r.partition} [${r.from}, ${r.until})`).join(', ')}. ` +
-      "Nothing was skipped. To accept the loss and go on from the earliest offset, set onDataLoss: 'skip' (the loss is recorded in the checkpoint).");
-  }
-}
-
-export class SourceWentBackwardsError extends TidemarkError {
-  constructor(topic: string, partition: number, position: number, latest: number) {
-    super('TIDEMARK_SOURCE_WENT_BACKWARDS', ExitCode.sourceWentBackwards,
-      `${topic}/${partition} now ends at offset ${latest}, below the checkpoint's position ${position}: the topic was deleted or recreated. ` +
-      'tidemark never resets silently: if this is intended, move the positions with `tidemark reset`.');
-  }
-}
-
-export class SourceUnreachableError extends TidemarkError {
-  constructor(what: string, options?: { cause?: unknown }) {
-    super('TIDEMARK_SOURCE_UNREACHABLE', ExitCode.sourceUnreachable,
-      `${what}. Check that the source is running and reachable, then restart.`, options);
-  }
-}
-
-export class TransformError extends TidemarkError {
-  constructor(batchId: number, where: string, cause: unknown) {
-    super('TIDEMARK_TRANSFORM_FAILED', ExitCode.transformFailed,
-      `The transform failed in batch ${batchId} at ${where}: ${cause instanceof Error ? cause.message : String(cause)}. ` +
-      "Fix the transform (the batch will be re-run exactly), or set onTransformError: 'dead-letter' to route failing records to a sink.",
-      { cause });
-  }
-}
-
-export class SinkError extends TidemarkError {
-  constructor(sink: string, batchId: number, cause: unknown) {
-    super('TIDEMARK_SINK_FAILED', ExitCode.sinkFailed,
-      `Sink ${sink} failed to write batch ${batchId}: ${cause instanceof Error ? cause.message : String(cause)}. ` +
-      'The batch stays staged and is delivered again on restart; nothing is lost.',
-      { cause });
-  }
-}
-
-/** One output a sink refuses permanently; `index` is its position in the outputs it was given. */
-export interface RejectedRow {
-  readonly index: number;
-  readonly output: unknown;
-  readonly reason: string;
-}
-
-function preview(value: unknown): string {
-  let text: string;
-  try {
-    text = JSON.stringify(value) ?? String(value);
-  } catch {
-    text = String(value);
-  }
-  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
-}
-
-/**
- * Thrown by a sink for outputs it can never write (a constraint violation, a value the
- * destination refuses), having written nothing of the batch. Never retried: the job's
- * `onSinkError` decides (`fail`: stop with this message; `dead-letter`: route these
- * outputs to the dead-letter sink and write the rest).
- */
-export class SinkRejectedError extends TidemarkError {
-  constructor(readonly sink: string, readonly batchId: number, readonly rejected: readonly RejectedRow[], options?: { cause?: unknown }) {
-    const first = rejected[0];
-    const more = rejected.length > 1 ? ` (and ${rejected.length - 1} more)` : '';
-    super('TIDEMARK_SINK_REJECTED', ExitCode.sinkFailed,
-      `Sink ${sink} rejected batch ${batchId}: output #${first?.index ?? '?'} ${preview(first?.output)}: ${first?.reason ?? 'no reason given'}${more}. ` +
-      'Nothing of the batch was written; it stays staged and is delivered again on restart. Fix the destination (or the transform and reset), ' +
-      "or set onSinkError: 'dead-letter' to route rejected outputs to the dead-letter sink and write the rest.",
-      options);
-  }
-}
-
-/** A sink's own record of delivered batches disagrees with the checkpoint (recreated, restored, or shared with another job). */
-export class SinkLedgerMismatchError extends TidemarkError {
-  constructor(sink: string, batchId: number, detail: string) {
-    super('TIDEMARK_SINK_LEDGER_MISMATCH', ExitCode.incompatibleCheckpoint,
-      `Sink ${sink} cannot take batch ${batchId}: ${detail}. The checkpoint does not match what the sink already holds ` +
-      '(was the checkpoint deleted, restored from a backup, or is another job writing with the same job and sink names?). ' +
-      'Nothing was written. Use the checkpoint that wrote the sink, or give the job or the sink a new name to start over.');
-  }
-}
-
-/** Another process took over the sink (a Kafka producer with the same transactionalId): this one is a zombie and stops. */
-export class SinkFencedError extends TidemarkError {
-  constructor(sink: string, batchId: number, detail: string, options?: { cause?: unknown }) {
-    super('TIDEMARK_SINK_FENCED', ExitCode.lockCompromised,
-      `Sink ${sink} was fenced while writing batch ${batchId}: ${detail}. Another process of this job has taken over the sink; ` +
-      'nothing of this batch became visible from this process, which stops. Check that only one process runs the job.',
-      options);
-  }
 }

@@ -4,6 +4,7 @@ import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { Level } from 'level';
+import { describeCause } from './errors';
 
 export type KVOp =
   | { readonly type: 'put'; readonly key: string; readonly value: Uint8Array }
@@ -36,8 +37,13 @@ export class LevelKV implements KV {
     return new LevelKV(db);
   }
 
-  /** Opens a copy of a database another process has open (files may vanish mid-copy: retry). */
-  private static async openCopy(dir: string): Promise<LevelKV> {
+  /**
+   * Opens a copy of the database (not its LOCK): for readers that must not write a byte
+   * (opening LevelDB in place writes its LOCK, a new log and manifest, even the repair of
+   * a damaged log), and for one another process has open. Files may vanish mid-copy (a
+   * compaction): up to `attempts` copies. Errors name `dir`, not the copy.
+   */
+  static async openCopy(dir: string, attempts = 5): Promise<LevelKV> {
     for (let attempt = 1; ; attempt++) {
       const copy = await mkdtemp(join(tmpdir(), 'tidemark-inspect-'));
       try {
@@ -47,7 +53,7 @@ export class LevelKV implements KV {
         return new LevelKV(db, copy);
       } catch (err) {
         await rm(copy, { recursive: true, force: true });
-        if (attempt >= 5) throw err;
+        if (attempt >= attempts) throw new Error(describeCause(err).split(copy).join(dir), { cause: err });
       }
     }
   }

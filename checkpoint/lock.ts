@@ -26,7 +26,8 @@ export interface CheckpointLock {
   release(): Promise<void>;
 }
 
-const STALE_MS = 10_000;
+/** A lock not refreshed for this long is stale: proper-lockfile lets the next process take it. */
+export const STALE_MS = 10_000;
 const UPDATE_MS = 1_000;
 
 export const lockPath = (dir: string): string => join(dir, 'tidemark.lock');
@@ -46,6 +47,7 @@ function procStat(pid: number): string[] | null {
 
 const processStartTime = (pid: number): string | null => procStat(pid)?.[19] ?? null;
 
+/** The one liveness check, for taking the lock and for `inspect`: the recorded process still runs (not a zombie, not a recycled pid). */
 function isAlive(owner: LockOwner): boolean {
   try {
     process.kill(owner.pid, 0);
@@ -70,7 +72,51 @@ export function describeOwner(owner: LockOwner | undefined): string {
   return owner ? `pid ${owner.pid} on ${owner.host}, since ${new Date(owner.since).toISOString()}` : 'owner unknown';
 }
 
-/** Whether a live process holds the checkpoint's lock (read-only; for `inspect` and `reset`). */
+/** What is known about a checkpoint's lock, read once; `decideTakeover` decides from it. */
+export interface LockState {
+  /** The lock directory exists. */
+  readonly present: boolean;
+  /** When its owner last refreshed it (the lock directory's mtime, ms since the epoch); null when absent. */
+  readonly refreshedAt: number | null;
+  /** The recorded owner, when the record describes this very lock (same inode); null when unknown. */
+  readonly owner: LockOwner | null;
+  /** Whether the owner's process runs: null when it cannot be told (no owner recorded, or one on another host). */
+  readonly alive: boolean | null;
+}
+
+/** The lock's state as the liveness check sees it now (read-only). */
+export async function readLockState(dir: string): Promise<LockState> {
+  const st = await stat(lockPath(dir)).catch(() => undefined);
+  if (!st) return { present: false, refreshedAt: null, owner: null, alive: null };
+  const recorded = await readLockOwner(dir);
+  const owner = recorded !== undefined && recorded.lockIno === st.ino ? recorded : null;
+  const alive = owner !== null && owner.host === hostname() ? isAlive(owner) : null;
+  return { present: true, refreshedAt: st.mtimeMs, owner, alive };
+}
+
+/**
+ * What a process that wants the lock does, from its state: `free` (nobody holds it),
+ * `refuse-live-owner`, `take-over` (its owner is gone, or it went stale unrefreshed), or
+ * `wait` (an owner that cannot be checked still refreshes it: a live one keeps it, a dead
+ * one lets it go stale). A live owner's lock is never taken over, stale or not: a frozen
+ * owner is refused rather than raced (DESIGN.md invariant 7).
+ */
+export type TakeoverDecision = 'free' | 'refuse-live-owner' | 'take-over' | 'wait';
+
+export function decideTakeover(state: LockState, now: number): TakeoverDecision {
+  if (!state.present) return 'free';
+  if (state.alive === true) return 'refuse-live-owner';
+  if (state.alive === false) return 'take-over';
+  return state.refreshedAt !== null && now - state.refreshedAt > STALE_MS ? 'take-over' : 'wait';
+}
+
+/** For readers (`inspect`), as a process that wants the lock would see it: `held` — it would be refused or wait; `stale` — it would take it over. */
+export function lockStatus(state: LockState, now: number): { readonly held: boolean; readonly stale: boolean; readonly owner: LockOwner | null } {
+  const decision = decideTakeover(state, now);
+  return { held: decision === 'refuse-live-owner' || decision === 'wait', stale: decision === 'take-over', owner: state.owner };
+}
+
+/** Whether the lock is there and fresh by proper-lockfile's own clock (read-only; tests use it to tell a takeover that did not wait for staleness). */
 export async function isLocked(dir: string): Promise<boolean> {
   return lockfile.check(dir, { lockfilePath: lockPath(dir), stale: STALE_MS, realpath: false });
 }
@@ -94,19 +140,20 @@ export async function acquireLock(dir: string, onCompromised: (err: Error) => vo
     release = await lockfile.lock(dir, options);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err;
-    const owner = await readLockOwner(dir);
-    const lockIno = await stat(lockPath(dir)).then((s) => s.ino, () => -1);
-    const known = owner !== undefined && owner.lockIno === lockIno && owner.host === hostname();
-    if (known && isAlive(owner)) throw new CheckpointLockedError(dir, describeOwner(owner));
-    if (known) {
+    const state = await readLockState(dir);
+    const decision = decideTakeover(state, Date.now());
+    if (decision === 'refuse-live-owner') throw new CheckpointLockedError(dir, describeOwner(state.owner ?? undefined));
+    if (decision === 'take-over' && state.alive === false) {
       // The recorded owner is gone (killed): take over now instead of waiting for staleness.
       await rm(lockPath(dir), { recursive: true, force: true });
     }
-    // Either taken over just now, or the owner is unknown: a process killed between creating
-    // the lock and recording itself, or one on another host. A live owner refreshes the lock
-    // every second; a dead one lets it go stale, and proper-lockfile takes a stale lock over.
+    // Taken over just now; or stale, which proper-lockfile takes over itself (its own
+    // check, not a second remove racing another process's fresh lock); or the owner cannot
+    // be checked: a process killed between creating the lock and recording itself, or one
+    // on another host. A live owner refreshes the lock every second; a dead one lets it go stale.
+    const wait = decision === 'wait' ? { retries: Math.ceil((STALE_MS + 3_000) / 500), minTimeout: 500, maxTimeout: 500 } : 0;
     try {
-      release = await lockfile.lock(dir, { ...options, retries: known ? 0 : { retries: Math.ceil((STALE_MS + 3_000) / 500), minTimeout: 500, maxTimeout: 500 } });
+      release = await lockfile.lock(dir, { ...options, retries: wait });
     } catch (again) {
       if ((again as NodeJS.ErrnoException).code === 'ELOCKED') throw new CheckpointLockedError(dir, describeOwner(await readLockOwner(dir)));
       throw again;

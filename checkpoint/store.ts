@@ -266,7 +266,7 @@ export async function openCheckpoint(
     const files = readdirSync(dbDir);
     if (files.length > 0) throw new CorruptCheckpointError(dir, 'the LevelDB directory has no CURRENT file (truncated?)');
   }
-  if (options.readOnly && !exists) throw new BadConfigError(`There is no checkpoint in ${dir} (no ${dbDir}): check the path.`);
+  if (options.readOnly) requireCheckpoint(dir);
   let lock: CheckpointLock | undefined;
   if (!options.readOnly) lock = await acquireLock(dir, options.onLockCompromised);
   let kv: LevelKV;
@@ -300,6 +300,27 @@ export async function openCheckpoint(
     await lock?.release();
   };
   return store;
+}
+
+/** The one check that `dir` holds a checkpoint at all (a `db/` directory): a wrong path is a usage error, not damage. */
+export function requireCheckpoint(dir: string): void {
+  const dbDir = join(dir, 'db');
+  if (!existsSync(dbDir)) throw new BadConfigError(`There is no checkpoint in ${dir} (no ${dbDir}): check the path.`);
+}
+
+/**
+ * A store over a copy of the checkpoint's files, for readers that must not write a byte
+ * and must not take the lock (`inspect`): it works beside a running daemon, and close()
+ * deletes the copy. A copy taken beside a busy daemon may be torn: `attempts` copies.
+ */
+export async function openCheckpointCopy(dir: string, attempts = 1): Promise<CheckpointStore> {
+  requireCheckpoint(dir);
+  try {
+    return new CheckpointStore(await LevelKV.openCopy(join(dir, 'db'), attempts), dir);
+  } catch (err) {
+    // LevelKV.openCopy's message already holds the causes, with the copy's path replaced by the original's.
+    throw new CorruptCheckpointError(dir, err instanceof Error ? err.message : String(err), { cause: err });
+  }
 }
 
 /** Bytes the checkpoint's files take on disk (the LevelDB directory and the lock files beside it). */

@@ -6,7 +6,7 @@
 // The engine then executes the decision through the ordinary batch path.
 import {
   CodeChangedError, DataLossError, NewerFormatError, OtherJobError,
-} from '../checkpoint/errors';
+} from './errors';
 import {
   partitionKey, type BatchRecord, type CheckpointMeta, type CheckpointView, type OffsetMap, type Range,
 } from '../checkpoint/model';
@@ -51,6 +51,16 @@ export function describeRanges(ranges: readonly Range[]): string {
 const sameSet = (a: readonly string[], b: readonly string[]): boolean =>
   a.length === b.length && [...a].sort().every((x, i) => x === [...b].sort()[i]);
 
+/**
+ * The one identity check, for recovery and for `tidemark reset`: the checkpoint is in a
+ * format this build reads and, when a job is given, belongs to it (same name, same source).
+ */
+export function checkIdentity(dir: string, meta: CheckpointMeta, format: number, job?: Pick<JobIdentity, 'name' | 'sourceId'>): void {
+  if (meta.format > format) throw new NewerFormatError(dir, meta.format, format);
+  if (job && meta.job !== job.name) throw new OtherJobError(dir, 'job name', meta.job, job.name);
+  if (job && meta.source !== job.sourceId) throw new OtherJobError(dir, 'source', meta.source, job.sourceId);
+}
+
 /** Staged outputs can be delivered as they are; anything else is computed from its ranges. */
 export const hasStagedOutputs = (b: BatchRecord): boolean => b.state === 'staged' && b.stagedChunks !== undefined;
 
@@ -66,9 +76,7 @@ export function decideRecovery(input: RecoveryInput): RecoveryDecision {
       resumeAt: {}, lastCommitted: 0, notes: ['new checkpoint'],
     };
   }
-  if (meta.format > input.format) throw new NewerFormatError(dir, meta.format, input.format);
-  if (meta.job !== job.name) throw new OtherJobError(dir, 'job name', meta.job, job.name);
-  if (meta.source !== job.sourceId) throw new OtherJobError(dir, 'source', meta.source, job.sourceId);
+  checkIdentity(dir, meta, input.format, job);
 
   const inFlight = view.inFlight;
   const notes: string[] = [];

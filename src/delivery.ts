@@ -6,7 +6,8 @@
 // fails is retried with backoff while the batch stays staged; the dead-letter sink gets the
 // dead letters and the rejections. Every write is idempotent per batch id, so delivering a
 // recovered batch again is this same code.
-import { isTidemarkError, SinkError, type SinkRejectedError } from '../checkpoint/errors';
+import { isTidemarkError } from '../checkpoint/errors';
+import { SinkError, type SinkRejectedError } from './errors';
 import type { BatchRecord } from '../checkpoint/model';
 import type { CheckpointStore } from '../checkpoint/store';
 import type { RejectedOutput, Sink } from './contracts';

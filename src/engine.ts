@@ -6,6 +6,7 @@
 // second, recovery-only execution path. The whole protocol is this file, the pure
 // decisions (src/planner.ts, recovery/decide.ts), the writes (checkpoint/store.ts) and
 // the delivery to sinks (src/delivery.ts).
+import { BadConfigError } from '../checkpoint/errors';
 import type { BatchRecord, OffsetMap, PartitionRef, Range } from '../checkpoint/model';
 import { parsePartitionKey, partitionKey } from '../checkpoint/model';
 import { FORMAT_VERSION, openCheckpoint, type CheckpointStore } from '../checkpoint/store';
@@ -145,7 +146,7 @@ export class Engine<T> {
     if (this.options.store) {
       this.store = this.options.store;
     } else {
-      if (dir === undefined) throw new Error('no checkpoint directory: pass checkpointDir or set checkpoint.dir in the job');
+      if (dir === undefined) throw new BadConfigError('No checkpoint directory: pass checkpointDir to the Engine, or set checkpoint.dir in the job (tidemark run: --checkpoint).');
       this.store = await openCheckpoint(dir, {
         retainBatches: this.job.retainBatches,
         onLockCompromised: (err) => {

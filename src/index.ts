@@ -1,5 +1,7 @@
 // The public API of tidemark.
 export * from '../checkpoint/errors';
+export * from '../recovery/errors';
+export * from './errors';
 export type { BatchRecord, CheckpointMeta, CheckpointView, LostRange, OffsetMap, PartitionRef, Range } from '../checkpoint/model';
 export { partitionKey } from '../checkpoint/model';
 export { openCheckpoint, CheckpointStore, FORMAT_VERSION, sizeOnDisk } from '../checkpoint/store';

@@ -1,5 +1,6 @@
 // planRanges: the pure decision of what the next batch reads.
-import { DataLossError, SourceWentBackwardsError } from '../checkpoint/errors';
+import { DataLossError } from '../recovery/errors';
+import { SourceWentBackwardsError } from './errors';
 import { parsePartitionKey, partitionKey, type OffsetMap, type Range } from '../checkpoint/model';
 
 export interface PlanLimits {

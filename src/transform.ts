@@ -5,7 +5,7 @@
 // of the batch until single records that throw on their own are found. Those are named
 // in the error (`fail`) or routed to the dead-letter sink (`dead-letter`), and the batch's
 // outputs are the transform of the remaining records.
-import { TransformError } from '../checkpoint/errors';
+import { TransformError } from './errors';
 import type { BatchContext, DeadLetter, SourceRecord } from './contracts';
 import type { Job } from './job';
 

@@ -3,7 +3,7 @@
 // TIDEMARK_LOG_LEVEL=debug) adds the stack trace.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BadConfigError, ExitCode, isTidemarkError } from '../../checkpoint/errors';
+import { BadConfigError, ExitCode, exitCodeRows, isTidemarkError } from '../../checkpoint/errors';
 import { wantsDebug } from './args';
 import { inspectCommand } from './inspect';
 import { logCommand } from './log-command';
@@ -52,6 +52,7 @@ const RESET_HELP = `tidemark reset <checkpoint-dir> --to TARGET [--job job.ts] [
     offsets.json            {"topic/partition": offset, ...} or [{"topic","partition","offset"}, ...];
                             partitions not named keep their positions (no job needed)
   --job FILE              the job whose source resolves earliest/latest/timestamp   [TIDEMARK_JOB]
+                          (with an offsets file: offsets beyond its source's end are refused)
   --discard-in-flight     drop the batch in flight (required when there is one); its id is not reused,
                           and a sink may already hold its outputs
   --yes, -y               apply without asking (without it, reset asks on a terminal, or refuses)
@@ -64,21 +65,9 @@ tidemark log tail <dir> [--partition P] [--from OFFSET] [--limit N]
   The embedded log: a partitioned append-only log on local disk, so a job runs with no broker.
 `;
 
-const EXIT_CODES = `Exit codes:
-  0   ok (also after SIGTERM/SIGINT, which drain the batch in flight)
-  1   unexpected error (a bug: please report it, with --log-level debug output)
-  2   bad configuration or usage (a flag, a variable, a job file, a job field)
-  3   checkpoint locked by another process
-  4   incompatible checkpoint (code changed with a batch in flight, another job, a newer format)
-  5   data loss under onDataLoss: 'fail' (offsets to process are gone from the source)
-  6   source unreachable
-  7   corrupt checkpoint (damaged LevelDB files or records; see tidemark inspect)
-  8   transform failed (onTransformError: 'fail')
-  9   sink failed after its retries (the batch stays staged and is redelivered on restart)
-  10  checkpoint lock lost while running
-  11  source went backwards (topic deleted or recreated)
-  12  the checkpoint cannot be written (disk full, read-only file system); nothing is lost
-  130 a second SIGTERM/SIGINT
+/** Printed from checkpoint/errors.ts's ERRORS table, so the list cannot drift from the codes. */
+const EXIT_CODES = `Exit codes (code, error code, meaning):
+${exitCodeRows().map((r) => `  ${String(r.exitCode).padEnd(4)}${(r.code ?? '').padEnd(34)}${r.summary}`).join('\n')}
 `;
 
 export const HELP = `tidemark — Kafka micro-batches with exactly-once effects

@@ -1,20 +1,21 @@
 // `tidemark reset <dir> --to …`: the deliberate repair. Moves the committed positions,
 // records the move in the checkpoint's history (meta.resets), and drops the batch in
-// flight only when told to (--discard-in-flight).
+// flight only when told to (--discard-in-flight). What it does is decided by
+// recovery/reset.ts (decideReset, pure); this file parses, looks offsets up, asks, prints.
 //
 //   --to earliest | latest | timestamp:<ms|ISO date>   offsets from the job's source (--job)
 //   --to offsets.json                                   explicit offsets, no job needed
 //
 // It takes the checkpoint's lock, so it refuses while a daemon runs the checkpoint, and no
 // daemon can start while it writes.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import * as api from '../index';
-import { BadConfigError, ExitCode, OtherJobError } from '../../checkpoint/errors';
+import { BadConfigError, ExitCode } from '../../checkpoint/errors';
 import { parsePartitionKey, partitionKey, type OffsetMap, type PartitionRef } from '../../checkpoint/model';
-import { openCheckpoint } from '../../checkpoint/store';
+import { FORMAT_VERSION, openCheckpoint, requireCheckpoint } from '../../checkpoint/store';
 import { describeRanges } from '../../recovery/decide';
+import { checkReset, decideReset } from '../../recovery/reset';
 import { bundleJob, loadJob } from '../bundle';
 import type { Source } from '../contracts';
 import type { Job } from '../job';
@@ -134,8 +135,7 @@ export async function resetCommand(argv: string[], help: string): Promise<number
   const discardInFlight = values['discard-in-flight'] === true;
   const yes = values.yes === true;
 
-  const dbDir = join(dir, 'db');
-  if (!existsSync(dbDir) || readdirSync(dbDir).length === 0) throw new BadConfigError(`There is no checkpoint in ${dir} (no ${dbDir}): nothing to reset.`);
+  requireCheckpoint(dir); // before the lock: taking it would create the directory
 
   let job: Job<unknown> | undefined;
   if (jobFile) job = loadJob(await bundleJob(jobFile), api);
@@ -143,39 +143,29 @@ export async function resetCommand(argv: string[], help: string): Promise<number
     const store = await openCheckpoint(dir); // takes the lock: refuses while a daemon runs
     try {
       const view = await store.load();
-      const meta = view.meta;
-      if (!meta) throw new BadConfigError(`Checkpoint ${dir} is empty (no batch has run): nothing to reset.`);
-      if (job && job.name !== meta.job) throw new OtherJobError(dir, 'job name', meta.job, job.name);
-      if (job && job.source.id !== meta.source) throw new OtherJobError(dir, 'source', meta.source, job.source.id);
-
-      const inFlight = view.inFlight;
-      if (inFlight && !discardInFlight) {
-        throw new BadConfigError(
-          `Batch ${inFlight.id} is in flight (${inFlight.state}, ranges ${describeRanges(inFlight.ranges)}): a reset under it would be undone when it commits. ` +
-          'Finish it first (run the job and stop it with SIGTERM, which drains), or drop it with --discard-in-flight.');
-      }
-      const found = target.kind === 'file' ? target.offsets : await offsetsFromSource(job!.source, target);
-      const before = view.positions;
-      const after: OffsetMap = { ...before, ...found };
-      const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort();
-      const width = Math.max(9, ...keys.map((k) => k.length));
-      const lines = [`checkpoint ${dir} (job ${meta.job}): reset to ${describeTarget(target)}`, `  ${'partition'.padEnd(width)}  ${'before'.padStart(10)}  ${'after'.padStart(10)}`];
-      for (const k of keys) {
-        const b = before[k];
-        const a = after[k]!;
+      const check = { dir, view, format: FORMAT_VERSION, discardInFlight, ...(job ? { job: { name: job.name, sourceId: job.source.id } } : {}) };
+      checkReset(check); // refuse before looking offsets up
+      const requested = target.kind === 'file' ? target.offsets : await offsetsFromSource(job!.source, target);
+      // Offsets from a file are checked against the source's ends when the job is given (offsets it looked up are within them).
+      const known = target.kind === 'file' && job ? (await job.source.partitions()).filter((p) => partitionKey(p) in requested) : [];
+      const latest = known.length > 0 ? await job!.source.offsets(known, 'latest') : undefined;
+      const decision = decideReset({ ...check, requested, ...(latest ? { latest } : {}), to: describeTarget(target), now: Date.now() });
+      const { changes, discard } = decision;
+      const width = Math.max(9, ...changes.map((c) => c.partition.length));
+      const lines = [`checkpoint ${dir} (job ${decision.meta.job}): reset to ${describeTarget(target)}`, `  ${'partition'.padEnd(width)}  ${'before'.padStart(10)}  ${'after'.padStart(10)}`];
+      for (const { partition, before: b, after: a } of changes) {
         const note = b === undefined ? 'new' : a < b ? `back ${b - a}: processed again` : a > b ? `ahead ${a - b}: skipped, never processed` : 'unchanged';
-        lines.push(`  ${k.padEnd(width)}  ${String(b ?? '-').padStart(10)}  ${String(a).padStart(10)}  (${note})`);
+        lines.push(`  ${partition.padEnd(width)}  ${String(b ?? '-').padStart(10)}  ${String(a).padStart(10)}  (${note})`);
       }
-      if (inFlight) {
-        lines.push(`discarding batch ${inFlight.id} (${inFlight.state}, ranges ${describeRanges(inFlight.ranges)}` +
-          `${inFlight.outputsOut ? `; counted outputs: ${Object.entries(inFlight.outputsOut).map(([s, n]) => `${s} ${n}`).join(', ')}` : ''}): ` +
-          `it is never committed, and id ${inFlight.id} is not used again; a sink may already hold its outputs under batch id ${inFlight.id}.`);
+      if (discard) {
+        lines.push(`discarding batch ${discard.id} (${discard.state}, ranges ${describeRanges(discard.ranges)}` +
+          `${discard.outputsOut ? `; counted outputs: ${Object.entries(discard.outputsOut).map(([s, n]) => `${s} ${n}`).join(', ')}` : ''}): ` +
+          `it is never committed, and id ${discard.id} is not used again; a sink may already hold its outputs under batch id ${discard.id}.`);
       } else if (discardInFlight) {
         lines.push('no batch is in flight: nothing to discard.');
       }
       process.stdout.write(`${lines.join('\n')}\n`);
-      const changed = keys.some((k) => before[k] !== after[k]) || inFlight !== undefined;
-      if (!changed) {
+      if (!decision.changed) {
         process.stdout.write('nothing to change.\n');
         return ExitCode.ok;
       }
@@ -186,11 +176,8 @@ export async function resetCommand(argv: string[], help: string): Promise<number
           return ExitCode.ok;
         }
       }
-      await store.resetPositions(after, view.lastCommitted, inFlight, {
-        ...meta,
-        resets: [...meta.resets, { at: Date.now(), to: describeTarget(target), before, after, ...(inFlight ? { discarded: inFlight.id } : {}) }],
-      });
-      process.stdout.write(`done: positions reset${inFlight ? ` and batch ${inFlight.id} discarded` : ''}; recorded in the checkpoint's history (tidemark inspect ${dir}).\n`);
+      await store.resetPositions(decision.after, decision.lastCommitted, discard, decision.meta);
+      process.stdout.write(`done: positions reset${discard ? ` and batch ${discard.id} discarded` : ''}; recorded in the checkpoint's history (tidemark inspect ${dir}).\n`);
       return ExitCode.ok;
     } finally {
       await store.close();

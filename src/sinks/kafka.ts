@@ -26,7 +26,8 @@ import * as zlib from 'node:zlib';
 import {
   CompressionTypes, Kafka, logLevel, Partitioners, type Admin, type ICustomPartitioner, type Message, type Producer,
 } from 'kafkajs';
-import { BadConfigError, SinkFencedError, SinkLedgerMismatchError } from '../../checkpoint/errors';
+import { BadConfigError } from '../../checkpoint/errors';
+import { SinkFencedError, SinkLedgerMismatchError } from '../errors';
 import type { Range, Sink, SinkBatch, SourceRecord } from '../contracts';
 import { kafkaConfig, type KafkaConnectionOptions } from '../kafka-connection';
 import { registerKafkaCodecs } from '../sources/kafka-codecs';

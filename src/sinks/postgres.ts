@@ -18,7 +18,8 @@
 //   - anything else (connection refused or lost, server shutting down, deadlock): thrown
 //     as is, so the engine retries with backoff and the batch stays staged.
 import { Pool, type PoolClient, type PoolConfig } from 'pg';
-import { BadConfigError, isTidemarkError, SinkLedgerMismatchError, SinkRejectedError, type RejectedRow } from '../../checkpoint/errors';
+import { BadConfigError, isTidemarkError } from '../../checkpoint/errors';
+import { SinkLedgerMismatchError, SinkRejectedError, type RejectedRow } from '../errors';
 import type { Range, Sink, SinkBatch } from '../contracts';
 
 export interface PostgresSinkOptions<T> {

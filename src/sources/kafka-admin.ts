@@ -12,7 +12,8 @@
 //     about in its metadata requests forever, so after a deletion every later call fails
 //     with UNKNOWN_TOPIC_OR_PARTITION; the client is then replaced by a fresh one.
 import type { Admin, Kafka } from 'kafkajs';
-import { BadConfigError, SourceUnreachableError } from '../../checkpoint/errors';
+import { BadConfigError } from '../../checkpoint/errors';
+import { SourceUnreachableError } from '../errors';
 import type { Logger } from '../log';
 
 export interface ReconnectBudget {

@@ -49,7 +49,8 @@
 //     backwards, a missing topic a deleted one, a consumer fetching elsewhere is put back
 //     with a seek, and a broker gone for longer than the budget is SourceUnreachableError.
 import { AssignerProtocol, type Cluster, type Consumer, type Kafka, type KafkaMessage, type PartitionAssigner } from 'kafkajs';
-import { DataLossError, SourceUnreachableError, SourceWentBackwardsError } from '../../checkpoint/errors';
+import { DataLossError } from '../../recovery/errors';
+import { SourceUnreachableError, SourceWentBackwardsError } from '../errors';
 import { partitionKey, type Range } from '../../checkpoint/model';
 import type { SourceRecord } from '../contracts';
 import type { Logger } from '../log';

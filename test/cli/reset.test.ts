@@ -59,8 +59,8 @@ describe('tidemark reset', () => {
     expect(report(await tidemark(['inspect', cp, '--json'])).positions).toEqual({ 'generated/0': 70, 'generated/1': 70 });
   });
 
-  it('refuses without --yes (no terminal to ask), and without --job where it needs the source: nothing changes', async () => {
-    const { dir, cp } = await ranUntil60();
+  it('refuses without --yes (no terminal to ask), without --job where it needs the source, beyond the source\'s end: nothing changes', async () => {
+    const { dir, job, cp } = await ranUntil60();
     const file = write(join(dir, 'offsets.json'), JSON.stringify({ 'generated/0': 0 }));
     const r = await tidemark(['reset', cp, '--to', file]);
     expect(r.code).toBe(2);
@@ -76,6 +76,9 @@ describe('tidemark reset', () => {
     const wrongJob = await tidemark(['reset', cp, '--job', other, '--to', 'latest', '--yes']);
     expect(wrongJob.code).toBe(4);
     expect(wrongJob.stderr).toContain('belongs to another job');
+    const beyond = await tidemark(['reset', cp, '--job', job, '--to', write(join(dir, 'beyond.json'), JSON.stringify({ 'generated/0': 150 })), '--yes']);
+    expect(beyond.code).toBe(2);
+    expect(beyond.stderr).toContain("generated/0 150 is beyond the source's end 100");
     const r2 = report(await tidemark(['inspect', cp, '--json']));
     expect(r2.positions).toEqual({ 'generated/0': 60, 'generated/1': 60 });
     expect(r2.resets).toEqual([]);

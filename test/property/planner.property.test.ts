@@ -1,6 +1,7 @@
 // Properties of the pure planner: continuity, limits, progress.
 import * as fc from 'fast-check';
-import { DataLossError, SourceWentBackwardsError } from '../../checkpoint/errors';
+import { DataLossError } from '../../recovery/errors';
+import { SourceWentBackwardsError } from '../../src/errors';
 import { partitionKey } from '../../checkpoint/model';
 import { advancePositions, planRanges, type PlanInput } from '../../src/planner';
 import { propertyParams } from './params';

@@ -1,6 +1,6 @@
 // Properties of the pure recovery decision, over any checkpoint state.
 import * as fc from 'fast-check';
-import { CodeChangedError, DataLossError, NewerFormatError, OtherJobError } from '../../checkpoint/errors';
+import { CodeChangedError, DataLossError, NewerFormatError, OtherJobError } from '../../recovery/errors';
 import { partitionKey, type BatchRecord, type CheckpointMeta, type CheckpointView, type Range } from '../../checkpoint/model';
 import { decideRecovery, type RecoveryInput } from '../../recovery/decide';
 import { propertyParams } from './params';

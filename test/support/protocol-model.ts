@@ -11,7 +11,7 @@
 // execution stamps its outputs with a fresh execution number, so "each batch's outputs
 // come from one execution" is checkable.
 import * as fc from 'fast-check';
-import { CodeChangedError } from '../../checkpoint/errors';
+import { CodeChangedError } from '../../recovery/errors';
 import { partitionKey, type BatchRecord, type CheckpointView, type LostRange, type OffsetMap, type Range } from '../../checkpoint/model';
 import { CheckpointStore } from '../../checkpoint/store';
 import { defineJob, Engine, type Sink, type SinkBatch, type SourceRecord } from 'tidemark';

@@ -1,5 +1,6 @@
 // planRanges, by example (the properties are in test/property/).
-import { DataLossError, SourceWentBackwardsError } from '../../checkpoint/errors';
+import { DataLossError } from '../../recovery/errors';
+import { SourceWentBackwardsError } from '../../src/errors';
 import { advancePositions, comparePartitionKeys, planRanges, type PlanInput, type PlanLimits } from '../../src/planner';
 
 const limits: PlanLimits = { maxRecordsPerPartition: 100, maxBatchBytes: 1 << 30, minRecords: 1, maxWaitMs: 1000 };

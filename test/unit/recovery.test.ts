@@ -1,5 +1,5 @@
 // decideRecovery, by example (the properties are in test/property/).
-import { CodeChangedError, DataLossError, NewerFormatError, OtherJobError } from '../../checkpoint/errors';
+import { CodeChangedError, DataLossError, NewerFormatError, OtherJobError } from '../../recovery/errors';
 import type { BatchRecord, CheckpointMeta, CheckpointView, Range } from '../../checkpoint/model';
 import { decideRecovery, type JobIdentity, type RecoveryInput } from '../../recovery/decide';
 

@@ -1,0 +1,94 @@
+// decideReset: what `tidemark reset` does to a checkpoint, as a pure function.
+//
+//   checkpoint + requested positions (+ the source's latest offsets, when known) →
+//     { positions before and after, the batch in flight to drop, the meta recording it } | a typed error
+//
+// The CLI looks offsets up, asks, prints, and writes the decision with store.resetPositions.
+import { BadConfigError } from '../checkpoint/errors';
+import type { BatchRecord, CheckpointMeta, CheckpointView, OffsetMap } from '../checkpoint/model';
+import { checkIdentity, describeRanges, type JobIdentity } from './decide';
+
+export interface ResetCheck {
+  readonly dir: string;
+  readonly view: CheckpointView;
+  /** The job given with --job, when one was: it must be the checkpoint's. */
+  readonly job?: Pick<JobIdentity, 'name' | 'sourceId'>;
+  /** The on-disk format this build understands. */
+  readonly format: number;
+  readonly discardInFlight: boolean;
+}
+
+export interface ResetInput extends ResetCheck {
+  /** The new positions of the partitions named; the others keep theirs. */
+  readonly requested: OffsetMap;
+  /** The source's next offsets, when known: a position beyond them is refused. */
+  readonly latest?: OffsetMap;
+  /** The target as asked (`earliest`, `file <path>` …), recorded in the checkpoint's history. */
+  readonly to: string;
+  readonly now: number;
+}
+
+export interface PositionChange {
+  readonly partition: string;
+  readonly before: number | undefined;
+  readonly after: number;
+}
+
+export interface ResetDecision {
+  readonly before: OffsetMap;
+  readonly after: OffsetMap;
+  /** Every partition of before and after, sorted. */
+  readonly changes: readonly PositionChange[];
+  /** The batch in flight, dropped (its id is never used again). */
+  readonly discard: BatchRecord | undefined;
+  /** False when the reset would change nothing: nothing is written. */
+  readonly changed: boolean;
+  readonly lastCommitted: number;
+  /** The meta to write, with this reset recorded. */
+  readonly meta: CheckpointMeta;
+}
+
+/** What can be refused before any offset is looked up: an empty checkpoint, another job's, a batch in flight not to be dropped. */
+export function checkReset(input: ResetCheck): CheckpointMeta {
+  const { dir, view } = input;
+  const meta = view.meta;
+  if (!meta) throw new BadConfigError(`Checkpoint ${dir} is empty (no batch has run): nothing to reset.`);
+  checkIdentity(dir, meta, input.format, input.job);
+  const inFlight = view.inFlight;
+  if (inFlight && !input.discardInFlight) {
+    throw new BadConfigError(
+      `Batch ${inFlight.id} is in flight (${inFlight.state}, ranges ${describeRanges(inFlight.ranges)}): a reset under it would be undone when it commits. ` +
+      'Finish it first (run the job and stop it with SIGTERM, which drains), or drop it with --discard-in-flight.');
+  }
+  return meta;
+}
+
+export function decideReset(input: ResetInput): ResetDecision {
+  const meta = checkReset(input);
+  const { view } = input;
+  if (input.latest) {
+    const beyond = Object.entries(input.requested).filter(([k, o]) => input.latest![k] !== undefined && o > input.latest![k]!);
+    if (beyond.length > 0) {
+      throw new BadConfigError(
+        `--to ${input.to}: ${beyond.map(([k, o]) => `${k} ${o} is beyond the source's end ${input.latest![k]}`).join(', ')}; ` +
+        'the next run would stop as if the source went backwards. Nothing was changed. Give offsets at most the end (latest).');
+    }
+  }
+  const before = view.positions;
+  const after: OffsetMap = { ...before, ...input.requested };
+  const changes = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort()
+    .map((partition) => ({ partition, before: before[partition], after: after[partition]! }));
+  const discard = view.inFlight;
+  return {
+    before,
+    after,
+    changes,
+    discard,
+    changed: changes.some((c) => c.before !== c.after) || discard !== undefined,
+    lastCommitted: view.lastCommitted,
+    meta: {
+      ...meta,
+      resets: [...meta.resets, { at: input.now, to: input.to, before, after, ...(discard ? { discarded: discard.id } : {}) }],
+    },
+  };
+}

@@ -1,0 +1,91 @@
+// The errors sources, the transform and sinks raise (their codes and exit codes:
+// checkpoint/errors.ts).
+import { TidemarkError } from '../checkpoint/errors';
+
+export class SourceWentBackwardsError extends TidemarkError {
+  constructor(topic: string, partition: number, position: number, latest: number) {
+    super('TIDEMARK_SOURCE_WENT_BACKWARDS',
+      `${topic}/${partition} now ends at offset ${latest}, below the checkpoint's position ${position}: the topic was deleted or recreated. ` +
+      'tidemark never resets silently: if this is intended, move the positions with `tidemark reset`.');
+  }
+}
+
+export class SourceUnreachableError extends TidemarkError {
+  constructor(what: string, options?: { cause?: unknown }) {
+    super('TIDEMARK_SOURCE_UNREACHABLE',
+      `${what}. Check that the source is running and reachable, then restart.`, options);
+  }
+}
+
+export class TransformError extends TidemarkError {
+  constructor(batchId: number, where: string, cause: unknown) {
+    super('TIDEMARK_TRANSFORM_FAILED',
+      `The transform failed in batch ${batchId} at ${where}: ${cause instanceof Error ? cause.message : String(cause)}. ` +
+      "Fix the transform (the batch will be re-run exactly), or set onTransformError: 'dead-letter' to route failing records to a sink.",
+      { cause });
+  }
+}
+
+export class SinkError extends TidemarkError {
+  constructor(sink: string, batchId: number, cause: unknown) {
+    super('TIDEMARK_SINK_FAILED',
+      `Sink ${sink} failed to write batch ${batchId}: ${cause instanceof Error ? cause.message : String(cause)}. ` +
+      'The batch stays staged and is delivered again on restart; nothing is lost.',
+      { cause });
+  }
+}
+
+/** One output a sink refuses permanently; `index` is its position in the outputs it was given. */
+export interface RejectedRow {
+  readonly index: number;
+  readonly output: unknown;
+  readonly reason: string;
+}
+
+function preview(value: unknown): string {
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = String(value);
+  }
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
+}
+
+/**
+ * Thrown by a sink for outputs it can never write (a constraint violation, a value the
+ * destination refuses), having written nothing of the batch. Never retried: the job's
+ * `onSinkError` decides (`fail`: stop with this message; `dead-letter`: route these
+ * outputs to the dead-letter sink and write the rest).
+ */
+export class SinkRejectedError extends TidemarkError {
+  constructor(readonly sink: string, readonly batchId: number, readonly rejected: readonly RejectedRow[], options?: { cause?: unknown }) {
+    const first = rejected[0];
+    const more = rejected.length > 1 ? ` (and ${rejected.length - 1} more)` : '';
+    super('TIDEMARK_SINK_REJECTED',
+      `Sink ${sink} rejected batch ${batchId}: output #${first?.index ?? '?'} ${preview(first?.output)}: ${first?.reason ?? 'no reason given'}${more}. ` +
+      'Nothing of the batch was written; it stays staged and is delivered again on restart. Fix the destination (or the transform and reset), ' +
+      "or set onSinkError: 'dead-letter' to route rejected outputs to the dead-letter sink and write the rest.",
+      options);
+  }
+}
+
+/** A sink's own record of delivered batches disagrees with the checkpoint (recreated, restored, or shared with another job). */
+export class SinkLedgerMismatchError extends TidemarkError {
+  constructor(sink: string, batchId: number, detail: string) {
+    super('TIDEMARK_SINK_LEDGER_MISMATCH',
+      `Sink ${sink} cannot take batch ${batchId}: ${detail}. The checkpoint does not match what the sink already holds ` +
+      '(was the checkpoint deleted, restored from a backup, or is another job writing with the same job and sink names?). ' +
+      'Nothing was written. Use the checkpoint that wrote the sink, or give the job or the sink a new name to start over.');
+  }
+}
+
+/** Another process took over the sink (a Kafka producer with the same transactionalId): this one is a zombie and stops. */
+export class SinkFencedError extends TidemarkError {
+  constructor(sink: string, batchId: number, detail: string, options?: { cause?: unknown }) {
+    super('TIDEMARK_SINK_FENCED',
+      `Sink ${sink} was fenced while writing batch ${batchId}: ${detail}. Another process of this job has taken over the sink; ` +
+      'nothing of this batch became visible from this process, which stops. Check that only one process runs the job.',
+      options);
+  }
+}

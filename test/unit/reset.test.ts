@@ -1,0 +1,74 @@
+// decideReset (recovery/reset.ts), by example: what `tidemark reset` writes, or why it refuses.
+import { BadConfigError } from '../../checkpoint/errors';
+import type { BatchRecord, CheckpointMeta, CheckpointView } from '../../checkpoint/model';
+import { decideRecovery } from '../../recovery/decide';
+import { NewerFormatError, OtherJobError } from '../../recovery/errors';
+import { decideReset, type ResetInput } from '../../recovery/reset';
+
+const DIR = '/var/lib/tidemark/cp';
+const meta: CheckpointMeta = {
+  format: 1, job: 'clicks', source: 'embedded:clicks', sinks: ['files'], fingerprint: 'sha256:a',
+  fingerprints: [{ fingerprint: 'sha256:a', since: 100, note: 'first run' }], resets: [], createdAt: 100,
+};
+const inFlight: BatchRecord = {
+  id: 8, state: 'staged', ranges: [{ topic: 'clicks', partition: 0, from: 40, until: 50 }], fingerprint: 'sha256:a', plannedAt: 1, stagedChunks: { files: 1 },
+};
+const view = (over: Partial<CheckpointView> = {}): CheckpointView => ({ meta, positions: { 'clicks/0': 40, 'clicks/1': 25 }, lastCommitted: 7, inFlight: undefined, ...over });
+const reset = (over: Partial<ResetInput>) => decideReset({
+  dir: DIR, view: view(), format: 1, discardInFlight: false, requested: {}, to: 'file o.json', now: 5000, ...over,
+});
+
+describe('decideReset', () => {
+  it('moves the named partitions, keeps the others, adds new ones, and records the reset in the meta', () => {
+    const d = reset({ requested: { 'clicks/0': 10, 'clicks/2': 3 } });
+    expect(d.after).toEqual({ 'clicks/0': 10, 'clicks/1': 25, 'clicks/2': 3 });
+    expect(d.changes).toEqual([
+      { partition: 'clicks/0', before: 40, after: 10 },
+      { partition: 'clicks/1', before: 25, after: 25 },
+      { partition: 'clicks/2', before: undefined, after: 3 },
+    ]);
+    expect(d).toMatchObject({ changed: true, discard: undefined, lastCommitted: 7 });
+    expect(d.meta).toEqual({ ...meta, resets: [{ at: 5000, to: 'file o.json', before: view().positions, after: d.after }] });
+  });
+
+  it('changes nothing when every position stays', () => {
+    expect(reset({ requested: { 'clicks/1': 25 } }).changed).toBe(false);
+  });
+
+  it('refuses an empty checkpoint', () => {
+    const empty = () => reset({ view: view({ meta: undefined }) });
+    expect(empty).toThrow(BadConfigError);
+    expect(empty).toThrow(`Checkpoint ${DIR} is empty (no batch has run): nothing to reset.`);
+  });
+
+  it('refuses a batch in flight unless told to drop it; dropping it records its id', () => {
+    const refused = () => reset({ view: view({ inFlight }), requested: { 'clicks/0': 90 } });
+    expect(refused).toThrow(BadConfigError);
+    expect(refused).toThrow('Batch 8 is in flight (staged, ranges clicks/0 [40, 50))');
+    expect(refused).toThrow('--discard-in-flight');
+    const d = reset({ view: view({ inFlight }), requested: {}, discardInFlight: true });
+    expect(d).toMatchObject({ changed: true, discard: inFlight });
+    expect(d.meta.resets[0]).toMatchObject({ discarded: 8 });
+  });
+
+  it("uses recovery's identity check: another job's checkpoint, a newer format", () => {
+    const other = { name: 'views', sourceId: 'embedded:clicks' };
+    // The same check, the same message as at start.
+    const expected = new OtherJobError(DIR, 'job name', 'clicks', 'views').message;
+    expect(() => reset({ job: other })).toThrow(expected);
+    expect(() => decideRecovery({
+      dir: DIR, view: view(), job: { ...other, sinks: ['files'], strictCodeVersion: false, onDataLoss: 'fail' },
+      fingerprint: 'sha256:a', acceptCodeChange: false, earliest: {}, format: 1, now: 0,
+    })).toThrow(expected);
+    expect(() => reset({ job: { name: 'clicks', sourceId: 'kafka:clicks' } })).toThrow(OtherJobError);
+    expect(() => reset({ view: view({ meta: { ...meta, format: 2 } }) })).toThrow(NewerFormatError);
+    expect(reset({ job: { name: 'clicks', sourceId: 'embedded:clicks' }, requested: { 'clicks/0': 1 } }).changed).toBe(true);
+  });
+
+  it("refuses positions beyond the source's end when it is known", () => {
+    const beyond = () => reset({ requested: { 'clicks/0': 101, 'clicks/1': 100 }, latest: { 'clicks/0': 100, 'clicks/1': 100 } });
+    expect(beyond).toThrow(BadConfigError);
+    expect(beyond).toThrow(/: clicks\/0 101 is beyond the source's end 100; the next run/); // clicks/1 at the end is fine
+    expect(reset({ requested: { 'clicks/0': 100 }, latest: { 'clicks/0': 100 } }).after['clicks/0']).toBe(100);
+  });
+});
