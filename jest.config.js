@@ -9,7 +9,7 @@
 const shared = {
   testEnvironment: 'node',
   transform: { '^.+\\.ts$': '<rootDir>/scripts/jest-transform.js' },
-  moduleNameMapper: { '^tidemark$': '<rootDir>/src/index.ts' },
+  moduleNameMapper: { '^tidemark$': '<rootDir>/src/index.ts', '^tidemark/testing$': '<rootDir>/src/testing.ts' },
 };
 
 /** @type {import('jest').Config} */
