@@ -15,7 +15,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
-import { defineJob, Engine, kafkaSource, registerKafkaCodecs, type SourceRecord } from '../src/index';
+import { defineJob, Engine, kafkaSource, type SourceRecord } from '../src/index';
+import { registerKafkaCodecs } from '../src/sources/kafka-codecs';
 
 const root = join(__dirname, '..', '..');
 const RECORDS = Number(process.env.RECORDS ?? 1_000_000);

@@ -6,7 +6,7 @@ const esbuild = require('esbuild');
 
 const root = path.join(__dirname, '..');
 esbuild.buildSync({
-  entryPoints: { index: path.join(root, 'src/index.ts'), cli: path.join(root, 'src/cli/main.ts') },
+  entryPoints: { index: path.join(root, 'src/index.ts'), testing: path.join(root, 'src/testing.ts'), cli: path.join(root, 'src/cli/main.ts') },
   outdir: path.join(root, 'dist'),
   bundle: true,
   platform: 'node',

@@ -22,9 +22,10 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Kafka, logLevel } from 'kafkajs';
 import {
-  defineJob, EmbeddedLog, embeddedLogSource, Engine, fileSink, kafkaSink, kafkaSource, registerKafkaCodecs,
+  defineJob, EmbeddedLog, embeddedLogSource, Engine, fileSink, kafkaSink, kafkaSource,
   type KafkaMessageOut, type Sink, type SinkBatch, type Source, type SourceRecord,
 } from '../../src/index';
+import { registerKafkaCodecs } from '../../src/sources/kafka-codecs';
 
 const cpu0 = process.cpuUsage();
 const { values: a } = parseArgs({

@@ -2,7 +2,8 @@
 // a topic deleted or recreated. Each ends in a clear, typed error: never a silent reset.
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { defineJob, Engine, kafkaSource, memorySink, openCheckpoint, type SourceRecord } from 'tidemark';
+import { defineJob, Engine, kafkaSource, memorySink, type SourceRecord } from 'tidemark';
+import { openCheckpoint } from '../../checkpoint/store';
 import { tidemark, write } from '../support/cli';
 import { admin, brokers, closeClients, createTopic, kafkaTool, bootstrap, produce, runKafkaJob, topicOffsets, uniqueTopic, until } from '../support/kafka';
 import { tempDir } from '../support/tmp';

@@ -3,8 +3,9 @@
 // skipped and a read_committed consumer sees every output once; zombies are fenced.
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import {
-  checkIdempotentSink, forwardRecord, generatorSource, kafkaSink, SinkFencedError, SinkLedgerMismatchError, type SinkBatch,
+  forwardRecord, generatorSource, kafkaSink, SinkFencedError, SinkLedgerMismatchError, type SinkBatch,
 } from 'tidemark';
+import { checkIdempotentSink } from 'tidemark/testing';
 import { brokers, closeClients, createTopic, readTopic, uniqueTopic } from '../support/kafka';
 import { duplicates } from './sink-support';
 

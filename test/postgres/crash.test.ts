@@ -4,7 +4,7 @@
 // batch. The key case is `delivered:pg`: the rows and the ledger row are committed in
 // PostgreSQL, the checkpoint does not know it, and the redelivery must find the ledger row.
 import { join } from 'node:path';
-import { generatedValue } from 'tidemark';
+import { generatedValue } from '../../src/sources/generator';
 import { killAll, runTidemark } from '../support/processes';
 import { testSchema } from '../support/postgres';
 import { tempDir } from '../support/tmp';

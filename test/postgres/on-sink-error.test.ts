@@ -5,8 +5,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  defineJob, Engine, fileSink, generatorSource, openCheckpoint, postgresSink, SinkRejectedError, type RejectedOutput, type SourceRecord,
+  defineJob, Engine, fileSink, generatorSource, postgresSink, SinkRejectedError, type RejectedOutput, type SourceRecord,
 } from 'tidemark';
+import { openCheckpoint } from '../../checkpoint/store';
 import { testSchema } from '../support/postgres';
 import { tempDir } from '../support/tmp';
 

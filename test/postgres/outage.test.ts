@@ -4,7 +4,8 @@
 // is back every record is in the table exactly once.
 import { join } from 'node:path';
 import { Pool } from 'pg';
-import { defineJob, Engine, generatorSource, openCheckpoint, postgresSink, type Logger, type SourceRecord } from 'tidemark';
+import { defineJob, Engine, generatorSource, postgresSink, type Logger, type SourceRecord } from 'tidemark';
+import { openCheckpoint } from '../../checkpoint/store';
 import { privateServer } from '../support/postgres';
 import { tempDir } from '../support/tmp';
 

@@ -2,7 +2,8 @@
 // mode, concurrent deliveries of one batch write it once, and a checkpoint that does not
 // match the ledger is refused.
 import { Pool } from 'pg';
-import { checkIdempotentSink, postgresSink, SinkLedgerMismatchError, SinkRejectedError, type SinkBatch } from 'tidemark';
+import { postgresSink, SinkLedgerMismatchError, SinkRejectedError, type SinkBatch } from 'tidemark';
+import { checkIdempotentSink } from 'tidemark/testing';
 import { testSchema } from '../support/postgres';
 
 const db = testSchema('sink');

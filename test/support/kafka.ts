@@ -5,7 +5,8 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Kafka, logLevel, Partitioners, type Admin, type ITopicConfig, type Message, type Producer } from 'kafkajs';
-import { defineJob, Engine, kafkaSource, memorySink, registerKafkaCodecs, type JobDefinition, type KafkaSource, type KafkaSourceOptions, type RunOptions, type RunSummary, type SourceRecord } from 'tidemark';
+import { defineJob, Engine, kafkaSource, memorySink, type JobDefinition, type KafkaSource, type KafkaSourceOptions, type RunOptions, type RunSummary, type SourceRecord } from 'tidemark';
+import { registerKafkaCodecs } from '../../src/sources/kafka-codecs';
 
 export const repoRoot = join(__dirname, '..', '..');
 const script = join(repoRoot, 'scripts', 'kafka');

@@ -1,5 +1,6 @@
 // An in-memory partitioned log for model tests: append, grow partitions, trim.
-import { partitionKey, type OffsetMap, type PartitionRef, type Range, type Source, type SourceRecord } from 'tidemark';
+import type { OffsetMap, PartitionRef, Range, Source, SourceRecord } from 'tidemark';
+import { partitionKey } from '../../checkpoint/model';
 
 export class MemoryLog implements Source {
   readonly id: string;

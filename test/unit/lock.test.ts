@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { CheckpointLockedError, LockCompromisedError } from '../../checkpoint/errors';
 import { acquireLock, isLocked, lockPath, readLockOwner } from '../../checkpoint/lock';
 import { openCheckpoint } from '../../checkpoint/store';
-import { killAll, nodeScript, runTidemark, tidemark } from '../support/processes';
+import { killAll, repoRoot, runTidemark, start, tidemark } from '../support/processes';
 import { tempDir } from '../support/tmp';
 
 const root = tempDir('tidemark-lock-');
@@ -16,10 +16,7 @@ const fresh = (): string => join(root, `cp${++n}`);
 afterEach(killAll);
 
 /** A child process that opens (and so locks) the checkpoint, says so, and stays. */
-const holder = (dir: string) => nodeScript(
-  "tidemark.openCheckpoint(process.argv[1]).then(() => { console.log('locked'); setInterval(() => {}, 1000); }, (e) => { console.error(e.message); process.exit(1); });",
-  [dir],
-);
+const holder = (dir: string) => start(process.execPath, [join(repoRoot, 'scripts', 'run-ts.js'), join(repoRoot, 'test', 'support', 'checkpoint-holder.ts'), dir]);
 
 describe('acquireLock', () => {
   it('a second acquire on one directory fails with CheckpointLockedError naming the owner; release frees it', async () => {

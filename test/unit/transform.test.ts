@@ -2,9 +2,10 @@
 // and jobs that do not stage their outputs.
 import { join } from 'node:path';
 import {
-  defineJob, Engine, generatorSource, isTidemarkError, memorySink, openCheckpoint, TransformError,
+  defineJob, Engine, generatorSource, isTidemarkError, memorySink, TransformError,
   type DeadLetter, type Sink, type SinkBatch, type SourceRecord,
 } from 'tidemark';
+import { openCheckpoint } from '../../checkpoint/store';
 import { tempDir } from '../support/tmp';
 
 const root = tempDir('tidemark-transform-');
