@@ -18,5 +18,5 @@ export { postgresSink, ledgerDDL, quoteName, type PostgresSink, type PostgresSin
 export { checkIdempotentSink, type SinkCheckOptions, type SinkCheckReport } from './sinks/testing';
 export { kafkaSink, forwardRecord, type KafkaSink, type KafkaSinkOptions, type KafkaMessageOut, type KafkaCompression } from './sinks/kafka';
 export { kafkaSource, type KafkaSource, type KafkaSourceOptions, type KafkaSourceStats, type KafkaStartingOffsets } from './sources/kafka';
-export { registerKafkaCodecs } from './sources/kafka-codecs';
-export type { KafkaConnectionOptions } from './kafka-connection';
+export { registerKafkaCodecs } from './kafka/codecs';
+export type { KafkaConnectionOptions } from './kafka/connection';
