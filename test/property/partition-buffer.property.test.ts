@@ -282,7 +282,7 @@ describe('the Kafka reader\'s partition buffer (no broker)', () => {
   });
 
   it('completes a range only when the position reached until, never on an empty answer', () => {
-    fc.assert(fc.property(scenarioArb, fc.integer({ min: 1, max: 20 }), (s, empties) => {
+    fc.assert(fc.property(scenarioArb, fc.integer({ min: 1, max: 5 }), (s, empties) => {
       expect(simulate(s).early).toEqual([]);
       // A range whose last offsets hold no visible record: only the position can end it. Empty
       // answers at the position, however many, never do; the answer covering until does.
@@ -314,6 +314,6 @@ describe('the Kafka reader\'s partition buffer (no broker)', () => {
   it('keeps the buffer within its byte budget but for the answer that crossed it', () => {
     fc.assert(fc.property(scenarioArb, (s) => {
       expect(simulate(s).overBudget).toEqual([]);
-    }), params);
+    }), propertyParams<[Scenario]>(1_500)); // more runs: an over-bound path needs a stale answer at the wrong moment
   });
 });
