@@ -338,7 +338,7 @@ export class PartitionBuffers<R extends { readonly offset: number }> {
    * Over the memory bound: pause every partition but the one being delivered that still
    * fetches its range, and drop what the others fetched beyond their range (a partition
    * whose range of this read is already fetched counts too: keeping its read-ahead let the
-   * buffer exceed the bound by more than one answer; test/property/partition-buffer).
+   * buffer exceed the bound by more than one answer; test/property/partition-buffer.property.test.ts).
    */
   private relieveMemory(): void {
     for (const st of this.parts.values()) {
