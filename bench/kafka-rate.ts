@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { defineJob, Engine, kafkaSource, type SourceRecord } from '../src/index';
-import { registerKafkaCodecs } from '../src/sources/kafka-codecs';
+import { registerKafkaCodecs } from '../src/kafka/codecs';
 
 const root = join(__dirname, '..', '..');
 const RECORDS = Number(process.env.RECORDS ?? 1_000_000);

@@ -143,9 +143,19 @@ export class InvariantError extends TidemarkError {
   }
 }
 
+/** An error and the causes it wraps, outermost first: at most `max` objects, no cycle followed. */
+export function causes(err: unknown, max = 10): object[] {
+  const chain: object[] = [];
+  for (let e: unknown = err; typeof e === 'object' && e !== null && chain.length < max && !chain.includes(e); e = (e as { cause?: unknown }).cause) chain.push(e);
+  return chain;
+}
+
 /** An error's message with its causes (LevelDB nests the OS error). */
 export function describeCause(err: unknown): string {
   const parts: string[] = [];
-  for (let e: unknown = err; e instanceof Error; e = (e as Error & { cause?: unknown }).cause) parts.push(e.message);
+  for (const e of causes(err)) {
+    if (!(e instanceof Error)) break;
+    parts.push(e.message);
+  }
   return parts.length > 0 ? parts.join(': ') : String(err);
 }

@@ -17,4 +17,4 @@ export { memorySink, type MemorySink } from './sinks/memory';
 export { postgresSink, type PostgresSink, type PostgresSinkOptions } from './sinks/postgres';
 export { kafkaSink, forwardRecord, type KafkaSink, type KafkaSinkOptions, type KafkaMessageOut, type KafkaCompression } from './sinks/kafka';
 export { kafkaSource, type KafkaSource, type KafkaSourceOptions, type KafkaSourceStats, type KafkaStartingOffsets } from './sources/kafka';
-export type { KafkaConnectionOptions } from './kafka-connection';
+export type { KafkaConnectionOptions } from './kafka/connection';

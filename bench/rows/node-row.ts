@@ -25,7 +25,7 @@ import {
   defineJob, EmbeddedLog, embeddedLogSource, Engine, fileSink, kafkaSink, kafkaSource,
   type KafkaMessageOut, type Sink, type SinkBatch, type Source, type SourceRecord,
 } from '../../src/index';
-import { registerKafkaCodecs } from '../../src/sources/kafka-codecs';
+import { registerKafkaCodecs } from '../../src/kafka/codecs';
 
 const cpu0 = process.cpuUsage();
 const { values: a } = parseArgs({

@@ -29,8 +29,10 @@ import {
 import { BadConfigError } from '../../checkpoint/errors';
 import { SinkFencedError, SinkLedgerMismatchError } from '../errors';
 import type { Range, Sink, SinkBatch, SourceRecord } from '../contracts';
-import { kafkaConfig, type KafkaConnectionOptions } from '../kafka-connection';
-import { registerKafkaCodecs } from '../sources/kafka-codecs';
+import { registerKafkaCodecs } from '../kafka/codecs';
+import { kafkaConfig, type KafkaConnectionOptions } from '../kafka/connection';
+import { isCoordinatorNotReady, isFenced } from '../kafka/errors';
+import { retry } from '../retry';
 
 /** One record to produce. An output of this shape is produced as it is; any other output as `{ value: JSON.stringify(output) }`. */
 export interface KafkaMessageOut {
@@ -61,7 +63,7 @@ export interface KafkaSinkOptions<T> extends KafkaConnectionOptions {
   readonly lineage?: boolean;
   /** `default` (Java-compatible murmur2 of the key, the default), `legacy` (kafkajs 1.x), or your own kafkajs partitioner. */
   readonly partitioner?: 'default' | 'legacy' | ICustomPartitioner;
-  /** Default `none`. snappy, lz4 and zstd use the codecs of kafka-codecs.ts (writing zstd needs Node ≥ 22.15). */
+  /** Default `none`. snappy, lz4 and zstd use the codecs of src/kafka/codecs.ts (writing zstd needs Node ≥ 22.15). */
   readonly compression?: KafkaCompression;
   /** Default `tidemark.<job>.<sink>`. One per job and sink: the older producer of the same id is fenced. */
   readonly transactionalId?: string;
@@ -100,42 +102,13 @@ const COMPRESSION: Record<KafkaCompression, CompressionTypes> = {
   none: CompressionTypes.None, gzip: CompressionTypes.GZIP, snappy: CompressionTypes.Snappy, lz4: CompressionTypes.LZ4, zstd: CompressionTypes.ZSTD,
 };
 
-interface ErrorShape { readonly name?: string; readonly type?: string; readonly code?: number; readonly message?: string; readonly cause?: unknown; readonly originalError?: unknown }
-function chain(err: unknown): ErrorShape[] {
-  const out: ErrorShape[] = [];
-  const seen = new Set<unknown>();
-  const walk = (e: unknown): void => {
-    if (!e || typeof e !== 'object' || seen.has(e) || out.length > 10) return;
-    seen.add(e);
-    out.push(e as ErrorShape);
-    walk((e as ErrorShape).cause);
-    walk((e as ErrorShape).originalError);
-  };
-  walk(err);
-  return out;
-}
-/** A newer producer with the same transactionalId exists (or this transaction outlived its timeout). */
-const isFenced = (err: unknown): boolean => chain(err).some((e) => e.type === 'INVALID_PRODUCER_EPOCH' || e.type === 'PRODUCER_FENCED' || e.code === 47 || e.code === 90);
-
 /**
- * kafkajs 2.2.4 means to retry TxnOffsetCommit when the group coordinator moved or is still
- * loading, but its lists name the errors `NOT_COORDINATOR`, `COORDINATOR_NOT_AVAILABLE` and
- * `COORDINATOR_LOAD_IN_PROGRESS`, while its own error types are `NOT_COORDINATOR_FOR_GROUP`,
- * `GROUP_COORDINATOR_NOT_AVAILABLE` and `GROUP_LOAD_IN_PROGRESS`: none is retried (nor by
- * its admin's OffsetFetch). It happens on the first use of a fresh broker (__consumer_offsets
- * just created) and after a coordinator moves. The request is simply sent again: it looks
- * up the coordinator again, and within a transaction AddOffsetsToTxn is idempotent.
+ * Sends `send` again while the group coordinator moves or loads (isCoordinatorNotReady: kafkajs
+ * does not retry those itself). A resend looks up the coordinator again, and within a
+ * transaction AddOffsetsToTxn is idempotent.
  */
-const COORDINATOR_NOT_READY = new Set(['NOT_COORDINATOR_FOR_GROUP', 'GROUP_COORDINATOR_NOT_AVAILABLE', 'GROUP_LOAD_IN_PROGRESS']);
-async function whenCoordinatorReady<R>(send: () => Promise<R>): Promise<R> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await send();
-    } catch (err) {
-      if (attempt >= 10 || !chain(err).some((e) => COORDINATOR_NOT_READY.has(e.type ?? ''))) throw err;
-      await new Promise((resolve) => setTimeout(resolve, Math.min(1_000, 50 * 2 ** attempt)));
-    }
-  }
+function whenCoordinatorReady<R>(send: () => Promise<R>): Promise<R> {
+  return retry(send, { baseMs: 100, maxMs: 1_000, attempts: 10, retryable: isCoordinatorNotReady });
 }
 
 function rangesHash(ranges: readonly Range[]): string {

@@ -4,9 +4,10 @@
 //     up at the next plan), or explicit partitions (Spark's `assign`);
 //   - where a partition new to the checkpoint starts: earliest, latest, explicit offsets,
 //     a timestamp, or the consumer group's committed offsets;
-//   - reading: kafka-reader.ts (one consumer kept across batches, exact ranges);
-//   - metadata and offsets: kafka-admin.ts ("latest" is the last stable offset);
-//   - codecs: kafka-codecs.ts (gzip, snappy, lz4, zstd);
+//   - reading: src/kafka/reader.ts (one consumer kept across batches, exact ranges), its
+//     decisions in src/kafka/partition-buffer.ts;
+//   - metadata and offsets: src/kafka/admin.ts ("latest" is the last stable offset);
+//   - codecs: src/kafka/codecs.ts (gzip, snappy, lz4, zstd);
 //   - after each committed batch the positions go to the job's consumer group, so
 //     `kafka-consumer-groups --describe` shows progress and lag. The checkpoint stays the
 //     source of truth.
@@ -14,11 +15,12 @@ import { Kafka, logLevel as KafkaLogLevel, type KafkaConfig, type LogEntry } fro
 import { BadConfigError } from '../../checkpoint/errors';
 import { parsePartitionKey, partitionKey } from '../../checkpoint/model';
 import type { OffsetMap, PartitionRef, Range, Source, SourceRecord } from '../contracts';
-import { kafkaConfig, type KafkaConnectionOptions } from '../kafka-connection';
+import { KafkaAdmin, type ReconnectBudget } from '../kafka/admin';
+import { registerKafkaCodecs } from '../kafka/codecs';
+import { kafkaConfig, type KafkaConnectionOptions } from '../kafka/connection';
+import { isUnknownTopic } from '../kafka/errors';
+import { KafkaReader, type ConsumerTuning, type KafkaReadStats } from '../kafka/reader';
 import { silentLogger, type Logger } from '../log';
-import { isUnknownTopic, KafkaAdmin, type ReconnectBudget } from './kafka-admin';
-import { registerKafkaCodecs } from './kafka-codecs';
-import { KafkaReader, type ConsumerTuning, type KafkaReadStats } from './kafka-reader';
 
 /** Where partitions new to the checkpoint start. */
 export type KafkaStartingOffsets =

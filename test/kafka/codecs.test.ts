@@ -3,7 +3,7 @@
 // calls, so the test proves the data really went through it.
 import { join } from 'node:path';
 import { CompressionCodecs, CompressionTypes } from 'kafkajs';
-import { registerKafkaCodecs } from '../../src/sources/kafka-codecs';
+import { registerKafkaCodecs } from '../../src/kafka/codecs';
 import { closeClients, createTopic, javaConsoleProduce, javaPerfProduce, runKafkaJob, uniqueTopic } from '../support/kafka';
 import { tempDir } from '../support/tmp';
 

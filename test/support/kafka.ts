@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Kafka, logLevel, Partitioners, type Admin, type ITopicConfig, type Message, type Producer } from 'kafkajs';
 import { defineJob, Engine, kafkaSource, memorySink, type JobDefinition, type KafkaSource, type KafkaSourceOptions, type RunOptions, type RunSummary, type SourceRecord } from 'tidemark';
-import { registerKafkaCodecs } from '../../src/sources/kafka-codecs';
+import { registerKafkaCodecs } from '../../src/kafka/codecs';
 
 export const repoRoot = join(__dirname, '..', '..');
 const script = join(repoRoot, 'scripts', 'kafka');

@@ -15,6 +15,8 @@ import type { Admin, Kafka } from 'kafkajs';
 import { BadConfigError } from '../../checkpoint/errors';
 import { SourceUnreachableError } from '../errors';
 import type { Logger } from '../log';
+import { retry } from '../retry';
+import { isAuthFailure, isTransient, isUnknownTopic, rootMessage, toOffset } from './errors';
 
 export interface ReconnectBudget {
   /** How long to keep trying before the first successful call (default 15 s). */
@@ -29,58 +31,6 @@ export interface PartitionOffsets {
   /** Last stable offset (the high watermark when no transaction is open). */
   readonly latest: number;
 }
-
-const TRANSIENT_NAMES = new Set([
-  'KafkaJSConnectionError', 'KafkaJSConnectionClosedError', 'KafkaJSRequestTimeoutError', 'KafkaJSBrokerNotFound',
-  'KafkaJSNoBrokerAvailableError', 'KafkaJSLockTimeout', 'KafkaJSGroupCoordinatorNotFound', 'KafkaJSMetadataNotLoaded',
-  'KafkaJSTopicMetadataNotLoaded', 'KafkaJSTimeout',
-]);
-
-interface KafkaJsErrorShape {
-  readonly name?: string;
-  readonly type?: string;
-  readonly retriable?: boolean;
-  readonly cause?: unknown;
-  readonly message?: string;
-}
-
-function causes(err: unknown): KafkaJsErrorShape[] {
-  const chain: KafkaJsErrorShape[] = [];
-  for (let e = err as KafkaJsErrorShape | undefined; e && typeof e === 'object' && chain.length < 10; e = e.cause as KafkaJsErrorShape | undefined) chain.push(e);
-  return chain;
-}
-
-/** A topic the broker does not know (deleted, or never created). */
-export function isUnknownTopic(err: unknown): boolean {
-  return causes(err).some((e) => e.type === 'UNKNOWN_TOPIC_OR_PARTITION' || e.type === 'UNKNOWN_TOPIC_ID');
-}
-
-/** Errors worth retrying: the broker is down, restarting, or moving leadership. */
-export function isTransient(err: unknown): boolean {
-  if (isUnknownTopic(err)) return false;
-  return causes(err).some((e) => TRANSIENT_NAMES.has(e.name ?? '') || (e.name === 'KafkaJSProtocolError' && e.retriable === true));
-}
-
-function isAuthFailure(err: unknown): boolean {
-  return causes(err).some((e) => e.name === 'KafkaJSSASLAuthenticationError' || e.type === 'SASL_AUTHENTICATION_FAILED' || e.type === 'TOPIC_AUTHORIZATION_FAILED' || e.type === 'GROUP_AUTHORIZATION_FAILED');
-}
-
-export function rootMessage(err: unknown): string {
-  const chain = causes(err);
-  const last = chain[chain.length - 1];
-  const first = chain[0];
-  if (!first) return String(err);
-  return last && last !== first && last.message && !first.message?.includes(last.message) ? `${first.message} (${last.message})` : String(first.message);
-}
-
-/** A Kafka offset (a string from kafkajs) as a JavaScript number, or a clear error. */
-export function toOffset(value: string | number, what: string): number {
-  const n = typeof value === 'number' ? value : Number(value);
-  if (!Number.isSafeInteger(n)) throw new Error(`${what}: offset ${String(value)} is not a safe JavaScript integer (tidemark handles offsets below 2^53)`);
-  return n;
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class KafkaAdmin {
   private admin: Admin | undefined;
@@ -134,28 +84,25 @@ export class KafkaAdmin {
    * BadConfigError).
    */
   async call<R>(what: string, op: (admin: Admin) => Promise<R>): Promise<R> {
-    const started = Date.now();
-    const budget = this.unreachableAfterMs;
-    for (let attempt = 1; ; attempt++) {
+    const result = await retry(async () => {
       try {
-        const result = await op(await this.client());
-        this.everWorked = true;
-        return result;
+        return await op(await this.client());
       } catch (err) {
         if (isAuthFailure(err)) throw new BadConfigError(`Kafka refused tidemark (${what}): ${rootMessage(err)}. Check the sasl/ssl options and the ACLs.`);
-        if (!isTransient(err)) throw err;
-        const elapsed = Date.now() - started;
-        if (elapsed >= budget) {
-          throw new SourceUnreachableError(
-            `Kafka brokers ${this.brokers.join(',')} unreachable (${what}): ${rootMessage(err)}; gave up after ${attempt} attempts over ${Math.round(elapsed / 1000)} s`,
-            { cause: err });
-        }
-        const wait = Math.min(5_000, 250 * 2 ** Math.min(attempt - 1, 5), Math.max(0, budget - elapsed));
+        throw err;
+      }
+    }, {
+      baseMs: 250, maxMs: 5_000, budgetMs: this.unreachableAfterMs, retryable: isTransient,
+      onRetry: async (err, attempt, wait) => {
         this.log.warn({ err: rootMessage(err), attempt, what }, `Kafka not reachable (${what}); retrying in ${wait} ms`);
         await this.renew();
-        await sleep(wait);
-      }
-    }
+      },
+      giveUp: (err, attempt, elapsed) => new SourceUnreachableError(
+        `Kafka brokers ${this.brokers.join(',')} unreachable (${what}): ${rootMessage(err)}; gave up after ${attempt} attempts over ${Math.round(elapsed / 1000)} s`,
+        { cause: err }),
+    });
+    this.everWorked = true;
+    return result;
   }
 
   /** Every topic of the cluster (internal ones included). */

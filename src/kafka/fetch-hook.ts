@@ -6,7 +6,7 @@
 // record at all (compacted away, or a marker removed by the cleaner) and nothing follows,
 // the broker answers the fetch with no records, and kafkajs's runner drops that answer
 // without telling eachBatch or any instrumentation event. The reader needs it
-// (kafka-reader.ts, "empty fetches"), so this module wraps the one method every fetched
+// (partition-buffer.ts, empty answers), so this module wraps the one method every fetched
 // batch passes through, Runner#handleBatch, and hands each batch, empty or not, to the
 // listener registered for the consumer's cluster object (which the reader learns from its
 // partition assigner). Consumers without a listener are untouched.
@@ -22,7 +22,7 @@
 // and fails loudly if they change.
 import Broker from 'kafkajs/src/broker';
 import Runner from 'kafkajs/src/consumer/runner';
-import { visibleRecords, type FetchedRecord } from '../kafka/aborted-transactions';
+import { visibleRecords, type FetchedRecord } from './aborted-transactions';
 
 /** The fields of kafkajs's Batch class the reader uses (the public type omits some). */
 export interface FetchedBatch {

@@ -1,4 +1,4 @@
-// Type declarations for the codec packages that ship none (see kafka-codecs.ts).
+// Type declarations for the codec packages that ship none (see codecs.ts).
 declare module 'kafkajs-snappy' {
   interface KafkaJsCodec {
     compress(encoder: { buffer: Buffer }): Promise<Buffer>;
@@ -13,7 +13,7 @@ declare module 'lz4js' {
   export function decompress(src: Uint8Array, maxSize?: number): Uint8Array;
 }
 
-// kafkajs's consumer runner (kafka-hook.ts wraps one method of it).
+// kafkajs's consumer runner (fetch-hook.ts wraps one method of it).
 declare module 'kafkajs/src/consumer/runner' {
   class Runner {
     handleBatch(batch: unknown): Promise<void>;
@@ -21,7 +21,7 @@ declare module 'kafkajs/src/consumer/runner' {
   export = Runner;
 }
 
-// kafkajs's broker connection (kafka-hook.ts wraps its fetch).
+// kafkajs's broker connection (fetch-hook.ts wraps its fetch).
 declare module 'kafkajs/src/broker' {
   class Broker {
     fetch(request: unknown): Promise<unknown>;

@@ -1,0 +1,73 @@
+// What a kafkajs error means to tidemark, for the source and the sink alike. kafkajs wraps
+// the broker's answer (a KafkaJSProtocolError with a `type`) in retry and connection errors
+// (`cause`), so every question walks the whole chain.
+import { causes } from '../../checkpoint/errors';
+
+/** The fields of kafkajs's errors the questions below read. */
+interface KafkaJsErrorShape {
+  readonly name?: string;
+  readonly type?: string;
+  readonly code?: number;
+  readonly retriable?: boolean;
+  readonly message?: string;
+}
+
+const chain = (err: unknown): KafkaJsErrorShape[] => causes(err) as KafkaJsErrorShape[];
+
+const TRANSIENT_NAMES = new Set([
+  'KafkaJSConnectionError', 'KafkaJSConnectionClosedError', 'KafkaJSRequestTimeoutError', 'KafkaJSBrokerNotFound',
+  'KafkaJSNoBrokerAvailableError', 'KafkaJSLockTimeout', 'KafkaJSGroupCoordinatorNotFound', 'KafkaJSMetadataNotLoaded',
+  'KafkaJSTopicMetadataNotLoaded', 'KafkaJSTimeout',
+]);
+
+/** A topic the broker does not know (deleted, or never created). */
+export function isUnknownTopic(err: unknown): boolean {
+  return chain(err).some((e) => e.type === 'UNKNOWN_TOPIC_OR_PARTITION' || e.type === 'UNKNOWN_TOPIC_ID');
+}
+
+/** Errors worth retrying: the broker is down, restarting, or moving leadership. */
+export function isTransient(err: unknown): boolean {
+  if (isUnknownTopic(err)) return false;
+  return chain(err).some((e) => TRANSIENT_NAMES.has(e.name ?? '') || (e.name === 'KafkaJSProtocolError' && e.retriable === true));
+}
+
+/** Kafka refused the credentials or the ACLs: a configuration problem, not an outage. */
+export function isAuthFailure(err: unknown): boolean {
+  return chain(err).some((e) => e.name === 'KafkaJSSASLAuthenticationError' || e.type === 'SASL_AUTHENTICATION_FAILED' || e.type === 'TOPIC_AUTHORIZATION_FAILED' || e.type === 'GROUP_AUTHORIZATION_FAILED');
+}
+
+/** A newer producer with the same transactionalId exists (or this transaction outlived its timeout). */
+export function isFenced(err: unknown): boolean {
+  return chain(err).some((e) => e.type === 'INVALID_PRODUCER_EPOCH' || e.type === 'PRODUCER_FENCED' || e.code === 47 || e.code === 90);
+}
+
+/**
+ * kafkajs 2.2.4 means to retry TxnOffsetCommit when the group coordinator moved or is still
+ * loading, but its lists name the errors `NOT_COORDINATOR`, `COORDINATOR_NOT_AVAILABLE` and
+ * `COORDINATOR_LOAD_IN_PROGRESS`, while its own error types are `NOT_COORDINATOR_FOR_GROUP`,
+ * `GROUP_COORDINATOR_NOT_AVAILABLE` and `GROUP_LOAD_IN_PROGRESS`: none is retried (nor by
+ * its admin's OffsetFetch). It happens on the first use of a fresh broker (__consumer_offsets
+ * just created) and after a coordinator moves.
+ */
+const COORDINATOR_NOT_READY = new Set(['NOT_COORDINATOR_FOR_GROUP', 'GROUP_COORDINATOR_NOT_AVAILABLE', 'GROUP_LOAD_IN_PROGRESS']);
+
+/** The group coordinator moved or is loading: sending the request again finds it. */
+export function isCoordinatorNotReady(err: unknown): boolean {
+  return chain(err).some((e) => COORDINATOR_NOT_READY.has(e.type ?? ''));
+}
+
+/** The outermost message, with the innermost cause's when it adds something. */
+export function rootMessage(err: unknown): string {
+  const list = chain(err);
+  const last = list[list.length - 1];
+  const first = list[0];
+  if (!first) return String(err);
+  return last && last !== first && last.message && !first.message?.includes(last.message) ? `${first.message} (${last.message})` : String(first.message);
+}
+
+/** A Kafka offset (a string from kafkajs) as a JavaScript number, or a clear error. */
+export function toOffset(value: string | number, what: string): number {
+  const n = typeof value === 'number' ? value : Number(value);
+  if (!Number.isSafeInteger(n)) throw new Error(`${what}: offset ${String(value)} is not a safe JavaScript integer (tidemark handles offsets below 2^53)`);
+  return n;
+}
