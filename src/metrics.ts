@@ -263,7 +263,9 @@ export class Metrics {
     // After the start, the server's failures (EMFILE on accept, …) are logged, never thrown.
     server.on('error', (err) => this.report(err, 'accepting a metrics connection'));
     server.on('clientError', (err, socket) => {
-      if ((err as NodeJS.ErrnoException).code !== 'ECONNRESET') this.report(err, 'reading a metrics request');
+      // A client that goes away or is timed out is the server doing its job, not a failure.
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ECONNRESET' && code !== 'ERR_HTTP_REQUEST_TIMEOUT') this.report(err, 'reading a metrics request');
       socket.destroy();
     });
     this.server = server;
