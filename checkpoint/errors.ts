@@ -30,6 +30,7 @@ export const ERRORS = {
   TIDEMARK_SINK_FENCED: { exitCode: 10, summary: 'a sink was fenced: another process of the job took it over' },
   TIDEMARK_SOURCE_WENT_BACKWARDS: { exitCode: 11, summary: 'source went backwards (topic deleted or recreated)' },
   TIDEMARK_CHECKPOINT_WRITE_FAILED: { exitCode: 12, summary: 'the checkpoint cannot be written (disk full, read-only file system); nothing is lost' },
+  TIDEMARK_LOG_WRITE_FAILED: { exitCode: 12, summary: 'the embedded log cannot be written (disk full): an append keeps only whole records, nothing partial' },
   TIDEMARK_INVARIANT_BROKEN: { exitCode: 1, summary: 'a broken invariant of the protocol, checked before every batch write: a bug in tidemark (report it with tidemark inspect output)' },
 } as const satisfies Record<string, { readonly exitCode: number; readonly summary: string }>;
 
@@ -124,7 +125,7 @@ export class CorruptCheckpointError extends TidemarkError {
 
 export class CheckpointWriteError extends TidemarkError {
   constructor(dir: string, cause: unknown) {
-    const reason = /no space left|ENOSPC/i.test(describeCause(cause)) ? 'no space left on the device' : describeCause(cause);
+    const reason = writeFailureReason(cause);
     super('TIDEMARK_CHECKPOINT_WRITE_FAILED',
       `Could not write checkpoint ${dir}: ${reason}. Nothing was lost: the batch in flight is retried from the checkpoint on restart. ` +
       'Free space (or fix the disk), then start again.', { cause });
@@ -148,6 +149,22 @@ export function causes(err: unknown, max = 10): object[] {
   const chain: object[] = [];
   for (let e: unknown = err; typeof e === 'object' && e !== null && chain.length < max && !chain.includes(e); e = (e as { cause?: unknown }).cause) chain.push(e);
   return chain;
+}
+
+/** An embedded-log append that could not be written whole. `appended` holds the offset of each record that was written durably (by its index in the append), `undefined` for the others, which are not in the log. */
+export class LogWriteError extends TidemarkError {
+  constructor(dir: string, cause: unknown, readonly appended: ReadonlyArray<{ partition: number; offset: number } | undefined>) {
+    const reason = writeFailureReason(cause);
+    const written = appended.filter((a) => a !== undefined).length;
+    super('TIDEMARK_LOG_WRITE_FAILED',
+      `Could not append to the embedded log ${dir}: ${reason}. ${written} of ${appended.length} records were appended (whole partitions, in order); the rest were not written, and the log holds no part of them. ` +
+      'Free space (or fix the disk), then append the rest again.', { cause });
+  }
+}
+
+/** Why a write failed, in words: a full disk by name, anything else as the OS said it. */
+function writeFailureReason(cause: unknown): string {
+  return /no space left|ENOSPC/i.test(describeCause(cause)) ? 'no space left on the device' : describeCause(cause);
 }
 
 /** An error's message with its causes (LevelDB nests the OS error). */

@@ -3,25 +3,64 @@
 // at any point the target is either absent or complete. The temp name is fixed per target
 // (one process owns a checkpoint and so its sinks), so a killed writer's leftover is
 // overwritten by the next attempt instead of piling up.
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+//
+// Every write here checks how many bytes went out. write(2) on a nearly full disk writes
+// what fits and reports success with a smaller count; ignoring it once synced, renamed and
+// committed a sink file cut off mid-record (tmpfs, 2026-11: 1,050 of 2,000 lines).
+import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+
+/** A write that made no progress: the device is full (the OS reports ENOSPC on the next call; a zero count means the same). */
+function noSpace(path: string, wanted: number, written: number): NodeJS.ErrnoException {
+  return Object.assign(new Error(`ENOSPC: no space left on device, short write to ${path} (${written} of ${wanted} bytes)`), {
+    code: 'ENOSPC', errno: -28, syscall: 'write', path,
+  });
+}
+
+/** Writes all of `data` at the file's current position (or its end, for a file opened to append), or throws. */
+export async function writeAll(file: FileHandle, data: string | Uint8Array, path: string): Promise<void> {
+  const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+  for (let at = 0; at < bytes.length;) {
+    const { bytesWritten } = await file.write(bytes, at, bytes.length - at);
+    if (bytesWritten <= 0) throw noSpace(path, bytes.length, at);
+    at += bytesWritten;
+  }
+}
+
+/** Writes all of `buffers`, in order, with as few calls as the OS allows, or throws. */
+export async function writevAll(file: FileHandle, buffers: readonly Uint8Array[], path: string): Promise<void> {
+  let rest = buffers.filter((b) => b.length > 0);
+  const wanted = rest.reduce((n, b) => n + b.length, 0);
+  let done = 0;
+  while (rest.length > 0) {
+    let { bytesWritten } = await file.writev(rest);
+    if (bytesWritten <= 0) throw noSpace(path, wanted, done);
+    done += bytesWritten;
+    // Drop what went out; the first buffer left may be cut.
+    let i = 0;
+    while (i < rest.length && bytesWritten >= rest[i]!.length) bytesWritten -= rest[i++]!.length;
+    rest = rest.slice(i);
+    if (bytesWritten > 0) rest[0] = rest[0]!.subarray(bytesWritten);
+  }
+}
 
 /** Writes `data` — whole, or as pieces written one after the other (no copy of the whole in memory) — atomically and durably. */
 export async function writeFileAtomic(path: string, data: string | Uint8Array | Iterable<string>): Promise<void> {
   const dir = dirname(path);
   await mkdir(dir, { recursive: true });
   const temp = join(dir, `.${basename(path)}.tmp`);
-  const file = await open(temp, 'w');
   try {
-    if (typeof data === 'string' || data instanceof Uint8Array) await file.writeFile(data);
-    else for (const piece of data) await file.write(piece);
-    await file.sync();
-  } finally {
-    await file.close();
-  }
-  try {
+    const file = await open(temp, 'w');
+    try {
+      if (typeof data === 'string' || data instanceof Uint8Array) await writeAll(file, data, temp);
+      else for (const piece of data) await writeAll(file, piece, temp);
+      await file.sync();
+    } finally {
+      await file.close();
+    }
     await rename(temp, path);
   } catch (err) {
+    // A failed write (a full disk) must not keep holding the space it took.
     await rm(temp, { force: true });
     throw err;
   }

@@ -120,7 +120,10 @@ export async function runCommand(argv: string[], help: string): Promise<number> 
   }, `starting job ${job.name} (fingerprint ${engine.fingerprint})`);
 
   if (s.metricsPort !== undefined) {
-    metrics = new Metrics({ engine, checkpointDir, job: job.name });
+    metrics = new Metrics({
+      engine, checkpointDir, job: job.name,
+      onError: (err, what) => logger.warn({ err: (err as Error).message }, `metrics server: ${what} failed; processing goes on`),
+    });
     let port: number;
     try {
       port = await metrics.listen(s.metricsPort, s.metricsHost);

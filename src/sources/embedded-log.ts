@@ -8,16 +8,17 @@
 //
 // The index is the commit point: an append writes and fsyncs the records, then the
 // index entries. Readers trust only whole index entries, so they never see a torn
-// append; the next appender cuts any tail a crash left behind. Appends from several
-// processes take a lock; readers need none.
+// append; the next appender cuts any tail a crash left behind, and an append that fails
+// (a full disk: every write checks its byte count) cuts its own before it throws. Appends
+// from several processes take a lock; readers need none.
 import { existsSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as lockfile from 'proper-lockfile';
-import { BadConfigError } from '../../checkpoint/errors';
+import { BadConfigError, LogWriteError } from '../../checkpoint/errors';
 import { partitionKey } from '../../checkpoint/model';
 import type { OffsetMap, PartitionRef, Range, Source, SourceRecord } from '../contracts';
-import { writeFileAtomic } from '../../checkpoint/fs-atomic';
+import { writeAll, writeFileAtomic, writevAll } from '../../checkpoint/fs-atomic';
 
 const NULL_LEN = 0xffffffff;
 const ENTRY = 8;
@@ -127,12 +128,19 @@ export class EmbeddedLog {
       lockfilePath: join(this.dir, 'append.lock'), realpath: false, stale: 10_000, retries: { retries: 100, minTimeout: 5, maxTimeout: 100 },
     });
     const firstOffset = new Map<number, number>();
+    const offsets = (): Array<{ partition: number; offset: number } | undefined> => placed.map(({ partition, index }) => {
+      const first = firstOffset.get(partition);
+      return first === undefined ? undefined : { partition, offset: first + index };
+    });
     try {
       for (const [partition, bufs] of byPartition) firstOffset.set(partition, await this.appendToPartition(partition, bufs));
+    } catch (err) {
+      // Partitions written before the failure are durable (a reader may have seen them): they stay, and the error says which.
+      throw new LogWriteError(this.dir, err, offsets());
     } finally {
       await release();
     }
-    return placed.map(({ partition, index }) => ({ partition, offset: firstOffset.get(partition)! + index }));
+    return offsets() as Array<{ partition: number; offset: number }>;
   }
 
   private async appendToPartition(partition: number, records: Buffer[]): Promise<number> {
@@ -155,10 +163,18 @@ export class EmbeddedLog {
         pos += r.length;
         entries.writeDoubleLE(pos, i * ENTRY);
       });
-      await log.writev(records);
-      await log.sync();
-      await idx.write(entries);
-      await idx.sync();
+      try {
+        await writevAll(log, records, this.file(partition, 'log'));
+        await log.sync();
+        await writeAll(idx, entries, this.file(partition, 'idx'));
+        await idx.sync();
+      } catch (err) {
+        // A short write (a full disk) must leave the log as it was: without this, index entries
+        // that fit pointed past the records that did not, which read back empty (2026-11).
+        await idx.truncate(count * ENTRY).catch(() => undefined);
+        await log.truncate(end).catch(() => undefined);
+        throw err;
+      }
       return count;
     } finally {
       await Promise.all([log.close(), idx.close()]);

@@ -14,9 +14,9 @@ const ROOT_DIR = join(__dirname, '..', '..');
 // the exit codes and `isTidemarkError`. The list does not care which file they live in.
 const ERROR_VALUES = [
   'BadConfigError', 'CheckpointLockedError', 'CheckpointWriteError', 'CodeChangedError', 'CorruptCheckpointError',
-  'DataLossError', 'ERRORS', 'ExitCode', 'InvariantError', 'LockCompromisedError', 'NewerFormatError', 'OtherJobError', 'SinkError',
+  'DataLossError', 'ERRORS', 'ExitCode', 'InvariantError', 'LockCompromisedError', 'LogWriteError', 'NewerFormatError', 'OtherJobError', 'SinkError',
   'SinkFencedError', 'SinkLedgerMismatchError', 'SinkRejectedError', 'SourceUnreachableError', 'SourceWentBackwardsError',
-  'OTHER_EXITS', 'TidemarkError', 'TransformError', 'describeCause', 'exitCodeRows', 'isTidemarkError',
+  'OTHER_EXITS', 'TidemarkError', 'TransformError', 'causes', 'describeCause', 'exitCodeRows', 'isTidemarkError',
 ];
 const ERROR_TYPES = ['ErrorCode', 'ExitCodeRow', 'RejectedRow'];
 
