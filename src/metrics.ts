@@ -99,26 +99,21 @@ export class Metrics {
     this.batchSeconds = new Histogram({ name: 'tidemark_batch_duration_seconds', help: 'Duration of a batch, plan to commit', buckets: SECONDS, registers });
 
     const engine = options.engine;
-    new Gauge({
-      name: 'tidemark_lag_records', help: 'Records not yet processed per partition, as of the last plan', labelNames: ['topic', 'partition'], registers,
-      collect() {
-        this.reset();
-        for (const [key, lag] of Object.entries(engine.status().lag)) {
-          const { topic, partition } = parsePartitionKey(key);
-          this.set({ topic, partition: String(partition) }, lag);
-        }
-      },
-    });
-    new Gauge({
-      name: 'tidemark_position', help: 'Committed position (next offset to process) per partition', labelNames: ['topic', 'partition'], registers,
-      collect() {
-        this.reset();
-        for (const [key, position] of Object.entries(engine.status().positions)) {
-          const { topic, partition } = parsePartitionKey(key);
-          this.set({ topic, partition: String(partition) }, position);
-        }
-      },
-    });
+    /** A gauge per partition, read from the engine's status at each scrape. */
+    const perPartition = (name: string, help: string, values: () => Readonly<Record<string, number>>): void => {
+      new Gauge({
+        name, help, labelNames: ['topic', 'partition'], registers,
+        collect() {
+          this.reset();
+          for (const [key, value] of Object.entries(values())) {
+            const { topic, partition } = parsePartitionKey(key);
+            this.set({ topic, partition: String(partition) }, value);
+          }
+        },
+      });
+    };
+    perPartition('tidemark_lag_records', 'Records not yet processed per partition, as of the last plan', () => engine.status().lag);
+    perPartition('tidemark_position', 'Committed position (next offset to process) per partition', () => engine.status().positions);
     new Gauge({
       name: 'tidemark_last_committed_batch', help: 'Id of the last committed batch', registers,
       collect() {
