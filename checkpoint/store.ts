@@ -11,7 +11,7 @@
 // could be lost while the next STAGE survived — two batches in flight. Only the PLAN is
 // unsynced: losing it loses nothing (the STAGE record repeats its ranges, and nothing
 // irreversible happens before the STAGE). See docs/protocol.md.
-import { chunk, decodeJSON, decodeOutputs, encodeJSON, encodeOutputs } from './codec';
+import { chunk, decodeJSON, decodeOutputs, encodeJSON, encodeOutputs, seal, unseal } from './codec';
 import { BadConfigError, CheckpointWriteError, CorruptCheckpointError, describeCause } from './errors';
 import { keys } from './keys';
 import { existsSync, readdirSync } from 'node:fs';
@@ -24,8 +24,14 @@ import {
   type BatchRecord, type CheckpointMeta, type CheckpointView, type LostRange, type OffsetMap, type Range,
 } from './model';
 
-/** The on-disk format this build writes and the newest it reads. */
-export const FORMAT_VERSION = 1;
+/**
+ * The on-disk format this build writes and the newest it reads. 2 (2026-11-30): every
+ * value is sealed with a checksum (codec.ts); a checkpoint created in format 1 keeps
+ * format 1 in its meta, and its unsealed records are still read.
+ */
+export const FORMAT_VERSION = 2;
+/** The first format whose records are all sealed. */
+const SEALED_FORMAT = 2;
 
 /** A file beside the database, written once the checkpoint's meta record is durable. */
 const MARKER = 'checkpoint.json';
@@ -51,6 +57,8 @@ export class CheckpointStore {
   private readonly chunkSize: number;
   private readonly assertWritable: () => void;
   private readonly onMetaWritten: (() => Promise<void>) | undefined;
+  /** Whether unsealed values are read (a format-1 checkpoint); known once meta is read. */
+  private plain: boolean | undefined;
 
   constructor(private readonly kv: KV, readonly dir: string, options: StoreOptions = {}) {
     this.retain = Math.max(1, options.retainBatches ?? 100);
@@ -60,7 +68,7 @@ export class CheckpointStore {
   }
 
   /** A read LevelDB fails (bad table, checksum mismatch) means damage, reported as such. */
-  private async get(key: string): Promise<Uint8Array | undefined> {
+  private async getSealed(key: string): Promise<Uint8Array | undefined> {
     try {
       return await this.kv.get(key);
     } catch (err) {
@@ -68,10 +76,44 @@ export class CheckpointStore {
     }
   }
 
-  private async *scan(range: { gte: string; lt: string }): AsyncIterable<[string, Uint8Array]> {
+  /** A value's payload, its envelope checked. */
+  private async get(key: string): Promise<Uint8Array | undefined> {
+    const stored = await this.getSealed(key);
+    return stored === undefined ? undefined : this.unseal(key, stored, await this.plainAllowed());
+  }
+
+  private unseal(key: string, stored: Uint8Array, plainAllowed: boolean): Uint8Array {
     try {
-      yield* this.kv.entries(range);
+      return unseal(key, stored, plainAllowed);
     } catch (err) {
+      throw new CorruptCheckpointError(this.dir, `record ${key} is damaged: ${describeCause(err)}`, { cause: err });
+    }
+  }
+
+  /**
+   * A format-1 checkpoint (its meta says so) was written before the envelope: its values
+   * may be unsealed. A meta that cannot be read here is reported by the read of meta itself.
+   */
+  private async plainAllowed(): Promise<boolean> {
+    if (this.plain === undefined) {
+      const stored = await this.getSealed(keys.meta);
+      let format: unknown;
+      try {
+        format = stored && decodeJSON<Partial<CheckpointMeta>>(unseal(keys.meta, stored, true)).format;
+      } catch {
+        format = undefined;
+      }
+      this.plain = typeof format === 'number' && format < SEALED_FORMAT;
+    }
+    return this.plain;
+  }
+
+  private async *scan(range: { gte: string; lt: string }): AsyncIterable<[string, Uint8Array]> {
+    const plain = await this.plainAllowed();
+    try {
+      for await (const [key, stored] of this.kv.entries(range)) yield [key, this.unseal(key, stored, plain)];
+    } catch (err) {
+      if (err instanceof CorruptCheckpointError) throw err;
       throw new CorruptCheckpointError(this.dir, `reading ${range.gte}… failed: ${describeCause(err)}`, { cause: err });
     }
   }
@@ -88,8 +130,10 @@ export class CheckpointStore {
 
   private async write(ops: KVOp[], sync: boolean): Promise<void> {
     this.assertWritable();
+    if (ops.some((op) => op.key === keys.meta)) this.plain = undefined;
+    const sealed = ops.map((op): KVOp => (op.type === 'put' ? { ...op, value: seal(op.key, op.value) } : op));
     try {
-      await this.kv.write(ops, { sync });
+      await this.kv.write(sealed, { sync });
     } catch (err) {
       throw new CheckpointWriteError(this.dir, err);
     }

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { serialize } from 'node:v8';
 import { LevelKV, type KV, type KVOp } from '../../checkpoint/kv';
 import { keys } from '../../checkpoint/keys';
+import { seal } from '../../checkpoint/codec';
 import { CheckpointStore, openCheckpoint, FORMAT_VERSION } from '../../checkpoint/store';
 import type { BatchRecord, CheckpointMeta, Range } from '../../checkpoint/model';
 import { BadConfigError, CorruptCheckpointError } from '../../checkpoint/errors';
@@ -233,7 +234,7 @@ describe('damaged and missing checkpoints', () => {
     try {
       await store.writeMeta(meta);
       await store.planBatch(planned(1, [range(0, 0, 1)]));
-      await kv.write([{ type: 'put', key, value: Buffer.from('{"positions": {"t/0": 1') }], { sync: false });
+      await kv.write([{ type: 'put', key, value: seal(key, Buffer.from('{"positions": {"t/0": 1')) }], { sync: false });
       await expect(store.load()).rejects.toThrow(CorruptCheckpointError);
       await expect(store.load()).rejects.toThrow(key);
     } finally {
@@ -247,8 +248,8 @@ describe('damaged and missing checkpoints', () => {
     const store = new CheckpointStore(kv, dir);
     try {
       await store.writeMeta(meta);
-      await kv.write([{ type: 'put', key: keys.state, value: Buffer.from('{"positions": null, "lastCommitted": 3}') }], { sync: false });
-      await expect(store.load()).rejects.toThrow(CorruptCheckpointError);
+      await kv.write([{ type: 'put', key: keys.state, value: seal(keys.state, Buffer.from('{"positions": null, "lastCommitted": 3}')) }], { sync: false });
+      await expect(store.load()).rejects.toThrow(/the committed state record is malformed/);
     } finally {
       await store.close();
     }
@@ -263,10 +264,11 @@ describe('damaged and missing checkpoints', () => {
       const b = planned(1, [range(0, 0, 3)]);
       await store.planBatch(b);
       const staged = await store.stageBatch(b, { out: [1, 2, 3] });
-      await kv.write([{ type: 'put', key: keys.output(1, 'out', 1), value: Buffer.from('garbage') }], { sync: false });
+      // Sealed, so the envelope is sound and the chunk inside is what fails to decode.
+      await kv.write([{ type: 'put', key: keys.output(1, 'out', 1), value: seal(keys.output(1, 'out', 1), Buffer.from('garbage')) }], { sync: false });
       await expect(store.readStagedOutputs(staged)).rejects.toThrow(CorruptCheckpointError);
       await expect(store.readStagedOutputs(staged)).rejects.toThrow('chunk 1 of sink out in batch 1');
-      await kv.write([{ type: 'del', key: keys.output(1, 'out', 2) }, { type: 'put', key: keys.output(1, 'out', 1), value: serialize([2]) }], { sync: false });
+      await kv.write([{ type: 'del', key: keys.output(1, 'out', 2) }, { type: 'put', key: keys.output(1, 'out', 1), value: seal(keys.output(1, 'out', 1), serialize([2])) }], { sync: false });
       await expect(store.readStagedOutputs(staged)).rejects.toThrow(/chunk 2 of sink out in batch 1 is missing/);
     } finally {
       await store.close();
@@ -297,7 +299,7 @@ describe('damaged and missing checkpoints', () => {
     const store = new CheckpointStore(kv, dir);
     try {
       await store.writeMeta(meta);
-      await kv.write([{ type: 'put', key: keys.batch(1), value: Buffer.from(JSON.stringify({ ...planned(1, []), state: 'committed' })) }], { sync: false });
+      await kv.write([{ type: 'put', key: keys.batch(1), value: seal(keys.batch(1), Buffer.from(JSON.stringify({ ...planned(1, []), state: 'committed' }))) }], { sync: false });
       await expect(store.load()).rejects.toThrow(/batch 1 is committed but the positions are not/);
     } finally {
       await store.close();
