@@ -14,11 +14,11 @@
 import { chunk, decodeJSON, decodeOutputs, encodeJSON, encodeOutputs, seal, unseal } from './codec';
 import { BadConfigError, CheckpointWriteError, CorruptCheckpointError, describeCause } from './errors';
 import { keys } from './keys';
-import { existsSync, readdirSync } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { link, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from './fs-atomic';
-import { LevelKV, type KV, type KVOp } from './kv';
+import { LevelDamageError, LevelKV, type KV, type KVOp } from './kv';
 import { acquireLock, type CheckpointLock } from './lock';
 import {
   type BatchRecord, type CheckpointMeta, type CheckpointView, type LostRange, type OffsetMap, type Range,
@@ -35,6 +35,14 @@ const SEALED_FORMAT = 2;
 
 /** A file beside the database, written once the checkpoint's meta record is durable. */
 const MARKER = 'checkpoint.json';
+/**
+ * Written when LevelDB reports damage while opening: by then it has dropped what it could
+ * not read and deleted the damaged write log, so the next open would look sound. Every
+ * open refuses while this file exists.
+ */
+const DAMAGE = 'damaged.json';
+/** Hard links to the database's files, taken before each writable open (see keepEvidence). */
+const BEFORE_OPEN = 'db.before-open';
 
 export interface StoreOptions {
   /** Committed batch records kept for `inspect` (default 100). */
@@ -298,9 +306,18 @@ export async function openCheckpoint(
   if (!options.readOnly) lock = await acquireLock(dir, options.onLockCompromised);
   let kv: LevelKV;
   try {
-    kv = await LevelKV.open(dbDir, { readOnly: options.readOnly === true });
+    refuseRecordedDamage(dir);
+    const before = lock && exists ? await linkFiles(dbDir, join(dir, BEFORE_OPEN)) : undefined;
+    try {
+      kv = await LevelKV.open(dbDir, { readOnly: options.readOnly === true });
+    } catch (err) {
+      if (err instanceof LevelDamageError && err.opened === dbDir) await recordDamage(dir, err, before);
+      throw err;
+    }
+    if (before) await rm(before, { recursive: true, force: true });
   } catch (err) {
     await lock?.release();
+    if (err instanceof CorruptCheckpointError) throw err;
     // Opening replays LevelDB's log into a table file: a full disk fails here, and is not damage.
     if (/no space left/i.test(describeCause(err))) throw new CheckpointWriteError(dir, err);
     throw new CorruptCheckpointError(dir, `LevelDB cannot open it: ${describeCause(err)}`, { cause: err });
@@ -327,6 +344,53 @@ export async function openCheckpoint(
     await lock?.release();
   };
   return store;
+}
+
+/** Throws while a damage report of an earlier open stands. */
+function refuseRecordedDamage(dir: string): void {
+  const file = join(dir, DAMAGE);
+  if (!existsSync(file)) return;
+  let report: { at?: string; lines?: string[]; kept?: string | null } = {};
+  try {
+    report = JSON.parse(readFileSync(file, 'utf8')) as typeof report;
+  } catch { /* the file's presence is the report */ }
+  throw new CorruptCheckpointError(dir, damageDetail(dir, report.lines ?? ['(see the file)'], report.kept ?? null, report.at));
+}
+
+function damageDetail(dir: string, lines: readonly string[], kept: string | null, at?: string): string {
+  return `LevelDB reported damage while opening it${at ? ` at ${at}` : ''}: ${lines.join('; ')}. ` +
+    `It dropped the records it could not read, so what it holds now may be older than what was written` +
+    `${kept ? `; its files as they were before that open are kept in ${kept}` : ''}. ` +
+    `Recorded in ${join(dir, DAMAGE)}: every run refuses while it exists; delete it only to go on with what LevelDB kept`;
+}
+
+/**
+ * Hard links to the database's files before LevelDB opens them: opening replays the write
+ * log into a table and deletes the log, and when LevelDB finds damage there, the log is the
+ * evidence (and may still hold the synced records it dropped). Links cost no copy, and
+ * LevelDB never rewrites a file in place. Undefined where links are not possible.
+ */
+async function linkFiles(dbDir: string, to: string): Promise<string | undefined> {
+  try {
+    await rm(to, { recursive: true, force: true });
+    await mkdir(to);
+    for (const name of await readdir(dbDir)) if (name !== 'LOCK') await link(join(dbDir, name), join(to, name));
+    return to;
+  } catch {
+    await rm(to, { recursive: true, force: true }).catch(() => {});
+    return undefined;
+  }
+}
+
+async function recordDamage(dir: string, err: LevelDamageError, before: string | undefined): Promise<never> {
+  const at = new Date().toISOString();
+  let kept: string | null = null;
+  if (before) {
+    kept = join(dir, `db.damaged-${at.replace(/[:.]/g, '-')}`);
+    await rename(before, kept).catch(() => { kept = null; });
+  }
+  await writeFileAtomic(join(dir, DAMAGE), `${JSON.stringify({ at, lines: err.lines, kept }, null, 2)}\n`);
+  throw new CorruptCheckpointError(dir, damageDetail(dir, err.lines, kept), { cause: err });
 }
 
 /** Bytes the checkpoint's files take on disk (the LevelDB directory and the lock files beside it). */

@@ -32,7 +32,7 @@ describe('tidemark inspect', () => {
     expect(json.code).toBe(0);
     const r = report(json);
     expect(r).toMatchObject({
-      ok: true, damaged: [], format: 1, formatSupported: true, job: 'gen', source: 'generator:generated', sinks: ['files'],
+      ok: true, damaged: [], format: 2, formatSupported: true, job: 'gen', source: 'generator:generated', sinks: ['files'],
       lastCommitted: 3, positions: { 'generated/0': 30, 'generated/1': 30 }, lock: { held: false, stale: true }, lost: [], resets: [],
     });
     expect(r.fingerprint).toMatch(/^sha256:/);
@@ -52,7 +52,7 @@ describe('tidemark inspect', () => {
     const human = await tidemark(['inspect', cp]);
     expect(human.code).toBe(0);
     for (const text of [
-      'job      gen (format 1', 'source   generator:generated', 'daemon   not running (its last owner, pid', 'is gone', 'on disk', `fingerprint ${r.fingerprint}`, 'first run',
+      'job      gen (format 2', 'source   generator:generated', 'daemon   not running (its last owner, pid', 'is gone', 'on disk', `fingerprint ${r.fingerprint}`, 'first run',
       'generated/0', 'in flight: batch 4, staged', 'ranges   generated/0 [30, 40), generated/1 [30, 40)', 'staged   outputs 20',
       'redelivered as staged on restart', 'lost ranges: none', 'last 3 committed batches:', '20 records → outputs 20',
     ]) expect(human.stdout).toContain(text);
