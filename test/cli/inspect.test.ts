@@ -104,17 +104,19 @@ describe('tidemark inspect', () => {
   it('on a damaged record: reports it and still shows what can be read', async () => {
     const { job, cp } = setup({ partitions: 1, size: 30, maxRecordsPerPartition: 10 });
     expect((await tidemark(['run', job, '--checkpoint', cp, '--once', '--log-level', 'warn'])).code).toBe(0);
-    const db = new Level<string, string>(join(cp, 'db'));
-    await db.put('batch!0000000000000002', '{ not json');
+    const db = new Level<string, Buffer>(join(cp, 'db'), { valueEncoding: 'buffer' });
+    const value = (await db.get('batch!0000000000000002'))!;
+    value[20]! ^= 0x01; // one flipped bit, as a bad sector gives
+    await db.put('batch!0000000000000002', value);
     await db.close();
     const json = await tidemark(['inspect', cp, '--json']);
     expect(json.code).toBe(7);
     const r = report(json);
-    expect(r.damaged).toEqual([{ part: 'batches', detail: 'record batch!0000000000000002 cannot be decoded' }]);
+    expect(r.damaged).toEqual([{ part: 'batches', detail: expect.stringMatching(/^record batch!0000000000000002 is damaged: checksum mismatch: stored 0x[0-9a-f]{8}, computed 0x[0-9a-f]{8} over \d+ bytes$/) }]);
     expect(r).toMatchObject({ ok: false, job: 'gen', lastCommitted: 3, positions: { 'generated/0': 30 }, inFlight: null });
     const human = await tidemark(['inspect', cp]);
     expect(human.code).toBe(7);
-    expect(human.stdout).toContain('batches: record batch!0000000000000002 cannot be decoded');
+    expect(human.stdout).toContain('batches: record batch!0000000000000002 is damaged: checksum mismatch');
     expect(human.stdout).toContain('what could still be read:');
     expect(human.stdout).toContain('generated/0              30');
   });
