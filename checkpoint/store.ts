@@ -41,7 +41,7 @@ const MARKER = 'checkpoint.json';
  * open refuses while this file exists.
  */
 const DAMAGE = 'damaged.json';
-/** Hard links to the database's files, taken before each writable open (see keepEvidence). */
+/** Hard links to the database's files, taken before each writable open (see linkFiles). */
 const BEFORE_OPEN = 'db.before-open';
 
 export interface StoreOptions {
