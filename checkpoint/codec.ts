@@ -2,8 +2,59 @@
 // readable by `tidemark inspect`. Staged outputs are chunks in the column layout when they
 // are flat records of one shape (columns.ts), else v8.serialize: it keeps Buffers, Dates,
 // Maps and bigints intact. bench/codec.ts measures them; figures in docs/checkpoint.md.
+//
+// Every stored value is sealed in an envelope (seal/unseal): one flipped bit in a LevelDB
+// table once changed all 20 delivered outputs of a staged chunk, or a position from 10 to
+// 30, and LevelDB reads without verifying its own block checksums.
 import { deserialize, serialize } from 'node:v8';
 import { COLUMNS_TAG, decodeColumns, encodeColumns } from './columns';
+import { crc32c } from './crc32c';
+
+/**
+ * The envelope's first byte. Unsealed values of format 1 start with `{` (JSON), 0x01
+ * (columns) or 0xFF (v8); 0x54 differs from each in at least 4 bits, so no 1–3-bit
+ * flip turns a sealed value into one that looks unsealed.
+ */
+export const SEALED_TAG = 0x54;
+/** The envelope's version: 1 is `tag | version | CRC-32C (u32 LE) | payload`. */
+export const SEALED_VERSION = 1;
+const HEADER = 6;
+
+/** The checksum covers the key (a value read under another key fails), tag, version and payload. */
+function checksum(key: string, stored: Uint8Array): number {
+  return crc32c(stored.subarray(HEADER), crc32c(stored.subarray(0, 2), crc32c(Buffer.from(key, 'utf8'))));
+}
+
+/** The value to store under `key`: `payload` in the envelope. */
+export function seal(key: string, payload: Uint8Array): Uint8Array {
+  const out = Buffer.allocUnsafe(HEADER + payload.byteLength);
+  out[0] = SEALED_TAG;
+  out[1] = SEALED_VERSION;
+  out.set(payload, HEADER);
+  out.writeUInt32LE(checksum(key, out), 2);
+  return out;
+}
+
+export const isSealed = (stored: Uint8Array): boolean => stored[0] === SEALED_TAG;
+
+/**
+ * The payload of a stored value, checked; throws (saying what is wrong) on a damaged one.
+ * `plainAllowed`: the checkpoint predates the envelope (format 1), so an unsealed value is
+ * taken as it is; elsewhere an unsealed value is damage.
+ */
+export function unseal(key: string, stored: Uint8Array, plainAllowed: boolean): Uint8Array {
+  if (!isSealed(stored)) {
+    if (plainAllowed) return stored;
+    throw new Error(`it has no checksum envelope (first byte 0x${(stored[0] ?? 0).toString(16).padStart(2, '0')}, ${stored.byteLength} bytes)`);
+  }
+  if (stored.byteLength < HEADER) throw new Error(`it is truncated to ${stored.byteLength} bytes`);
+  const view = Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength);
+  const want = view.readUInt32LE(2);
+  const got = checksum(key, stored);
+  if (got !== want) throw new Error(`checksum mismatch: stored 0x${want.toString(16).padStart(8, '0')}, computed 0x${got.toString(16).padStart(8, '0')} over ${stored.byteLength} bytes`);
+  if (stored[1] !== SEALED_VERSION) throw new Error(`its envelope version ${stored[1]} is newer than this build reads (${SEALED_VERSION})`);
+  return stored.subarray(HEADER);
+}
 
 export function encodeJSON(value: unknown): Uint8Array {
   return Buffer.from(JSON.stringify(value));

@@ -14,25 +14,39 @@
 //
 // Each of the three asserts, before it writes, that the batch continues the committed
 // state (checkpoint/invariants.ts): a bug upstream stops here instead of becoming a gap.
-import { chunk, decodeJSON, decodeOutputs, encodeJSON, encodeOutputs } from './codec';
+import { chunk, decodeJSON, decodeOutputs, encodeJSON, encodeOutputs, seal, unseal } from './codec';
 import { BadConfigError, CheckpointWriteError, CorruptCheckpointError, describeCause } from './errors';
 import { keys } from './keys';
-import { existsSync, readdirSync } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { link, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from './fs-atomic';
 import { assertCommit, assertContinues, type Committed } from './invariants';
-import { LevelKV, type KV, type KVOp } from './kv';
+import { LevelDamageError, LevelKV, type KV, type KVOp } from './kv';
 import { acquireLock, type CheckpointLock } from './lock';
 import {
   type BatchRecord, type CheckpointMeta, type CheckpointView, type LostRange, type OffsetMap, type Range,
 } from './model';
 
-/** The on-disk format this build writes and the newest it reads. */
-export const FORMAT_VERSION = 1;
+/**
+ * The on-disk format this build writes and the newest it reads. 2 (2026-11-30): every
+ * value is sealed with a checksum (codec.ts); a checkpoint created in format 1 keeps
+ * format 1 in its meta, and its unsealed records are still read.
+ */
+export const FORMAT_VERSION = 2;
+/** The first format whose records are all sealed. */
+const SEALED_FORMAT = 2;
 
 /** A file beside the database, written once the checkpoint's meta record is durable. */
 const MARKER = 'checkpoint.json';
+/**
+ * Written when LevelDB reports damage while opening: by then it has dropped what it could
+ * not read and deleted the damaged write log, so the next open would look sound. Every
+ * open refuses while this file exists.
+ */
+const DAMAGE = 'damaged.json';
+/** Hard links to the database's files, taken before each writable open (see linkFiles). */
+const BEFORE_OPEN = 'db.before-open';
 
 export interface StoreOptions {
   /** Committed batch records kept for `inspect` (default 100). */
@@ -52,6 +66,8 @@ export class CheckpointStore {
   private readonly onMetaWritten: (() => Promise<void>) | undefined;
   /** The committed state as last loaded or written: what the next batch must continue. */
   private committed: Committed | undefined;
+  /** Whether unsealed values are read (a format-1 checkpoint); known once meta is read. */
+  private plain: boolean | undefined;
 
   constructor(private readonly kv: KV, readonly dir: string, options: StoreOptions = {}) {
     this.retain = Math.max(1, options.retainBatches ?? 100);
@@ -61,7 +77,7 @@ export class CheckpointStore {
   }
 
   /** A read LevelDB fails (bad table, checksum mismatch) means damage, reported as such. */
-  private async get(key: string): Promise<Uint8Array | undefined> {
+  private async getSealed(key: string): Promise<Uint8Array | undefined> {
     try {
       return await this.kv.get(key);
     } catch (err) {
@@ -69,10 +85,44 @@ export class CheckpointStore {
     }
   }
 
-  private async *scan(range: { gte: string; lt: string }): AsyncIterable<[string, Uint8Array]> {
+  /** A value's payload, its envelope checked. */
+  private async get(key: string): Promise<Uint8Array | undefined> {
+    const stored = await this.getSealed(key);
+    return stored === undefined ? undefined : this.unseal(key, stored, await this.plainAllowed());
+  }
+
+  private unseal(key: string, stored: Uint8Array, plainAllowed: boolean): Uint8Array {
     try {
-      yield* this.kv.entries(range);
+      return unseal(key, stored, plainAllowed);
     } catch (err) {
+      throw new CorruptCheckpointError(this.dir, `record ${key} is damaged: ${describeCause(err)}`, { cause: err });
+    }
+  }
+
+  /**
+   * A format-1 checkpoint (its meta says so) was written before the envelope: its values
+   * may be unsealed. A meta that cannot be read here is reported by the read of meta itself.
+   */
+  private async plainAllowed(): Promise<boolean> {
+    if (this.plain === undefined) {
+      const stored = await this.getSealed(keys.meta);
+      let format: unknown;
+      try {
+        format = stored && decodeJSON<Partial<CheckpointMeta>>(unseal(keys.meta, stored, true)).format;
+      } catch {
+        format = undefined;
+      }
+      this.plain = typeof format === 'number' && format < SEALED_FORMAT;
+    }
+    return this.plain;
+  }
+
+  private async *scan(range: { gte: string; lt: string }): AsyncIterable<[string, Uint8Array]> {
+    const plain = await this.plainAllowed();
+    try {
+      for await (const [key, stored] of this.kv.entries(range)) yield [key, this.unseal(key, stored, plain)];
+    } catch (err) {
+      if (err instanceof CorruptCheckpointError) throw err;
       throw new CorruptCheckpointError(this.dir, `reading ${range.gte}… failed: ${describeCause(err)}`, { cause: err });
     }
   }
@@ -89,8 +139,10 @@ export class CheckpointStore {
 
   private async write(ops: KVOp[], sync: boolean): Promise<void> {
     this.assertWritable();
+    if (ops.some((op) => op.key === keys.meta)) this.plain = undefined;
+    const sealed = ops.map((op): KVOp => (op.type === 'put' ? { ...op, value: seal(op.key, op.value) } : op));
     try {
-      await this.kv.write(ops, { sync });
+      await this.kv.write(sealed, { sync });
     } catch (err) {
       throw new CheckpointWriteError(this.dir, err);
     }
@@ -271,9 +323,18 @@ export async function openCheckpoint(
   if (!options.readOnly) lock = await acquireLock(dir, options.onLockCompromised);
   let kv: LevelKV;
   try {
-    kv = await LevelKV.open(dbDir, { readOnly: options.readOnly === true });
+    refuseRecordedDamage(dir);
+    const before = lock && exists ? await linkFiles(dbDir, join(dir, BEFORE_OPEN)) : undefined;
+    try {
+      kv = await LevelKV.open(dbDir, { readOnly: options.readOnly === true });
+    } catch (err) {
+      if (err instanceof LevelDamageError && err.opened === dbDir) await recordDamage(dir, err, before);
+      throw err;
+    }
+    if (before) await rm(before, { recursive: true, force: true });
   } catch (err) {
     await lock?.release();
+    if (err instanceof CorruptCheckpointError) throw err;
     // Opening replays LevelDB's log into a table file: a full disk fails here, and is not damage.
     if (/no space left/i.test(describeCause(err))) throw new CheckpointWriteError(dir, err);
     throw new CorruptCheckpointError(dir, `LevelDB cannot open it: ${describeCause(err)}`, { cause: err });
@@ -315,12 +376,61 @@ export function requireCheckpoint(dir: string): void {
  */
 export async function openCheckpointCopy(dir: string, attempts = 1): Promise<CheckpointStore> {
   requireCheckpoint(dir);
+  refuseRecordedDamage(dir);
   try {
     return new CheckpointStore(await LevelKV.openCopy(join(dir, 'db'), attempts), dir);
   } catch (err) {
+    if (err instanceof LevelDamageError) throw new CorruptCheckpointError(dir, damageDetail(dir, err.lines, null), { cause: err });
     // LevelKV.openCopy's message already holds the causes, with the copy's path replaced by the original's.
     throw new CorruptCheckpointError(dir, err instanceof Error ? err.message : String(err), { cause: err });
   }
+}
+
+/** Throws while a damage report of an earlier open stands. */
+function refuseRecordedDamage(dir: string): void {
+  const file = join(dir, DAMAGE);
+  if (!existsSync(file)) return;
+  let report: { at?: string; lines?: string[]; kept?: string | null } = {};
+  try {
+    report = JSON.parse(readFileSync(file, 'utf8')) as typeof report;
+  } catch { /* the file's presence is the report */ }
+  throw new CorruptCheckpointError(dir, damageDetail(dir, report.lines ?? ['(see the file)'], report.kept ?? null, report.at));
+}
+
+function damageDetail(dir: string, lines: readonly string[], kept: string | null, at?: string): string {
+  return `LevelDB reported damage while opening it${at ? ` at ${at}` : ''}: ${lines.join('; ')}. ` +
+    `It dropped the records it could not read, so what it holds now may be older than what was written` +
+    `${kept ? `; its files as they were before that open are kept in ${kept}` : ''}. ` +
+    `Recorded in ${join(dir, DAMAGE)}: every run refuses while it exists; delete it only to go on with what LevelDB kept`;
+}
+
+/**
+ * Hard links to the database's files before LevelDB opens them: opening replays the write
+ * log into a table and deletes the log, and when LevelDB finds damage there, the log is the
+ * evidence (and may still hold the synced records it dropped). Links cost no copy, and
+ * LevelDB never rewrites a file in place. Undefined where links are not possible.
+ */
+async function linkFiles(dbDir: string, to: string): Promise<string | undefined> {
+  try {
+    await rm(to, { recursive: true, force: true });
+    await mkdir(to);
+    for (const name of await readdir(dbDir)) if (name !== 'LOCK') await link(join(dbDir, name), join(to, name));
+    return to;
+  } catch {
+    await rm(to, { recursive: true, force: true }).catch(() => {});
+    return undefined;
+  }
+}
+
+async function recordDamage(dir: string, err: LevelDamageError, before: string | undefined): Promise<never> {
+  const at = new Date().toISOString();
+  let kept: string | null = null;
+  if (before) {
+    kept = join(dir, `db.damaged-${at.replace(/[:.]/g, '-')}`);
+    await rename(before, kept).catch(() => { kept = null; });
+  }
+  await writeFileAtomic(join(dir, DAMAGE), `${JSON.stringify({ at, lines: err.lines, kept }, null, 2)}\n`);
+  throw new CorruptCheckpointError(dir, damageDetail(dir, err.lines, kept), { cause: err });
 }
 
 /** Bytes the checkpoint's files take on disk (the LevelDB directory and the lock files beside it). */

@@ -32,7 +32,7 @@ describe('tidemark inspect', () => {
     expect(json.code).toBe(0);
     const r = report(json);
     expect(r).toMatchObject({
-      ok: true, damaged: [], format: 1, formatSupported: true, job: 'gen', source: 'generator:generated', sinks: ['files'],
+      ok: true, damaged: [], format: 2, formatSupported: true, job: 'gen', source: 'generator:generated', sinks: ['files'],
       lastCommitted: 3, positions: { 'generated/0': 30, 'generated/1': 30 }, lock: { held: false, stale: true }, lost: [], resets: [],
     });
     expect(r.fingerprint).toMatch(/^sha256:/);
@@ -52,7 +52,7 @@ describe('tidemark inspect', () => {
     const human = await tidemark(['inspect', cp]);
     expect(human.code).toBe(0);
     for (const text of [
-      'job      gen (format 1', 'source   generator:generated', 'daemon   not running (its last owner, pid', 'is gone', 'on disk', `fingerprint ${r.fingerprint}`, 'first run',
+      'job      gen (format 2', 'source   generator:generated', 'daemon   not running (its last owner, pid', 'is gone', 'on disk', `fingerprint ${r.fingerprint}`, 'first run',
       'generated/0', 'in flight: batch 4, staged', 'ranges   generated/0 [30, 40), generated/1 [30, 40)', 'staged   outputs 20',
       'redelivered as staged on restart', 'lost ranges: none', 'last 3 committed batches:', '20 records → outputs 20',
     ]) expect(human.stdout).toContain(text);
@@ -104,17 +104,19 @@ describe('tidemark inspect', () => {
   it('on a damaged record: reports it and still shows what can be read', async () => {
     const { job, cp } = setup({ partitions: 1, size: 30, maxRecordsPerPartition: 10 });
     expect((await tidemark(['run', job, '--checkpoint', cp, '--once', '--log-level', 'warn'])).code).toBe(0);
-    const db = new Level<string, string>(join(cp, 'db'));
-    await db.put('batch!0000000000000002', '{ not json');
+    const db = new Level<string, Buffer>(join(cp, 'db'), { valueEncoding: 'buffer' });
+    const value = (await db.get('batch!0000000000000002'))!;
+    value[20]! ^= 0x01; // one flipped bit, as a bad sector gives
+    await db.put('batch!0000000000000002', value);
     await db.close();
     const json = await tidemark(['inspect', cp, '--json']);
     expect(json.code).toBe(7);
     const r = report(json);
-    expect(r.damaged).toEqual([{ part: 'batches', detail: 'record batch!0000000000000002 cannot be decoded' }]);
+    expect(r.damaged).toEqual([{ part: 'batches', detail: expect.stringMatching(/^record batch!0000000000000002 is damaged: checksum mismatch: stored 0x[0-9a-f]{8}, computed 0x[0-9a-f]{8} over \d+ bytes$/) }]);
     expect(r).toMatchObject({ ok: false, job: 'gen', lastCommitted: 3, positions: { 'generated/0': 30 }, inFlight: null });
     const human = await tidemark(['inspect', cp]);
     expect(human.code).toBe(7);
-    expect(human.stdout).toContain('batches: record batch!0000000000000002 cannot be decoded');
+    expect(human.stdout).toContain('batches: record batch!0000000000000002 is damaged: checksum mismatch');
     expect(human.stdout).toContain('what could still be read:');
     expect(human.stdout).toContain('generated/0              30');
   });

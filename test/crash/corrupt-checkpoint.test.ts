@@ -4,7 +4,7 @@
 // so the check is that once the damaged files are restored, the checkpoint holds exactly
 // what it held before: nothing was lost or overwritten.)
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -81,4 +81,30 @@ it('a checkpoint whose only write log is zeroed is refused, not started afresh',
   const r = run(dir);
   expect(r.stderr).toMatch(/is damaged \(checkpoint\.json says a checkpoint was written here, but LevelDB holds no records/);
   expect(r.status).toBe(7);
+});
+
+it('a synced STAGE that LevelDB drops from its damaged write log stops every run with exit 7, instead of coming back as PLANNED', () => {
+  const dir = join(base, 'cp-stage-log');
+  const out = join(base, 'out-stage-log');
+  const stageJob = join(base, 'stage-job.ts');
+  writeFileSync(stageJob, readFileSync(job, 'utf8').replace(JSON.stringify(join(base, 'out')), JSON.stringify(out)));
+  const runStage = (env: Record<string, string> = {}) => spawnSync(process.execPath, [join(root, 'bin', 'tidemark.js'), 'run', stageJob, '--checkpoint', dir],
+    { cwd: root, encoding: 'utf8', timeout: 60_000, env: { ...process.env, ...env } });
+  expect(runStage({ TIDEMARK_CRASH_AT: 'staged' }).signal).toBe('SIGKILL');
+  const db = join(dir, 'db');
+  const [log] = readdirSync(db).filter((f) => f.endsWith('.log'));
+  const bytes = readFileSync(join(db, log!));
+  bytes[bytes.length - 100]! ^= 0x04; // one bit inside the STAGE, the last write before the kill
+  writeFileSync(join(db, log!), bytes);
+
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const r = runStage();
+    expect(r.stderr).toMatch(/is damaged \(LevelDB reported damage while opening it.*Corruption: checksum mismatch/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(r.status).toBe(7);
+  }
+  const delivered = existsSync(out) ? readdirSync(out, { recursive: true }).filter((f) => String(f).endsWith('.jsonl')) : [];
+  expect(delivered).toEqual([]); // the batch was not run again
+  const kept = readdirSync(dir).filter((f) => f.startsWith('db.damaged-'));
+  expect(readFileSync(join(dir, kept[0]!, log!))).toEqual(bytes);
 });

@@ -6,6 +6,7 @@
 import * as fc from 'fast-check';
 import { CheckpointStore } from '../../checkpoint/store';
 import type { KVOp } from '../../checkpoint/kv';
+import { decodeJSON, unseal } from '../../checkpoint/codec';
 import { Engine } from 'tidemark';
 import {
   ALL_INVARIANTS, Append, drain, firedPhases, job, newWorld, PHASES, protocolProperty, Run,
@@ -52,7 +53,7 @@ describe('the protocol under crashes (model-based)', () => {
     // One synced write for the meta at the first start, then two per batch.
     expect(synced.length).toBe(1 + 2 * summary.batches);
     const isPlan = (w: { ops: readonly KVOp[] }): boolean => w.ops.length === 1 && w.ops[0]!.type === 'put' && w.ops[0]!.key.startsWith('batch!')
-      && (JSON.parse(Buffer.from((w.ops[0] as { value: Uint8Array }).value).toString()) as { state: string }).state === 'planned';
+      && decodeJSON<{ state: string }>(unseal(w.ops[0]!.key, (w.ops[0] as { value: Uint8Array }).value, false)).state === 'planned';
     expect(world.kv.log.filter(isPlan).length).toBe(summary.batches);
     expect(world.kv.log.filter((w) => isPlan(w) && w.sync).length).toBe(0);
   });

@@ -1,11 +1,12 @@
 // The checkpoint store over a real LevelDB: each transition of a batch, what load()
 // returns after it, staged outputs, retention, lost ranges, damaged checkpoints and the
 // durability rule (STAGE and COMMIT are synced, PLAN is not).
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { serialize } from 'node:v8';
 import { LevelKV, type KV, type KVOp } from '../../checkpoint/kv';
 import { keys } from '../../checkpoint/keys';
+import { seal, SEALED_TAG } from '../../checkpoint/codec';
 import { CheckpointStore, openCheckpoint, FORMAT_VERSION } from '../../checkpoint/store';
 import type { BatchRecord, CheckpointMeta, Range } from '../../checkpoint/model';
 import { BadConfigError, CorruptCheckpointError } from '../../checkpoint/errors';
@@ -233,7 +234,7 @@ describe('damaged and missing checkpoints', () => {
     try {
       await store.writeMeta(meta);
       await store.planBatch(planned(1, [range(0, 0, 1)]));
-      await kv.write([{ type: 'put', key, value: Buffer.from('{"positions": {"t/0": 1') }], { sync: false });
+      await kv.write([{ type: 'put', key, value: seal(key, Buffer.from('{"positions": {"t/0": 1')) }], { sync: false });
       await expect(store.load()).rejects.toThrow(CorruptCheckpointError);
       await expect(store.load()).rejects.toThrow(key);
     } finally {
@@ -241,14 +242,16 @@ describe('damaged and missing checkpoints', () => {
     }
   });
 
-  it('a state record of the wrong shape is a CorruptCheckpointError', async () => {
+  it('a state record of the wrong shape, or unsealed in a checkpoint of this format, is a CorruptCheckpointError', async () => {
     const dir = fresh();
     const kv = await LevelKV.open(join(dir, 'db'));
     const store = new CheckpointStore(kv, dir);
     try {
       await store.writeMeta(meta);
-      await kv.write([{ type: 'put', key: keys.state, value: Buffer.from('{"positions": null, "lastCommitted": 3}') }], { sync: false });
-      await expect(store.load()).rejects.toThrow(CorruptCheckpointError);
+      await kv.write([{ type: 'put', key: keys.state, value: seal(keys.state, Buffer.from('{"positions": null, "lastCommitted": 3}')) }], { sync: false });
+      await expect(store.load()).rejects.toThrow(/the committed state record is malformed/);
+      await kv.write([{ type: 'put', key: keys.state, value: Buffer.from(JSON.stringify({ positions: { 't/0': 30 }, lastCommitted: 0 })) }], { sync: false });
+      await expect(store.load()).rejects.toThrow(/record state is damaged: it has no checksum envelope/);
     } finally {
       await store.close();
     }
@@ -263,10 +266,11 @@ describe('damaged and missing checkpoints', () => {
       const b = planned(1, [range(0, 0, 3)]);
       await store.planBatch(b);
       const staged = await store.stageBatch(b, { out: [1, 2, 3] });
-      await kv.write([{ type: 'put', key: keys.output(1, 'out', 1), value: Buffer.from('garbage') }], { sync: false });
+      // Sealed, so the envelope is sound and the chunk inside is what fails to decode.
+      await kv.write([{ type: 'put', key: keys.output(1, 'out', 1), value: seal(keys.output(1, 'out', 1), Buffer.from('garbage')) }], { sync: false });
       await expect(store.readStagedOutputs(staged)).rejects.toThrow(CorruptCheckpointError);
       await expect(store.readStagedOutputs(staged)).rejects.toThrow('chunk 1 of sink out in batch 1');
-      await kv.write([{ type: 'del', key: keys.output(1, 'out', 2) }, { type: 'put', key: keys.output(1, 'out', 1), value: serialize([2]) }], { sync: false });
+      await kv.write([{ type: 'del', key: keys.output(1, 'out', 2) }, { type: 'put', key: keys.output(1, 'out', 1), value: seal(keys.output(1, 'out', 1), serialize([2])) }], { sync: false });
       await expect(store.readStagedOutputs(staged)).rejects.toThrow(/chunk 2 of sink out in batch 1 is missing/);
     } finally {
       await store.close();
@@ -297,7 +301,7 @@ describe('damaged and missing checkpoints', () => {
     const store = new CheckpointStore(kv, dir);
     try {
       await store.writeMeta(meta);
-      await kv.write([{ type: 'put', key: keys.batch(1), value: Buffer.from(JSON.stringify({ ...planned(1, []), state: 'committed' })) }], { sync: false });
+      await kv.write([{ type: 'put', key: keys.batch(1), value: seal(keys.batch(1), Buffer.from(JSON.stringify({ ...planned(1, []), state: 'committed' }))) }], { sync: false });
       await expect(store.load()).rejects.toThrow(/batch 1 is committed but the positions are not/);
     } finally {
       await store.close();
@@ -334,6 +338,80 @@ describe('damaged and missing checkpoints', () => {
       expect((await writer.load()).lastCommitted).toBe(2);
     } finally {
       await writer.close();
+    }
+  });
+
+  it('a write-log record LevelDB drops while opening (its LOG says Corruption) stops every open until the operator decides', async () => {
+    const dir = fresh();
+    let store = await openCheckpoint(dir);
+    const b = planned(1, [range(0, 0, 20)]);
+    try {
+      await store.writeMeta(meta);
+      await store.planBatch(b);
+      await store.stageBatch(b, { out: Array.from({ length: 20 }, (_, i) => ({ n: i })) });
+    } finally {
+      await store.close();
+    }
+    const db = join(dir, 'db');
+    const [log] = readdirSync(db).filter((f) => f.endsWith('.log'));
+    const bytes = readFileSync(join(db, log!));
+    bytes[bytes.length - 20]! ^= 0x10; // inside the STAGE, the last (synced) write
+    writeFileSync(join(db, log!), bytes);
+
+    const err = await openCheckpoint(dir).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(CorruptCheckpointError);
+    expect((err as CorruptCheckpointError).exitCode).toBe(7);
+    expect((err as CorruptCheckpointError).message).toMatch(/LevelDB reported damage while opening it: .*Corruption: checksum mismatch/);
+    expect(existsSync(join(dir, 'tidemark.lock'))).toBe(false);
+    // The damaged log is kept (LevelDB deleted its own copy), and a second open refuses too.
+    const kept = readdirSync(dir).filter((f) => f.startsWith('db.damaged-'));
+    expect(kept).toHaveLength(1);
+    expect(readFileSync(join(dir, kept[0]!, log!))).toEqual(bytes);
+    expect(readdirSync(db)).not.toContain(log);
+    await expect(openCheckpoint(dir)).rejects.toThrow(/LevelDB reported damage while opening it at .*delete it only to go on/);
+    await expect(openCheckpoint(dir, { readOnly: true })).rejects.toThrow(CorruptCheckpointError);
+
+    // The operator's deliberate step: go on with what LevelDB kept (here: the PLAN, not the STAGE).
+    rmSync(join(dir, 'damaged.json'));
+    store = await openCheckpoint(dir);
+    try {
+      expect((await store.load()).inFlight?.state).toBe('planned');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a sound open leaves no hard-linked copy behind', async () => {
+    const dir = fresh();
+    for (let i = 0; i < 2; i++) {
+      const store = await openCheckpoint(dir);
+      await store.writeMeta(meta);
+      await store.close();
+    }
+    expect(readdirSync(dir).filter((f) => f.startsWith('db.'))).toEqual([]);
+  });
+
+  it('a checkpoint created in format 1 (before checksums) still reads its unsealed records, and writes sealed ones', async () => {
+    const dir = fresh();
+    const kv = await LevelKV.open(join(dir, 'db'));
+    const plain = (value: unknown): Uint8Array => Buffer.from(JSON.stringify(value));
+    const old = planned(4, [range(0, 30, 40)]);
+    await kv.write([
+      { type: 'put', key: keys.meta, value: plain({ ...meta, format: 1 }) },
+      { type: 'put', key: keys.state, value: plain({ positions: { 't/0': 30 }, lastCommitted: 3 }) },
+      { type: 'put', key: keys.batch(3), value: plain({ ...planned(3, [range(0, 20, 30)]), state: 'committed' }) },
+      { type: 'put', key: keys.batch(4), value: plain(old) },
+      { type: 'put', key: keys.output(4, 'out', 0), value: serialize([{ v: 1 }]) },
+    ], { sync: true });
+    const store = new CheckpointStore(kv, dir);
+    try {
+      expect(await store.load()).toMatchObject({ meta: { format: 1 }, positions: { 't/0': 30 }, lastCommitted: 3, inFlight: old });
+      expect(await store.readStagedOutputs({ ...old, state: 'staged', stagedChunks: { out: 1 } })).toEqual({ out: [{ v: 1 }] });
+      await store.writeMeta({ ...meta, format: 1, fingerprint: 'f2' }); // a code change keeps the format
+      expect((await store.batches()).map((r) => r.id)).toEqual([4, 3]);
+      expect((await kv.get(keys.meta))![0]).toBe(SEALED_TAG);
+    } finally {
+      await store.close();
     }
   });
 });
