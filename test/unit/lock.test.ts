@@ -1,13 +1,13 @@
 // One process owns a checkpoint: the lock, its takeover after SIGKILL, and two real
 // `tidemark run` processes on one directory.
-import { mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { CheckpointLockedError, LockCompromisedError } from '../../checkpoint/errors';
 import { acquireLock, isLocked, lockPath, readLockOwner, STALE_MS, type LockOwner } from '../../checkpoint/lock';
 import { openCheckpoint } from '../../checkpoint/store';
 import { EmbeddedLog } from '../../src/sources/embedded-log';
-import { killAll, repoRoot, runTidemark, start, tidemark } from '../support/processes';
+import { killAll, nodeScript, repoRoot, runTidemark, start, tidemark } from '../support/processes';
 import { tempDir } from '../support/tmp';
 
 const root = tempDir('tidemark-lock-');
@@ -144,6 +144,22 @@ describe('acquireLock', () => {
     } finally {
       await store.close();
     }
+  });
+});
+
+describe("LevelDB's own LOCK", () => {
+  it('held by another process (one that opened db/ without tidemark\'s lock) is "locked", exit 3, never "damaged"', async () => {
+    const dir = fresh();
+    await (await openCheckpoint(dir)).close(); // a checkpoint, closed: tidemark's lock is free
+    const level = require.resolve('classic-level');
+    const other = nodeScript(`const { ClassicLevel } = require(${JSON.stringify(level)});
+new ClassicLevel(process.argv[1]).open().then(() => { console.log('open'); setInterval(() => {}, 1000); });`, [join(dir, 'db')]);
+    await other.waitForLine(/^open$/);
+    const err = await openCheckpoint(dir).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(CheckpointLockedError);
+    expect(err).toMatchObject({ code: 'TIDEMARK_CHECKPOINT_LOCKED', exitCode: 3 });
+    expect((err as Error).message).toContain(join(dir, 'db', 'LOCK'));
+    expect(existsSync(lockPath(dir))).toBe(false); // tidemark's lock released on the way out
   });
 });
 
