@@ -18,7 +18,7 @@
 // An owner whose lock is no longer its own (removed, replaced) stops before its next write:
 // assertHeld() throws once the refresh timer found it, or checks the file itself when the
 // last confirmation is late (the process was frozen or its event loop blocked).
-import { link, mkdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, readdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { readFileSync, readlinkSync, unlinkSync, utimesSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -52,7 +52,7 @@ export const STALE_MS = 10_000;
 const UPDATE_MS = 1_000;
 /** A confirmation of ownership older than this is late: assertHeld reads the lock file itself. */
 const LATE_MS = 2 * UPDATE_MS;
-/** A takeover mark older than this was left by a starter killed mid-takeover (a takeover takes milliseconds). */
+/** A candidate or takeover mark older than this was left by a starter killed mid-way (a start takes milliseconds). */
 const ABANDONED_TAKEOVER_MS = 30_000;
 
 export const lockPath = (dir: string): string => join(dir, 'tidemark.lock');
@@ -238,7 +238,17 @@ export async function acquireLock(dir: string, onCompromised: (err: Error) => vo
   } finally {
     await rm(candidate, { force: true });
   }
+  await removeAbandoned(dir);
   return heldLock(dir, me, onCompromised);
+}
+
+/** Candidates and takeover marks of starters killed mid-way (a starter needs milliseconds, not ABANDONED_TAKEOVER_MS): removed by the next owner. */
+async function removeAbandoned(dir: string): Promise<void> {
+  for (const name of await readdir(dir).catch(() => [])) {
+    if (!/^tidemark\.lock\..+\.(new|takeover)$/.test(name)) continue;
+    const st = await stat(join(dir, name)).catch(() => undefined);
+    if (st && Date.now() - st.ctimeMs > ABANDONED_TAKEOVER_MS) await rm(join(dir, name), { force: true });
+  }
 }
 
 function heldLock(dir: string, me: LockOwner, onCompromised: (err: Error) => void): CheckpointLock {
