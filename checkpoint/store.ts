@@ -311,7 +311,7 @@ export async function openCheckpoint(
 }
 
 /** classic-level's refusal of a LevelDB directory another process (or this one) has open: "IO error: lock …/LOCK: Resource temporarily unavailable" or "… already held by process". */
-export function isLevelDbLockRefusal(err: unknown): boolean {
+function isLevelDbLockRefusal(err: unknown): boolean {
   return /\block\b[^:]*\bLOCK\b.*(temporarily unavailable|already held|EAGAIN|EWOULDBLOCK)/i.test(describeCause(err))
     || causes(err).some((e) => (e as { code?: unknown }).code === 'LEVEL_LOCKED');
 }
