@@ -96,10 +96,16 @@ export class BadConfigError extends TidemarkError {
 }
 
 export class CheckpointLockedError extends TidemarkError {
-  constructor(dir: string, owner: string) {
-    super('TIDEMARK_CHECKPOINT_LOCKED',
-      `Checkpoint ${dir} is locked by another process (${owner}). ` +
-      'Only one process may run a checkpoint: stop the other one (SIGTERM drains it), or use another --checkpoint directory.');
+  /**
+   * `unverifiable`: the owner cannot be checked from here (why), so whether it still runs
+   * is for a human to find out; the message names the lock file to remove once checked.
+   */
+  constructor(dir: string, owner: string, unverifiable?: { readonly why: string; readonly lockFile: string }) {
+    super('TIDEMARK_CHECKPOINT_LOCKED', unverifiable
+      ? `Checkpoint ${dir} is locked by another process (${owner}) that cannot be checked from here: ${unverifiable.why}. ` +
+        `Only one process may run a checkpoint: wait for it to stop; or, once you have checked that it no longer runs, remove ${unverifiable.lockFile} by hand and start again.`
+      : `Checkpoint ${dir} is locked by another process (${owner}). ` +
+        'Only one process may run a checkpoint: stop the other one (SIGTERM drains it), or use another --checkpoint directory.');
   }
 }
 

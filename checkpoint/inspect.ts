@@ -89,7 +89,7 @@ async function attempt<R>(damaged: Damage[], part: string, work: () => Promise<R
 export async function inspectCheckpoint(dir: string, last = 10): Promise<InspectReport> {
   requireCheckpoint(dir);
   const dbDir = join(dir, 'db');
-  const lock = lockStatus(await readLockState(dir), Date.now());
+  const lock = lockStatus(await readLockState(dir));
   const damaged: Damage[] = [];
   const base = {
     checkpoint: dir, ok: true, damaged: [] as Damage[], empty: false, format: null, formatSupported: null, job: null, source: null, sinks: null, createdAt: null,

@@ -1,13 +1,28 @@
-// One process owns a checkpoint: a proper-lockfile lock on the directory, held for the
-// whole run. Its mtime is refreshed every second; a lock whose owner stops refreshing
-// goes stale after 10 s. A process killed with SIGKILL cannot release its lock, so the
-// lock also records its owner (host, pid, process start time): a restart on the same
-// host takes the lock over at once when that exact process is gone, and only then.
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
+// One process owns a checkpoint: the lock is a file, `tidemark.lock`, that names its owner
+// (host, machine, boot, PID namespace, pid, process start time, and a random nonce). It is
+// created whole — written under a temporary name, then hard-linked into place, which fails
+// if any lock is there — so a lock never exists without its owner. Its mtime is refreshed
+// every second, for readers; staleness alone proves nothing (a SIGSTOPped owner is alive).
+//
+// The rule (DESIGN.md invariant 7): a lock is taken over only when its owner is provably
+// gone — same machine, and an earlier boot, or in the same PID namespace its pid is dead or
+// runs another process (another start time). A live owner is refused, frozen or not; one
+// that cannot be checked from here (another host, another PID namespace, an unreadable
+// lock) is refused too, with the lock file named, for a human to remove once checked.
+//
+// Two starters taking one dead lock over: each hard-links the lock to a name made of the
+// dead owner's nonce; link() fails if that name exists, so one wins; the winner reads the
+// linked file back (the same inode it removes) and removes the lock only if it is still the
+// dead owner's. No starter can delete a lock it did not decide on.
+//
+// An owner whose lock is no longer its own (removed, replaced) stops before its next write:
+// assertHeld() throws once the refresh timer found it, or checks the file itself when the
+// last confirmation is late (the process was frozen or its event loop blocked).
+import { link, mkdir, readdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { readFileSync, readlinkSync, unlinkSync, utimesSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import * as lockfile from 'proper-lockfile';
 import { CheckpointLockedError, LockCompromisedError } from './errors';
 
 export interface LockOwner {
@@ -16,56 +31,100 @@ export interface LockOwner {
   /** The process start time from /proc, so a recycled pid is not mistaken for the owner. */
   readonly startTime: string | null;
   readonly since: number;
-  /** The inode of the lock directory this owner created: an owner file describes only that lock. */
-  readonly lockIno: number;
+  /** Random, this lock's own: the owner's proof that the lock file is still the one it created. */
+  readonly nonce: string;
+  /** /etc/machine-id: tells this machine from another one with the same hostname. */
+  readonly machineId: string | null;
+  /** The kernel's boot id: an owner recorded in an earlier boot of this machine is gone. */
+  readonly bootId: string | null;
+  /** The PID namespace (/proc/self/ns/pid): a pid means something only inside it. */
+  readonly pidNs: string | null;
 }
 
 export interface CheckpointLock {
-  /** Throws LockCompromisedError once the lock is lost; called before every checkpoint write. */
+  /** Throws LockCompromisedError once the lock is lost; called before every checkpoint and sink write. */
   assertHeld(): void;
   release(): Promise<void>;
 }
 
-/** A lock not refreshed for this long is stale: proper-lockfile lets the next process take it. */
+/** A lock not refreshed for this long has a frozen or dead owner: readers say so; it is never by itself a reason to take the lock. */
 export const STALE_MS = 10_000;
 const UPDATE_MS = 1_000;
+/** A confirmation of ownership older than this is late: assertHeld reads the lock file itself. */
+const LATE_MS = 2 * UPDATE_MS;
+/** A candidate or takeover mark older than this was left by a starter killed mid-way (a start takes milliseconds). */
+const ABANDONED_TAKEOVER_MS = 30_000;
 
 export const lockPath = (dir: string): string => join(dir, 'tidemark.lock');
-// Beside the lock, not inside it: a file written into the lock directory would change
-// its mtime, which proper-lockfile reads as another process taking the lock.
-const ownerPath = (dir: string): string => join(dir, 'tidemark.owner.json');
+const takeoverPath = (dir: string, nonce: string): string => join(dir, `tidemark.lock.${nonce}.takeover`);
+
+const readText = (path: string): string | null => {
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch {
+    return null;
+  }
+};
 
 /** Fields of /proc/<pid>/stat after the parenthesised command name: [0] state, [19] starttime. */
 function procStat(pid: number): string[] | null {
+  const stat = readText(`/proc/${pid}/stat`);
+  return stat === null ? null : stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+function pidNamespace(pid: number | 'self'): string | null {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return readlinkSync(`/proc/${pid}/ns/pid`);
   } catch {
     return null;
   }
 }
 
-const processStartTime = (pid: number): string | null => procStat(pid)?.[19] ?? null;
+function thisProcess(): LockOwner {
+  return {
+    host: hostname(), pid: process.pid, startTime: procStat(process.pid)?.[19] ?? null, since: Date.now(),
+    nonce: randomBytes(12).toString('hex'), machineId: readText('/etc/machine-id'),
+    bootId: readText('/proc/sys/kernel/random/boot_id'), pidNs: pidNamespace('self'),
+  };
+}
 
-/** The one liveness check, for taking the lock and for `inspect`: the recorded process still runs (not a zombie, not a recycled pid). */
-function isAlive(owner: LockOwner): boolean {
+/**
+ * The one liveness check, for taking the lock and for `inspect`: `alive` true (it runs),
+ * false (provably gone), or null with the reason it cannot be told from here.
+ */
+export function ownerLiveness(owner: LockOwner, here: LockOwner = thisProcess()): { alive: boolean | null; unverifiable: string | null } {
+  const cannot = (why: string) => ({ alive: null, unverifiable: why });
+  if (owner.host !== here.host) return cannot(`it runs on another host, ${owner.host}`);
+  // The same kernel (boot id) is the same machine, in this boot; another boot of the same
+  // machine (machine id) has no process left from before.
+  if (owner.bootId === null || here.bootId === null || owner.bootId !== here.bootId) {
+    if (owner.machineId !== null && owner.machineId === here.machineId) return { alive: false, unverifiable: null };
+    return cannot(`it runs on another machine named ${owner.host}, or this one rebooted without /etc/machine-id to tell`);
+  }
+  if (owner.pidNs === null || here.pidNs === null || owner.pidNs !== here.pidNs) return cannot('its pid is in another PID namespace (a container?)');
   try {
     process.kill(owner.pid, 0);
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    return { alive: (err as NodeJS.ErrnoException).code === 'EPERM', unverifiable: null };
   }
   const stat = procStat(owner.pid);
-  if (stat?.[0] === 'Z') return false; // killed, not yet reaped by its parent
+  if (stat?.[0] === 'Z') return { alive: false, unverifiable: null }; // killed, not yet reaped by its parent
   const start = stat?.[19] ?? null;
-  return owner.startTime === null || start === null || start === owner.startTime;
+  return { alive: owner.startTime === null || start === null || start === owner.startTime, unverifiable: null };
+}
+
+function parseOwner(text: string | null): LockOwner | null {
+  if (text === null) return null;
+  try {
+    const o = JSON.parse(text) as Partial<LockOwner>;
+    return typeof o.nonce === 'string' && typeof o.pid === 'number' && typeof o.host === 'string' ? o as LockOwner : null;
+  } catch {
+    return null;
+  }
 }
 
 export async function readLockOwner(dir: string): Promise<LockOwner | undefined> {
-  try {
-    return JSON.parse(await readFile(ownerPath(dir), 'utf8')) as LockOwner;
-  } catch {
-    return undefined;
-  }
+  return parseOwner(await readFile(lockPath(dir), 'utf8').catch(() => null)) ?? undefined;
 }
 
 export function describeOwner(owner: LockOwner | undefined): string {
@@ -74,103 +133,168 @@ export function describeOwner(owner: LockOwner | undefined): string {
 
 /** What is known about a checkpoint's lock, read once; `decideTakeover` decides from it. */
 export interface LockState {
-  /** The lock directory exists. */
+  /** The lock exists. */
   readonly present: boolean;
-  /** When its owner last refreshed it (the lock directory's mtime, ms since the epoch); null when absent. */
+  /** When its owner last refreshed it (mtime, ms since the epoch); null when absent. */
   readonly refreshedAt: number | null;
-  /** The recorded owner, when the record describes this very lock (same inode); null when unknown. */
+  /** The recorded owner; null when the lock cannot be read (a directory left by an older tidemark, a damaged file). */
   readonly owner: LockOwner | null;
-  /** Whether the owner's process runs: null when it cannot be told (no owner recorded, or one on another host). */
+  /** Whether the owner's process runs: null when it cannot be told from here. */
   readonly alive: boolean | null;
+  /** Why it cannot be told (when `alive` is null and the lock is present). */
+  readonly unverifiable: string | null;
 }
 
 /** The lock's state as the liveness check sees it now (read-only). */
 export async function readLockState(dir: string): Promise<LockState> {
   const st = await stat(lockPath(dir)).catch(() => undefined);
-  if (!st) return { present: false, refreshedAt: null, owner: null, alive: null };
-  const recorded = await readLockOwner(dir);
-  const owner = recorded !== undefined && recorded.lockIno === st.ino ? recorded : null;
-  const alive = owner !== null && owner.host === hostname() ? isAlive(owner) : null;
-  return { present: true, refreshedAt: st.mtimeMs, owner, alive };
+  if (!st) return { present: false, refreshedAt: null, owner: null, alive: null, unverifiable: null };
+  const owner = st.isFile() ? await readLockOwner(dir) ?? null : null;
+  if (owner === null) {
+    const why = st.isDirectory() ? 'the lock is a directory, left by a tidemark older than this one' : 'the lock file cannot be read';
+    return { present: true, refreshedAt: st.mtimeMs, owner, alive: null, unverifiable: why };
+  }
+  return { present: true, refreshedAt: st.mtimeMs, owner, ...ownerLiveness(owner) };
 }
 
 /**
  * What a process that wants the lock does, from its state: `free` (nobody holds it),
- * `refuse-live-owner`, `take-over` (its owner is gone, or it went stale unrefreshed), or
- * `wait` (an owner that cannot be checked still refreshes it: a live one keeps it, a dead
- * one lets it go stale). A live owner's lock is never taken over, stale or not: a frozen
- * owner is refused rather than raced (DESIGN.md invariant 7).
+ * `take-over` (its owner is provably gone), `refuse-live-owner` (it runs, frozen or not),
+ * or `refuse-unverifiable` (it cannot be checked from here: a human decides).
  */
-export type TakeoverDecision = 'free' | 'refuse-live-owner' | 'take-over' | 'wait';
+export type TakeoverDecision = 'free' | 'refuse-live-owner' | 'refuse-unverifiable' | 'take-over';
 
-export function decideTakeover(state: LockState, now: number): TakeoverDecision {
+export function decideTakeover(state: LockState): TakeoverDecision {
   if (!state.present) return 'free';
-  if (state.alive === true) return 'refuse-live-owner';
-  if (state.alive === false) return 'take-over';
-  return state.refreshedAt !== null && now - state.refreshedAt > STALE_MS ? 'take-over' : 'wait';
+  if (state.alive === false && state.owner !== null) return 'take-over';
+  return state.alive === true ? 'refuse-live-owner' : 'refuse-unverifiable';
 }
 
-/** For readers (`inspect`), as a process that wants the lock would see it: `held` — it would be refused or wait; `stale` — it would take it over. */
-export function lockStatus(state: LockState, now: number): { readonly held: boolean; readonly stale: boolean; readonly owner: LockOwner | null } {
-  const decision = decideTakeover(state, now);
-  return { held: decision === 'refuse-live-owner' || decision === 'wait', stale: decision === 'take-over', owner: state.owner };
+/** For readers (`inspect`), as a process that wants the lock would see it: `held` — it would be refused; `stale` — it would take it over. */
+export function lockStatus(state: LockState): { readonly held: boolean; readonly stale: boolean; readonly owner: LockOwner | null } {
+  const decision = decideTakeover(state);
+  return { held: decision.startsWith('refuse'), stale: decision === 'take-over', owner: state.owner };
 }
 
-/** Whether the lock is there and fresh by proper-lockfile's own clock (read-only; tests use it to tell a takeover that did not wait for staleness). */
+/** Whether the lock is there and refreshed within STALE_MS (read-only; tests use it to tell a takeover that did not wait). */
 export async function isLocked(dir: string): Promise<boolean> {
-  return lockfile.check(dir, { lockfilePath: lockPath(dir), stale: STALE_MS, realpath: false });
+  const st = await stat(lockPath(dir)).catch(() => undefined);
+  return st !== undefined && Date.now() - st.mtimeMs <= STALE_MS;
+}
+
+function refusal(dir: string, state: LockState): CheckpointLockedError {
+  let owner = describeOwner(state.owner ?? undefined);
+  if (state.refreshedAt !== null && Date.now() - state.refreshedAt > STALE_MS) {
+    owner += `; not refreshed for ${Math.round((Date.now() - state.refreshedAt) / 1000)} s: stopped or frozen`;
+  }
+  if (state.alive === true) return new CheckpointLockedError(dir, owner);
+  return new CheckpointLockedError(dir, owner, { why: state.unverifiable ?? 'it cannot be checked from here', lockFile: lockPath(dir) });
+}
+
+/** Removes the lock of an owner that is gone, unless another starter does; returns once the caller should look again. */
+async function removeDeadLock(dir: string, dead: LockOwner): Promise<void> {
+  const mark = takeoverPath(dir, dead.nonce);
+  try {
+    await link(lockPath(dir), mark);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return; // gone already
+    if (code !== 'EEXIST') throw err;
+    // Another starter is taking this lock over (a few ms), or was killed doing so.
+    const st = await stat(mark).catch(() => undefined);
+    if (st && Date.now() - st.ctimeMs > ABANDONED_TAKEOVER_MS) await rm(mark, { force: true });
+    else await new Promise((r) => setTimeout(r, 50));
+    return;
+  }
+  try {
+    // The mark is the inode the lock named when linked: if that is no longer the dead
+    // owner's, another starter took it over first and this one leaves it alone.
+    if (parseOwner(await readFile(mark, 'utf8').catch(() => null))?.nonce !== dead.nonce) return;
+    await unlink(lockPath(dir)).catch(() => undefined);
+  } finally {
+    await rm(mark, { force: true });
+  }
 }
 
 export async function acquireLock(dir: string, onCompromised: (err: Error) => void = () => {}): Promise<CheckpointLock> {
   await mkdir(dir, { recursive: true });
-  let compromised: Error | undefined;
-  const options: lockfile.LockOptions = {
-    lockfilePath: lockPath(dir),
-    stale: STALE_MS,
-    update: UPDATE_MS,
-    realpath: false,
-    retries: 0,
-    onCompromised: (err: Error) => {
-      compromised = err;
-      onCompromised(err);
-    },
-  };
-  let release: () => Promise<void>;
+  const me = thisProcess();
+  const candidate = join(dir, `tidemark.lock.${me.nonce}.new`);
+  await writeFile(candidate, JSON.stringify(me));
   try {
-    release = await lockfile.lock(dir, options);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err;
-    const state = await readLockState(dir);
-    const decision = decideTakeover(state, Date.now());
-    if (decision === 'refuse-live-owner') throw new CheckpointLockedError(dir, describeOwner(state.owner ?? undefined));
-    if (decision === 'take-over' && state.alive === false) {
-      // The recorded owner is gone (killed): take over now instead of waiting for staleness.
-      await rm(lockPath(dir), { recursive: true, force: true });
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await link(candidate, lockPath(dir));
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      const state = await readLockState(dir);
+      const decision = decideTakeover(state);
+      if (decision === 'refuse-live-owner' || decision === 'refuse-unverifiable') throw refusal(dir, state);
+      if (attempt >= 100) throw refusal(dir, await readLockState(dir)); // other starters keep winning: one of them owns it
+      if (decision === 'take-over') await removeDeadLock(dir, state.owner!);
     }
-    // Taken over just now; or stale, which proper-lockfile takes over itself (its own
-    // check, not a second remove racing another process's fresh lock); or the owner cannot
-    // be checked: a process killed between creating the lock and recording itself, or one
-    // on another host. A live owner refreshes the lock every second; a dead one lets it go stale.
-    const wait = decision === 'wait' ? { retries: Math.ceil((STALE_MS + 3_000) / 500), minTimeout: 500, maxTimeout: 500 } : 0;
-    try {
-      release = await lockfile.lock(dir, { ...options, retries: wait });
-    } catch (again) {
-      if ((again as NodeJS.ErrnoException).code === 'ELOCKED') throw new CheckpointLockedError(dir, describeOwner(await readLockOwner(dir)));
-      throw again;
-    }
+  } finally {
+    await rm(candidate, { force: true });
   }
-  const me: LockOwner = {
-    host: hostname(), pid: process.pid, startTime: processStartTime(process.pid), since: Date.now(), lockIno: (await stat(lockPath(dir))).ino,
+  await removeAbandoned(dir);
+  return heldLock(dir, me, onCompromised);
+}
+
+/** Candidates and takeover marks of starters killed mid-way (a starter needs milliseconds, not ABANDONED_TAKEOVER_MS): removed by the next owner. */
+async function removeAbandoned(dir: string): Promise<void> {
+  for (const name of await readdir(dir).catch(() => [])) {
+    if (!/^tidemark\.lock\..+\.(new|takeover)$/.test(name)) continue;
+    const st = await stat(join(dir, name)).catch(() => undefined);
+    if (st && Date.now() - st.ctimeMs > ABANDONED_TAKEOVER_MS) await rm(join(dir, name), { force: true });
+  }
+}
+
+function heldLock(dir: string, me: LockOwner, onCompromised: (err: Error) => void): CheckpointLock {
+  let compromised: Error | undefined;
+  let confirmedAt = Date.now();
+  const lose = (reason: string): void => {
+    if (compromised) return;
+    compromised = new Error(reason);
+    clearInterval(timer);
+    onCompromised(compromised);
   };
-  await writeFile(ownerPath(dir), JSON.stringify(me));
+  /** Whether the lock file is still this process's own (synchronous: a stat and a read of a small file). */
+  const confirm = (): boolean => {
+    if (compromised) return false;
+    const current = parseOwner(readText(lockPath(dir)));
+    if (current?.nonce !== me.nonce) {
+      lose(current ? `the lock is now held by ${describeOwner(current)}` : 'the lock file was removed or replaced');
+      return false;
+    }
+    confirmedAt = Date.now();
+    return true;
+  };
+  const timer = setInterval(() => {
+    if (!confirm()) return;
+    try {
+      const now = new Date();
+      utimesSync(lockPath(dir), now, now);
+    } catch {
+      // A failed refresh only makes the lock look stale to readers; ownership is the file's content.
+    }
+  }, UPDATE_MS);
+  timer.unref();
   return {
     assertHeld() {
+      if (!compromised && Date.now() - confirmedAt > LATE_MS) confirm();
       if (compromised) throw new LockCompromisedError(dir, compromised.message);
     },
     async release() {
+      clearInterval(timer);
       if (compromised) return;
-      await rm(ownerPath(dir), { force: true });
-      await release();
+      compromised = new Error('released');
+      try {
+        if (parseOwner(readText(lockPath(dir)))?.nonce === me.nonce) unlinkSync(lockPath(dir));
+      } catch {
+        // Gone already.
+      }
     },
   };
 }

@@ -15,7 +15,7 @@
 // Each of the three asserts, before it writes, that the batch continues the committed
 // state (checkpoint/invariants.ts): a bug upstream stops here instead of becoming a gap.
 import { chunk, decodeJSON, decodeOutputs, encodeJSON, encodeOutputs, seal, unseal } from './codec';
-import { BadConfigError, CheckpointWriteError, CorruptCheckpointError, describeCause } from './errors';
+import { BadConfigError, causes, CheckpointLockedError, CheckpointWriteError, CorruptCheckpointError, describeCause } from './errors';
 import { keys } from './keys';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { link, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
@@ -135,6 +135,11 @@ export class CheckpointStore {
     } catch (err) {
       throw new CorruptCheckpointError(this.dir, `record ${key} cannot be decoded`, { cause: err });
     }
+  }
+
+  /** Throws LockCompromisedError when this process no longer owns the checkpoint: the engine asks before every sink write and when it wakes from idling. */
+  assertHeld(): void {
+    this.assertWritable();
   }
 
   private async write(ops: KVOp[], sync: boolean): Promise<void> {
@@ -337,6 +342,9 @@ export async function openCheckpoint(
     if (err instanceof CorruptCheckpointError) throw err;
     // Opening replays LevelDB's log into a table file: a full disk fails here, and is not damage.
     if (/no space left/i.test(describeCause(err))) throw new CheckpointWriteError(dir, err);
+    // LevelDB's own LOCK held by another process (one that opened db/ without tidemark's
+    // lock, or a LevelDB tool): the checkpoint is busy, not damaged.
+    if (isLevelDbLockRefusal(err)) throw new CheckpointLockedError(dir, `LevelDB's own lock, ${join(dbDir, 'LOCK')}, is held: ${describeCause(err)}`);
     throw new CorruptCheckpointError(dir, `LevelDB cannot open it: ${describeCause(err)}`, { cause: err });
   }
   // LevelDB drops a corrupted write log silently when it opens: a checkpoint whose records
@@ -361,6 +369,12 @@ export async function openCheckpoint(
     await lock?.release();
   };
   return store;
+}
+
+/** classic-level's refusal of a LevelDB directory another process (or this one) has open: "IO error: lock …/LOCK: Resource temporarily unavailable" or "… already held by process". */
+function isLevelDbLockRefusal(err: unknown): boolean {
+  return /\block\b[^:]*\bLOCK\b.*(temporarily unavailable|already held|EAGAIN|EWOULDBLOCK)/i.test(describeCause(err))
+    || causes(err).some((e) => (e as { code?: unknown }).code === 'LEVEL_LOCKED');
 }
 
 /** The one check that `dir` holds a checkpoint at all (a `db/` directory): a wrong path is a usage error, not damage. */

@@ -92,7 +92,11 @@ async function deliverSettingAside<T>(
 async function deliver<T, O>(ctx: DeliveryContext<T>, sink: Sink<O>, batch: BatchRecord, outputs: readonly O[]): Promise<void> {
   if (outputs.length === 0) return;
   await ctx.crash(`delivering:${sink.name}`);
-  await retry(() => sink.write({ id: batch.id, job: ctx.job.name, ranges: batch.ranges, outputs }), {
+  await retry(() => {
+    // Invariant 7: a process that lost the checkpoint's lock (frozen while another took it) writes to no sink either.
+    ctx.store.assertHeld();
+    return sink.write({ id: batch.id, job: ctx.job.name, ranges: batch.ranges, outputs });
+  }, {
     baseMs: 100, maxMs: 5_000, attempts: ctx.job.sinkAttempts,
     retryable: (err) => !isTidemarkError(err),
     giveUp: (err) => new SinkError(sink.name, batch.id, err),

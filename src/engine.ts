@@ -132,8 +132,11 @@ export class Engine<T> {
         } else {
           this.progressAt = Date.now();
           await this.idle();
+          this.store!.assertHeld(); // woken after a freeze: the lock may have been taken meanwhile
         }
       }
+      // A lock lost while idle stops the loop (onLockCompromised): that is exit 10, not a clean stop.
+      this.store?.assertHeld();
       return { batches, records, lastCommitted: this.lastCommitted, positions: this.positions };
     } finally {
       await this.close();

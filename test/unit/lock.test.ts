@@ -1,12 +1,13 @@
 // One process owns a checkpoint: the lock, its takeover after SIGKILL, and two real
 // `tidemark run` processes on one directory.
-import { mkdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { CheckpointLockedError, LockCompromisedError } from '../../checkpoint/errors';
-import { acquireLock, isLocked, lockPath, readLockOwner } from '../../checkpoint/lock';
+import { acquireLock, isLocked, lockPath, readLockOwner, STALE_MS, type LockOwner } from '../../checkpoint/lock';
 import { openCheckpoint } from '../../checkpoint/store';
-import { killAll, repoRoot, runTidemark, start, tidemark } from '../support/processes';
+import { EmbeddedLog } from '../../src/sources/embedded-log';
+import { killAll, nodeScript, repoRoot, runTidemark, start, tidemark } from '../support/processes';
 import { tempDir } from '../support/tmp';
 
 const root = tempDir('tidemark-lock-');
@@ -14,6 +15,15 @@ let n = 0;
 const fresh = (): string => join(root, `cp${++n}`);
 
 afterEach(killAll);
+
+/** Writes a lock as this process would, with `fields` changed: another owner, as seen from here. */
+function writeOwner(dir: string, fields: Partial<LockOwner>): void {
+  mkdirSync(dir, { recursive: true });
+  const here = { host: hostname(), pid: process.pid, startTime: null, since: Date.now(), nonce: `other-${++n}`,
+    machineId: readFileSync('/etc/machine-id', 'utf8').trim(), bootId: readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(),
+    pidNs: readlinkSync('/proc/self/ns/pid') };
+  writeFileSync(lockPath(dir), JSON.stringify({ ...here, ...fields }));
+}
 
 /** A child process that opens (and so locks) the checkpoint, says so, and stays. */
 const holder = (dir: string) => start(process.execPath, [join(repoRoot, 'scripts', 'run-ts.js'), join(repoRoot, 'test', 'support', 'checkpoint-holder.ts'), dir]);
@@ -55,8 +65,8 @@ describe('acquireLock', () => {
 
     child.proc.kill('SIGKILL');
     expect((await child.exited).signal).toBe('SIGKILL');
-    // The lock is still fresh by proper-lockfile's clock (its owner refreshed it ≤ 1 s ago,
-    // stale is 10 s): taking it now can only be the dead-owner takeover.
+    // The lock is still fresh (its owner refreshed it ≤ 1 s ago, stale is 10 s): taking it
+    // now can only be the dead-owner takeover.
     expect(await isLocked(dir)).toBe(true);
     const lock = await acquireLock(dir);
     expect((await readLockOwner(dir))?.pid).toBe(process.pid);
@@ -79,33 +89,47 @@ describe('acquireLock', () => {
 
   it('a recorded owner whose pid now belongs to another process (other start time) is treated as gone', async () => {
     const dir = fresh();
-    mkdirSync(lockPath(dir), { recursive: true });
-    const lockIno = statSync(lockPath(dir)).ino;
-    writeFileSync(join(dir, 'tidemark.owner.json'), JSON.stringify({ host: hostname(), pid: process.pid, startTime: 'not-this-process', since: 1, lockIno }));
+    writeOwner(dir, { pid: process.pid, startTime: 'not-this-process' });
     const lock = await acquireLock(dir);
     expect((await readLockOwner(dir))?.startTime).not.toBe('not-this-process');
     await lock.release();
   });
 
-  it('a lock with no owner record, or an owner record of another lock, is kept while refreshed and taken over only once stale', async () => {
-    const dir = fresh();
-    mkdirSync(lockPath(dir), { recursive: true });
-    // The owner file describes an older lock directory (another inode): it says nothing about this one.
-    writeFileSync(join(dir, 'tidemark.owner.json'), JSON.stringify({ host: hostname(), pid: 999_999_999, startTime: null, since: 1, lockIno: statSync(lockPath(dir)).ino + 1 }));
-    // A live owner that has not recorded itself yet keeps refreshing the lock: never taken.
-    const refresh = setInterval(() => utimesSync(lockPath(dir), new Date(), new Date()), 500);
-    try {
-      await expect(acquireLock(dir)).rejects.toThrow(CheckpointLockedError);
-    } finally {
-      clearInterval(refresh);
+  it('an owner that cannot be checked from here (another PID namespace, another host, an old lock directory) is refused, stale or not, naming the file to remove', async () => {
+    const old = new Date(Date.now() - 60_000);
+    const cases: Array<[string, (dir: string) => void]> = [
+      // Its pid is not visible from here (999999999 runs nowhere), and that proves nothing: it lives in another namespace.
+      ['another PID namespace', (dir) => writeOwner(dir, { pid: 999_999_999, pidNs: 'pid:[1]' })],
+      ['another host', (dir) => writeOwner(dir, { pid: 999_999_999, host: `not-${hostname()}` })],
+      ['a directory, left by a tidemark older', (dir) => mkdirSync(lockPath(dir), { recursive: true })],
+    ];
+    for (const [why, make] of cases) {
+      const dir = fresh();
+      mkdirSync(dir, { recursive: true });
+      make(dir);
+      utimesSync(lockPath(dir), old, old); // long stale: not refreshed for a minute
+      const err = await acquireLock(dir).then(() => undefined, (e: unknown) => e);
+      expect(err).toBeInstanceOf(CheckpointLockedError);
+      expect((err as Error).message).toContain(why);
+      expect((err as Error).message).toContain(`remove ${lockPath(dir)} by hand`);
+      expect(statSync(lockPath(dir)).mtimeMs).toBeCloseTo(old.getTime(), -1); // left alone
     }
-    // A dead one (a process killed between creating the lock and recording itself) lets it go stale.
-    const started = Date.now();
-    const lock = await acquireLock(dir);
-    expect(Date.now() - started).toBeGreaterThanOrEqual(5_000); // only once stale, never at once
-    expect((await readLockOwner(dir))?.pid).toBe(process.pid);
-    await lock.release();
-  }, 60_000);
+  });
+
+  it('of starters racing to take over one dead owner\'s lock, exactly one wins; the others are refused naming it', async () => {
+    for (let round = 0; round < 5; round++) {
+      const dir = fresh();
+      writeOwner(dir, { pid: 999_999_999 }); // same machine, boot and namespace: provably gone
+      const results = await Promise.allSettled(Array.from({ length: 8 }, () => acquireLock(dir)));
+      const won = results.filter((r) => r.status === 'fulfilled');
+      expect(won).toHaveLength(1);
+      for (const r of results) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(CheckpointLockedError);
+      const lock = (won[0] as PromiseFulfilledResult<Awaited<ReturnType<typeof acquireLock>>>).value;
+      lock.assertHeld();
+      expect(readdirSync(dir)).toEqual(['tidemark.lock']); // no takeover marks or candidates left behind
+      await lock.release();
+    }
+  });
 
   it('a lock taken away from under its owner is reported compromised before the next write', async () => {
     const dir = fresh();
@@ -120,6 +144,22 @@ describe('acquireLock', () => {
     } finally {
       await store.close();
     }
+  });
+});
+
+describe("LevelDB's own LOCK", () => {
+  it('held by another process (one that opened db/ without tidemark\'s lock) is "locked", exit 3, never "damaged"', async () => {
+    const dir = fresh();
+    await (await openCheckpoint(dir)).close(); // a checkpoint, closed: tidemark's lock is free
+    const level = require.resolve('classic-level');
+    const other = nodeScript(`const { ClassicLevel } = require(${JSON.stringify(level)});
+new ClassicLevel(process.argv[1]).open().then(() => { console.log('open'); setInterval(() => {}, 1000); });`, [join(dir, 'db')]);
+    await other.waitForLine(/^open$/);
+    const err = await openCheckpoint(dir).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(CheckpointLockedError);
+    expect(err).toMatchObject({ code: 'TIDEMARK_CHECKPOINT_LOCKED', exitCode: 3 });
+    expect((err as Error).message).toContain(join(dir, 'db', 'LOCK'));
+    expect(existsSync(lockPath(dir))).toBe(false); // tidemark's lock released on the way out
   });
 });
 
@@ -162,4 +202,88 @@ export default defineJob({
     const third = await runTidemark(['run', jobFile, '--once']);
     expect(third.code).toBe(0);
   });
+});
+
+describe('an owner frozen with SIGSTOP past the stale time (invariant 7)', () => {
+  const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+  /** A daemon's job on the embedded log: batch 1 is there at start; a sink `pause` that stops its own process at batch 2 when `pauseAt2`. */
+  async function daemonJob(name: string, pauseAt2: boolean) {
+    const dir = join(root, name);
+    const log = await EmbeddedLog.open(join(dir, 'log'), { partitions: 1 });
+    await log.append(Array.from({ length: 10 }, (_, i) => ({ value: `a${i}`, partition: 0 })));
+    const out = join(dir, 'out');
+    const files = join(out, 'files'); // the file sink's directory (its name)
+    const job = join(dir, 'job.ts');
+    writeFileSync(job, `import { defineJob, embeddedLogSource, fileSink } from 'tidemark';
+const pause = { name: 'pause', write: async (batch: { id: number }) => { if (${pauseAt2} && batch.id === 2) process.kill(process.pid, 'SIGSTOP'); } };
+export default defineJob({
+  name: ${JSON.stringify(name)},
+  source: embeddedLogSource({ dir: ${JSON.stringify(join(dir, 'log'))} }),
+  sinks: [pause, fileSink({ dir: ${JSON.stringify(out)} })],
+  transform: (records) => records.map((r) => r.value!.toString()),
+  batch: { pollIntervalMs: 200 },
+});
+`);
+    const cp = join(dir, 'cp');
+    const daemon = tidemark(['run', job, '--checkpoint', cp]);
+    await daemon.waitForLine(/"msg":"batch 1 committed"/);
+    return { log, files, job, cp, daemon };
+  }
+
+  /** Replaces the lock while its owner is frozen, as a takeover by another process would (one that removed it by hand, then started). */
+  function takeLockFrom(cp: string): void {
+    const theirs = JSON.parse(readFileSync(lockPath(cp), 'utf8')) as LockOwner;
+    rmSync(lockPath(cp));
+    writeFileSync(lockPath(cp), JSON.stringify({ ...theirs, pid: process.pid, nonce: 'the-new-owner', since: Date.now() }));
+  }
+
+  it('is not taken over: a second run exits 3 naming it, and after SIGCONT the first carries on', async () => {
+    const { log, files, job, cp, daemon } = await daemonJob('frozen-kept', false);
+    daemon.proc.kill('SIGSTOP');
+    await sleep(STALE_MS + 1_500);
+    expect(await isLocked(cp)).toBe(false); // stale by its mtime: the old lock took it over here
+
+    const second = await runTidemark(['run', job, '--checkpoint', cp, '--once']);
+    expect(second.code).toBe(3);
+    expect(second.stderr).toContain(`pid ${daemon.pid} `);
+    expect(second.stderr).toMatch(/stopped or frozen/);
+    expect((await readLockOwner(cp))?.pid).toBe(daemon.pid);
+
+    daemon.proc.kill('SIGCONT');
+    await log.append([{ value: 'b0', partition: 0 }]);
+    await daemon.waitForLine(/"msg":"batch 2 committed"/);
+    daemon.proc.kill('SIGTERM');
+    expect(await daemon.exited).toEqual({ code: 0, signal: null });
+    expect(readdirSync(files).sort()).toEqual(['batch-1.jsonl', 'batch-2.jsonl']);
+  }, 60_000);
+
+  it('idle when its lock was taken: after SIGCONT it exits 10 without writing the checkpoint or the sink', async () => {
+    const { log, files, cp, daemon } = await daemonJob('frozen-idle-taken', false);
+    daemon.proc.kill('SIGSTOP');
+    takeLockFrom(cp);
+    await log.append([{ value: 'b0', partition: 0 }]); // work waiting for it when it wakes
+    await sleep(2_500);
+    daemon.proc.kill('SIGCONT');
+    expect(await daemon.exited).toEqual({ code: 10, signal: null });
+    expect(daemon.stderr()).toContain(`Lost the lock on checkpoint ${cp}`);
+    expect(readdirSync(files)).toEqual(['batch-1.jsonl']);
+    const inspect = await runTidemark(['inspect', cp, '--json']);
+    expect(JSON.parse(inspect.stdout)).toMatchObject({ lastCommitted: 1, inFlight: null });
+    expect((await readLockOwner(cp))?.nonce).toBe('the-new-owner'); // and it did not remove the new owner's lock
+  }, 60_000);
+
+  it('frozen between two sink writes when its lock was taken: after SIGCONT the next sink is not written, and the batch stays staged; exit 10', async () => {
+    const { log, files, cp, daemon } = await daemonJob('frozen-delivering-taken', true);
+    await log.append([{ value: 'b0', partition: 0 }]);
+    // The `pause` sink stops the daemon in batch 2's delivery, before the file sink's write.
+    for (let i = 0; i < 100 && readFileSync(`/proc/${daemon.pid}/stat`, 'utf8').split(') ')[1]![0] !== 'T'; i++) await sleep(100);
+    takeLockFrom(cp);
+    await sleep(2_500);
+    daemon.proc.kill('SIGCONT');
+    expect(await daemon.exited).toEqual({ code: 10, signal: null });
+    expect(readdirSync(files)).toEqual(['batch-1.jsonl']);
+    const inspect = await runTidemark(['inspect', cp, '--json']);
+    expect(JSON.parse(inspect.stdout)).toMatchObject({ lastCommitted: 1, inFlight: { id: 2, state: 'staged' } });
+  }, 60_000);
 });
