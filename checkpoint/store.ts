@@ -15,9 +15,10 @@
 // Each of the three asserts, before it writes, that the batch continues the committed
 // state (checkpoint/invariants.ts): a bug upstream stops here instead of becoming a gap.
 import { chunk, decodeJSON, decodeOutputs, encodeJSON, encodeOutputs } from './codec';
-import { BadConfigError, CheckpointWriteError, CorruptCheckpointError, describeCause } from './errors';
+import { assertUndamaged, checkpointPlace, MARKER } from './damage';
+import { BadConfigError, CheckpointWriteError, CorruptCheckpointError, describeCause, isTidemarkError } from './errors';
 import { keys } from './keys';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from './fs-atomic';
@@ -31,8 +32,8 @@ import {
 /** The on-disk format this build writes and the newest it reads. */
 export const FORMAT_VERSION = 1;
 
-/** A file beside the database, written once the checkpoint's meta record is durable. */
-const MARKER = 'checkpoint.json';
+/** Errors of a directory that cannot be written (a read-only mount, no permission). */
+const UNWRITABLE = new Set(['EROFS', 'EACCES', 'EPERM']);
 
 export interface StoreOptions {
   /** Committed batch records kept for `inspect` (default 100). */
@@ -220,6 +221,7 @@ export class CheckpointStore {
     }
     await this.write(ops, true);
     this.committed = state;
+    await this.onMetaWritten?.(); // a reset may be what started the checkpoint
   }
 
   /** Batch records kept by retention, newest first. */
@@ -261,26 +263,28 @@ export async function openCheckpoint(
   options: StoreOptions & { readOnly?: boolean; onLockCompromised?: (err: Error) => void } = {},
 ): Promise<CheckpointStore> {
   const dbDir = join(dir, 'db');
-  const exists = existsSync(dbDir);
-  if (exists && !existsSync(join(dbDir, 'CURRENT'))) {
-    const files = readdirSync(dbDir);
-    if (files.length > 0) throw new CorruptCheckpointError(dir, 'the LevelDB directory has no CURRENT file (truncated?)');
-  }
+  // A wrong path, or a checkpoint whose database is gone, is told before the lock creates anything.
   if (options.readOnly) requireCheckpoint(dir);
+  else checkpointPlace(dir);
   let lock: CheckpointLock | undefined;
-  if (!options.readOnly) lock = await acquireLock(dir, options.onLockCompromised);
+  if (!options.readOnly) {
+    try {
+      lock = await acquireLock(dir, options.onLockCompromised);
+    } catch (err) {
+      // The lock is the first write: a read-only or unwritable directory fails here, and is not a bug.
+      if (isTidemarkError(err) || !UNWRITABLE.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
+      throw new CheckpointWriteError(dir, err);
+    }
+  }
   let kv: LevelKV;
   try {
     kv = await LevelKV.open(dbDir, { readOnly: options.readOnly === true });
   } catch (err) {
     await lock?.release();
     // Opening replays LevelDB's log into a table file: a full disk fails here, and is not damage.
-    if (/no space left/i.test(describeCause(err))) throw new CheckpointWriteError(dir, err);
+    if (/no space left|read-only file system/i.test(describeCause(err))) throw new CheckpointWriteError(dir, err);
     throw new CorruptCheckpointError(dir, `LevelDB cannot open it: ${describeCause(err)}`, { cause: err });
   }
-  // LevelDB drops a corrupted write log silently when it opens: a checkpoint whose records
-  // lived only there would look empty and be started afresh. The marker, written once the
-  // meta record is durable, tells "never written" from "lost".
   const marker = join(dir, MARKER);
   const store = new CheckpointStore(kv, dir, {
     ...options,
@@ -289,10 +293,13 @@ export async function openCheckpoint(
       if (!existsSync(marker)) await writeFileAtomic(marker, `${JSON.stringify({ format: FORMAT_VERSION, createdAt: Date.now() })}\n`);
     },
   });
-  if (existsSync(marker) && (await store.readMeta().catch(() => undefined)) === undefined) {
+  try {
+    // Writers read every record first (checkpoint/damage.ts): inspect, run and reset agree.
+    if (!options.readOnly) await assertUndamaged(store);
+  } catch (err) {
     await kv.close();
     await lock?.release();
-    throw new CorruptCheckpointError(dir, `${MARKER} says a checkpoint was written here, but LevelDB holds no records (a lost or corrupted write log?)`);
+    throw err;
   }
   const close = store.close.bind(store);
   store.close = async () => {
@@ -302,10 +309,9 @@ export async function openCheckpoint(
   return store;
 }
 
-/** The one check that `dir` holds a checkpoint at all (a `db/` directory): a wrong path is a usage error, not damage. */
+/** The one check that `dir` holds a checkpoint at all: a wrong path is a usage error, a lost database is damage (checkpointPlace). */
 export function requireCheckpoint(dir: string): void {
-  const dbDir = join(dir, 'db');
-  if (!existsSync(dbDir)) throw new BadConfigError(`There is no checkpoint in ${dir} (no ${dbDir}): check the path.`);
+  if (checkpointPlace(dir) === 'none') throw new BadConfigError(`There is no checkpoint in ${dir} (no ${join(dir, 'db')}): check the path.`);
 }
 
 /**

@@ -38,6 +38,8 @@ export interface DeliveryContext<T> {
   readonly store: CheckpointStore;
   readonly log: Logger;
   readonly crash: CrashPoint;
+  /** The checkpoint's id (meta.checkpointId), handed to every sink write. */
+  readonly checkpointId?: string;
 }
 
 export interface Delivered {
@@ -92,7 +94,7 @@ async function deliverSettingAside<T>(
 async function deliver<T, O>(ctx: DeliveryContext<T>, sink: Sink<O>, batch: BatchRecord, outputs: readonly O[]): Promise<void> {
   if (outputs.length === 0) return;
   await ctx.crash(`delivering:${sink.name}`);
-  await retry(() => sink.write({ id: batch.id, job: ctx.job.name, ranges: batch.ranges, outputs }), {
+  await retry(() => sink.write({ id: batch.id, job: ctx.job.name, ...(ctx.checkpointId !== undefined ? { checkpoint: ctx.checkpointId } : {}), ranges: batch.ranges, outputs }), {
     baseMs: 100, maxMs: 5_000, attempts: ctx.job.sinkAttempts,
     retryable: (err) => !isTidemarkError(err),
     giveUp: (err) => new SinkError(sink.name, batch.id, err),
