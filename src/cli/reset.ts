@@ -182,6 +182,7 @@ export async function resetCommand(argv: string[], help: string): Promise<number
         const note = b === undefined ? 'new' : a < b ? `back ${b - a}: processed again` : a > b ? `ahead ${a - b}: skipped, never processed` : 'unchanged';
         lines.push(`  ${partition.padEnd(width)}  ${String(b ?? '-').padStart(10)}  ${String(a).padStart(10)}  (${note})`);
       }
+      if (!job) lines.push('offsets not checked against the source (no --job): one past a partition\'s end stops the next run as if the source went backwards; add --job <job.ts> to check them.');
       if (discard) {
         lines.push(`discarding batch ${discard.id} (${discard.state}, ranges ${describeRanges(discard.ranges)}` +
           `${discard.outputsOut ? `; counted outputs: ${Object.entries(discard.outputsOut).map(([s, n]) => `${s} ${n}`).join(', ')}` : ''}): ` +
