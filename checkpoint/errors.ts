@@ -111,26 +111,26 @@ export class LockCompromisedError extends TidemarkError {
   }
 }
 
-/**
- * The way on from a damaged checkpoint, for the error and for `tidemark inspect`. Not
- * `tidemark reset` on it: reset opens the checkpoint like run does and meets the same damage.
- */
-export function damageWayOn(dir: string): string {
-  return 'tidemark does not repair LevelDB files: restore the directory from a backup, or move it aside and start a new checkpoint ' +
-    `at the positions it held (tidemark inspect ${dir} shows what can still be read): ` +
-    '`tidemark reset <new dir> --to offsets.json --job <job.ts> --yes`, then run with --checkpoint <new dir> ' +
-    "(with a new directory or name for a file sink: the new checkpoint's batch ids start again at 1).";
-}
-
 export class CorruptCheckpointError extends TidemarkError {
   /** What is damaged, without the advice around it (`tidemark inspect` lists these). */
   readonly detail: string;
   constructor(dir: string, detail: string, options?: { cause?: unknown }) {
     super('TIDEMARK_CORRUPT_CHECKPOINT',
       `Checkpoint ${dir} is damaged (${detail}). Nothing was written. ` +
-      `Look at it with \`tidemark inspect ${dir}\`. ${damageWayOn(dir)}`,
+      `Look at it with \`tidemark inspect ${dir}\`. ${CorruptCheckpointError.wayOn(dir)}`,
       options);
     this.detail = detail;
+  }
+
+  /**
+   * The way on from a damaged checkpoint, for this error and for `tidemark inspect`. Not
+   * `tidemark reset` on it: reset opens the checkpoint like run does and meets the same damage.
+   */
+  static wayOn(dir: string): string {
+    return 'tidemark does not repair LevelDB files: restore the directory from a backup, or move it aside and start a new checkpoint ' +
+      `at the positions it held (tidemark inspect ${dir} shows what can still be read): ` +
+      '`tidemark reset <new dir> --to offsets.json --job <job.ts> --yes`, then run with --checkpoint <new dir> ' +
+      "(with a new directory or name for a file sink: the new checkpoint's batch ids start again at 1).";
   }
 }
 
