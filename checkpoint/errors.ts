@@ -123,9 +123,20 @@ export class CorruptCheckpointError extends TidemarkError {
   constructor(dir: string, detail: string, options?: { cause?: unknown }) {
     super('TIDEMARK_CORRUPT_CHECKPOINT',
       `Checkpoint ${dir} is damaged (${detail}). Nothing was written. ` +
-      `Look at it with \`tidemark inspect ${dir}\`; restore it from a backup, or repair it deliberately with \`tidemark reset\`.`,
+      `Look at it with \`tidemark inspect ${dir}\`. ${CorruptCheckpointError.wayOn(dir)}`,
       options);
     this.detail = detail;
+  }
+
+  /**
+   * The way on from a damaged checkpoint, for this error and for `tidemark inspect`. Not
+   * `tidemark reset` on it: reset opens the checkpoint like run does and meets the same damage.
+   */
+  static wayOn(dir: string): string {
+    return 'tidemark does not repair LevelDB files: restore the directory from a backup, or move it aside and start a new checkpoint ' +
+      `at the positions it held (tidemark inspect ${dir} shows what can still be read): ` +
+      '`tidemark reset <new dir> --to offsets.json --job <job.ts> --yes`, then run with --checkpoint <new dir> ' +
+      "(with a new directory or name for a file sink: the new checkpoint's batch ids start again at 1).";
   }
 }
 
@@ -134,7 +145,7 @@ export class CheckpointWriteError extends TidemarkError {
     const reason = writeFailureReason(cause);
     super('TIDEMARK_CHECKPOINT_WRITE_FAILED',
       `Could not write checkpoint ${dir}: ${reason}. Nothing was lost: the batch in flight is retried from the checkpoint on restart. ` +
-      'Free space (or fix the disk), then start again.', { cause });
+      'Free space or make the directory writable (or fix the disk), then start again.', { cause });
   }
 }
 

@@ -4,18 +4,13 @@
 // Read-only: it never takes the lock, so it works beside a running daemon, and it reads a
 // copy of the LevelDB files (openCheckpointCopy). On a damaged checkpoint it reports what
 // it could read and what is damaged.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { CorruptCheckpointError, isTidemarkError } from './errors';
 import { lockStatus, readLockState, type LockOwner } from './lock';
-import type { BatchRecord, CheckpointMeta, FingerprintEntry, LostRange, OffsetMap, ResetEntry } from './model';
+import { examineCheckpoint, type Damage } from './damage';
+import type { BatchRecord, FingerprintEntry, LostRange, OffsetMap, ResetEntry } from './model';
 import { FORMAT_VERSION, openCheckpointCopy, requireCheckpoint, sizeOnDisk, type CheckpointStore } from './store';
-
-export interface Damage {
-  /** Which part: `leveldb`, `meta`, `state`, `batches`, `lost ranges`, `staged outputs`. */
-  readonly part: string;
-  readonly detail: string;
-}
 
 export interface InFlightReport extends BatchRecord {
   /** Outputs actually staged per stream, counted from the stored chunks (null: nothing staged). */
@@ -75,19 +70,16 @@ function examineFiles(dbDir: string): { files: Array<{ name: string; bytes: numb
   return { files, problems };
 }
 
-async function attempt<R>(damaged: Damage[], part: string, work: () => Promise<R>): Promise<R | undefined> {
-  try {
-    return await work();
-  } catch (err) {
-    if (isTidemarkError(err) && !(err instanceof CorruptCheckpointError)) throw err;
-    damaged.push({ part, detail: detailOf(err) });
-    return undefined;
-  }
-}
-
 /** Everything `inspect` shows; never throws for damage, only for a directory that holds no checkpoint. */
 export async function inspectCheckpoint(dir: string, last = 10): Promise<InspectReport> {
-  requireCheckpoint(dir);
+  // The damage run and reset refuse a checkpoint for is reported here, not thrown (checkpoint/damage.ts).
+  let lostDatabase: CorruptCheckpointError | undefined;
+  try {
+    requireCheckpoint(dir);
+  } catch (err) {
+    if (!(err instanceof CorruptCheckpointError)) throw err;
+    lostDatabase = err;
+  }
   const dbDir = join(dir, 'db');
   const lock = lockStatus(await readLockState(dir));
   const damaged: Damage[] = [];
@@ -96,12 +88,13 @@ export async function inspectCheckpoint(dir: string, last = 10): Promise<Inspect
     fingerprint: null, fingerprints: [], resets: [], lock, positions: null, lastCommitted: null, inFlight: null,
     recentBatches: [], lost: [], sizeOnDisk: await sizeOnDisk(dir),
   };
-  if (readdirSync(dbDir).length === 0) return { ...base, empty: true };
+  if (lostDatabase && !existsSync(dbDir)) return { ...base, ok: false, damaged: [{ part: 'leveldb', detail: lostDatabase.detail }] };
+  if (!lostDatabase && readdirSync(dbDir).length === 0) return { ...base, empty: true };
 
   let store: CheckpointStore;
   const { files, problems } = examineFiles(dbDir);
   try {
-    if (!files.some((f) => f.name === 'CURRENT')) throw new CorruptCheckpointError(dir, 'the LevelDB directory has no CURRENT file (truncated?)');
+    if (lostDatabase) throw lostDatabase;
     // Beside a busy daemon a copy may be torn (a compaction deleted a file): copy again.
     store = await openCheckpointCopy(dir, lock.held ? 5 : 1);
   } catch (err) {
@@ -111,20 +104,9 @@ export async function inspectCheckpoint(dir: string, last = 10): Promise<Inspect
     return { ...base, ok: false, damaged, files };
   }
   try {
-    const meta: CheckpointMeta | undefined = await attempt(damaged, 'meta', () => store.readMeta());
-    const view = await attempt(damaged, 'state', () => store.load());
-    const batches = (await attempt(damaged, 'batches', () => store.batches())) ?? [];
-    const lost = (await attempt(damaged, 'lost ranges', () => store.lostRanges())) ?? [];
-    let inFlight: InFlightReport | null = null;
-    if (view?.inFlight) {
-      const b = view.inFlight;
-      let staged: Record<string, number> | null = null;
-      if (b.state === 'staged' && b.stagedChunks) {
-        const outputs = await attempt(damaged, 'staged outputs', () => store.readStagedOutputs(b));
-        if (outputs) staged = Object.fromEntries(Object.entries(outputs).map(([sink, items]) => [sink, items.length]));
-      }
-      inFlight = { ...b, staged };
-    }
+    const { damaged: found, meta, view, batches, lost, staged } = await examineCheckpoint(store);
+    damaged.push(...found);
+    const inFlight: InFlightReport | null = view?.inFlight ? { ...view.inFlight, staged: staged ?? null } : null;
     return {
       ...base,
       ok: damaged.length === 0,

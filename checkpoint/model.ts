@@ -84,6 +84,12 @@ export interface CheckpointMeta {
   readonly fingerprints: readonly FingerprintEntry[];
   readonly resets: readonly ResetEntry[];
   readonly createdAt: number;
+  /**
+   * A random id made with the checkpoint: the file sink records it in its directory and
+   * refuses another checkpoint's batches. Absent in checkpoints made before 2026-11-30;
+   * their next run adds one.
+   */
+  readonly checkpointId?: string;
 }
 
 /** A range of offsets recorded as lost under `onDataLoss: 'skip'`. */

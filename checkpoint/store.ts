@@ -15,9 +15,10 @@
 // Each of the three asserts, before it writes, that the batch continues the committed
 // state (checkpoint/invariants.ts): a bug upstream stops here instead of becoming a gap.
 import { chunk, decodeJSON, decodeOutputs, encodeJSON, encodeOutputs, seal, unseal } from './codec';
-import { BadConfigError, causes, CheckpointLockedError, CheckpointWriteError, CorruptCheckpointError, describeCause } from './errors';
+import { assertUndamaged, checkpointPlace, MARKER } from './damage';
+import { BadConfigError, causes, CheckpointLockedError, CheckpointWriteError, CorruptCheckpointError, describeCause, isTidemarkError } from './errors';
 import { keys } from './keys';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { link, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from './fs-atomic';
@@ -37,8 +38,8 @@ export const FORMAT_VERSION = 2;
 /** The first format whose records are all sealed. */
 const SEALED_FORMAT = 2;
 
-/** A file beside the database, written once the checkpoint's meta record is durable. */
-const MARKER = 'checkpoint.json';
+/** Errors of a directory that cannot be written (a read-only mount, no permission). */
+const UNWRITABLE = new Set(['EROFS', 'EACCES', 'EPERM']);
 /**
  * Written when LevelDB reports damage while opening: by then it has dropped what it could
  * not read and deleted the damaged write log, so the next open would look sound. Every
@@ -277,6 +278,7 @@ export class CheckpointStore {
     }
     await this.write(ops, true);
     this.committed = state;
+    await this.onMetaWritten?.(); // a reset may be what started the checkpoint
   }
 
   /** Batch records kept by retention, newest first. */
@@ -319,13 +321,19 @@ export async function openCheckpoint(
 ): Promise<CheckpointStore> {
   const dbDir = join(dir, 'db');
   const exists = existsSync(dbDir);
-  if (exists && !existsSync(join(dbDir, 'CURRENT'))) {
-    const files = readdirSync(dbDir);
-    if (files.length > 0) throw new CorruptCheckpointError(dir, 'the LevelDB directory has no CURRENT file (truncated?)');
-  }
+  // A wrong path, or a checkpoint whose database is gone, is told before the lock creates anything.
   if (options.readOnly) requireCheckpoint(dir);
+  else checkpointPlace(dir);
   let lock: CheckpointLock | undefined;
-  if (!options.readOnly) lock = await acquireLock(dir, options.onLockCompromised);
+  if (!options.readOnly) {
+    try {
+      lock = await acquireLock(dir, options.onLockCompromised);
+    } catch (err) {
+      // The lock is the first write: a read-only or unwritable directory fails here, and is not a bug.
+      if (isTidemarkError(err) || !UNWRITABLE.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
+      throw new CheckpointWriteError(dir, err);
+    }
+  }
   let kv: LevelKV;
   try {
     refuseRecordedDamage(dir);
@@ -341,15 +349,12 @@ export async function openCheckpoint(
     await lock?.release();
     if (err instanceof CorruptCheckpointError) throw err;
     // Opening replays LevelDB's log into a table file: a full disk fails here, and is not damage.
-    if (/no space left/i.test(describeCause(err))) throw new CheckpointWriteError(dir, err);
+    if (/no space left|read-only file system/i.test(describeCause(err))) throw new CheckpointWriteError(dir, err);
     // LevelDB's own LOCK held by another process (one that opened db/ without tidemark's
     // lock, or a LevelDB tool): the checkpoint is busy, not damaged.
     if (isLevelDbLockRefusal(err)) throw new CheckpointLockedError(dir, `LevelDB's own lock, ${join(dbDir, 'LOCK')}, is held: ${describeCause(err)}`);
     throw new CorruptCheckpointError(dir, `LevelDB cannot open it: ${describeCause(err)}`, { cause: err });
   }
-  // LevelDB drops a corrupted write log silently when it opens: a checkpoint whose records
-  // lived only there would look empty and be started afresh. The marker, written once the
-  // meta record is durable, tells "never written" from "lost".
   const marker = join(dir, MARKER);
   const store = new CheckpointStore(kv, dir, {
     ...options,
@@ -358,10 +363,13 @@ export async function openCheckpoint(
       if (!existsSync(marker)) await writeFileAtomic(marker, `${JSON.stringify({ format: FORMAT_VERSION, createdAt: Date.now() })}\n`);
     },
   });
-  if (existsSync(marker) && (await store.readMeta().catch(() => undefined)) === undefined) {
+  try {
+    // Writers read every record first (checkpoint/damage.ts): inspect, run and reset agree.
+    if (!options.readOnly) await assertUndamaged(store);
+  } catch (err) {
     await kv.close();
     await lock?.release();
-    throw new CorruptCheckpointError(dir, `${MARKER} says a checkpoint was written here, but LevelDB holds no records (a lost or corrupted write log?)`);
+    throw err;
   }
   const close = store.close.bind(store);
   store.close = async () => {
@@ -377,10 +385,9 @@ function isLevelDbLockRefusal(err: unknown): boolean {
     || causes(err).some((e) => (e as { code?: unknown }).code === 'LEVEL_LOCKED');
 }
 
-/** The one check that `dir` holds a checkpoint at all (a `db/` directory): a wrong path is a usage error, not damage. */
+/** The one check that `dir` holds a checkpoint at all: a wrong path is a usage error, a lost database is damage (checkpointPlace). */
 export function requireCheckpoint(dir: string): void {
-  const dbDir = join(dir, 'db');
-  if (!existsSync(dbDir)) throw new BadConfigError(`There is no checkpoint in ${dir} (no ${dbDir}): check the path.`);
+  if (checkpointPlace(dir) === 'none') throw new BadConfigError(`There is no checkpoint in ${dir} (no ${join(dir, 'db')}): check the path.`);
 }
 
 /**

@@ -30,6 +30,8 @@ export interface RecoveryInput {
   /** The on-disk format this build understands. */
   readonly format: number;
   readonly now: number;
+  /** A new random id, recorded when the checkpoint has none yet (meta.checkpointId). */
+  readonly checkpointId?: string;
 }
 
 export interface RecoveryDecision {
@@ -64,17 +66,21 @@ export function checkIdentity(dir: string, meta: CheckpointMeta, format: number,
 /** Staged outputs can be delivered as they are; anything else is computed from its ranges. */
 export const hasStagedOutputs = (b: BatchRecord): boolean => b.state === 'staged' && b.stagedChunks !== undefined;
 
+/** The meta of a new checkpoint: written by its first run, or by a `tidemark reset` that starts it at given positions. */
+export function firstMeta(
+  job: Pick<JobIdentity, 'name' | 'sourceId' | 'sinks'>, fingerprint: string, format: number, now: number, checkpointId: string | undefined, note = 'first run',
+): CheckpointMeta {
+  return {
+    format, job: job.name, source: job.sourceId, sinks: [...job.sinks], fingerprint,
+    fingerprints: [{ fingerprint, since: now, note }], resets: [], createdAt: now, ...(checkpointId !== undefined ? { checkpointId } : {}),
+  };
+}
+
 export function decideRecovery(input: RecoveryInput): RecoveryDecision {
   const { view, job, fingerprint, dir, now } = input;
   const meta = view.meta;
   if (meta === undefined) {
-    return {
-      meta: {
-        format: input.format, job: job.name, source: job.sourceId, sinks: [...job.sinks], fingerprint,
-        fingerprints: [{ fingerprint, since: now, note: 'first run' }], resets: [], createdAt: now,
-      },
-      resumeAt: {}, lastCommitted: 0, notes: ['new checkpoint'],
-    };
+    return { meta: firstMeta(job, fingerprint, input.format, now, input.checkpointId), resumeAt: {}, lastCommitted: 0, notes: ['new checkpoint'] };
   }
   checkIdentity(dir, meta, input.format, job);
 
@@ -107,11 +113,13 @@ export function decideRecovery(input: RecoveryInput): RecoveryDecision {
     notes.push(`${what} Continuing: ${note}.`);
   }
 
-  const newMeta: CheckpointMeta | undefined = note === undefined ? undefined : {
+  const addId = meta.checkpointId === undefined && input.checkpointId !== undefined;
+  const newMeta: CheckpointMeta | undefined = note === undefined && !addId ? undefined : {
     ...meta,
     sinks: [...job.sinks],
     fingerprint,
-    fingerprints: codeChanged ? [...meta.fingerprints, { fingerprint, since: now, note }] : meta.fingerprints,
+    fingerprints: codeChanged && note !== undefined ? [...meta.fingerprints, { fingerprint, since: now, note }] : meta.fingerprints,
+    ...(addId ? { checkpointId: input.checkpointId } : {}),
   };
   const base = { meta: newMeta, resumeAt: view.positions, lastCommitted: view.lastCommitted, notes };
 

@@ -16,6 +16,8 @@ export interface ResetCheck {
   /** The on-disk format this build understands. */
   readonly format: number;
   readonly discardInFlight: boolean;
+  /** The meta of a new checkpoint, when the job is given: a reset of an empty checkpoint starts it at the positions asked. */
+  readonly firstMeta?: CheckpointMeta;
 }
 
 export interface ResetInput extends ResetCheck {
@@ -23,6 +25,10 @@ export interface ResetInput extends ResetCheck {
   readonly requested: OffsetMap;
   /** The source's next offsets, when known: a position beyond them is refused. */
   readonly latest?: OffsetMap;
+  /** The source's partitions (`topic/partition`), when the job is given: they are known even before a batch read them. */
+  readonly sourcePartitions?: readonly string[];
+  /** Accept partitions neither the checkpoint nor the source knows (--allow-new-partitions). */
+  readonly allowNewPartitions?: boolean;
   /** The target as asked (`earliest`, `file <path>` …), recorded in the checkpoint's history. */
   readonly to: string;
   readonly now: number;
@@ -51,8 +57,11 @@ export interface ResetDecision {
 /** What can be refused before any offset is looked up: an empty checkpoint, another job's, a batch in flight not to be dropped. */
 export function checkReset(input: ResetCheck): CheckpointMeta {
   const { dir, view } = input;
-  const meta = view.meta;
-  if (!meta) throw new BadConfigError(`Checkpoint ${dir} is empty (no batch has run): nothing to reset.`);
+  const meta = view.meta ?? input.firstMeta;
+  if (!meta) {
+    throw new BadConfigError(`Checkpoint ${dir} is empty (no batch has run): nothing to reset. ` +
+      'To start it at given positions, add --job <job.ts>: the reset then records the job as its owner.');
+  }
   checkIdentity(dir, meta, input.format, input.job);
   const inFlight = view.inFlight;
   if (inFlight && !input.discardInFlight) {
@@ -66,6 +75,15 @@ export function checkReset(input: ResetCheck): CheckpointMeta {
 export function decideReset(input: ResetInput): ResetDecision {
   const meta = checkReset(input);
   const { view } = input;
+  // A partition nobody has read is a typo until said otherwise: it would start a position no run reads.
+  const known = new Set([...Object.keys(view.positions), ...(input.sourcePartitions ?? [])]);
+  const unknown = Object.keys(input.requested).filter((k) => !known.has(k));
+  if (unknown.length > 0 && !input.allowNewPartitions) {
+    throw new BadConfigError(
+      `--to ${input.to}: ${unknown.join(', ')} ${unknown.length === 1 ? 'is' : 'are'} not a partition of the checkpoint` +
+      `${input.sourcePartitions ? ' nor of the job\'s source' : ''} (${known.size === 0 ? 'it knows none' : `it knows ${[...known].sort().join(', ')}`}). ` +
+      'Nothing was changed. Check the names (tidemark inspect shows the positions), or pass --allow-new-partitions to add them.');
+  }
   if (input.latest) {
     const beyond = Object.entries(input.requested).filter(([k, o]) => input.latest![k] !== undefined && o > input.latest![k]!);
     if (beyond.length > 0) {

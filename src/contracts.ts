@@ -45,6 +45,8 @@ export interface SinkBatch<T> {
   readonly id: number;
   /** The job's name (set by the engine): sinks that keep a ledger key it by job, sink and batch id. */
   readonly job?: string;
+  /** The checkpoint's id (set by the engine): a sink that only one checkpoint may write records it (fileSink). */
+  readonly checkpoint?: string;
   readonly ranges: readonly Range[];
   readonly outputs: readonly T[];
 }

@@ -38,6 +38,8 @@ export interface DeliveryContext<T> {
   readonly store: CheckpointStore;
   readonly log: Logger;
   readonly crash: CrashPoint;
+  /** The checkpoint's id (meta.checkpointId), handed to every sink write. */
+  readonly checkpointId?: string;
 }
 
 export interface Delivered {
@@ -95,7 +97,7 @@ async function deliver<T, O>(ctx: DeliveryContext<T>, sink: Sink<O>, batch: Batc
   await retry(() => {
     // Invariant 7: a process that lost the checkpoint's lock (frozen while another took it) writes to no sink either.
     ctx.store.assertHeld();
-    return sink.write({ id: batch.id, job: ctx.job.name, ranges: batch.ranges, outputs });
+    return sink.write({ id: batch.id, job: ctx.job.name, ...(ctx.checkpointId !== undefined ? { checkpoint: ctx.checkpointId } : {}), ranges: batch.ranges, outputs });
   }, {
     baseMs: 100, maxMs: 5_000, attempts: ctx.job.sinkAttempts,
     retryable: (err) => !isTidemarkError(err),

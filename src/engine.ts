@@ -6,6 +6,7 @@
 // second, recovery-only execution path. The whole protocol is this file, the pure
 // decisions (src/planner.ts, recovery/decide.ts), the writes (checkpoint/store.ts) and
 // the delivery to sinks (src/delivery.ts).
+import { randomUUID } from 'node:crypto';
 import { BadConfigError } from '../checkpoint/errors';
 import type { BatchRecord, OffsetMap, PartitionRef, Range } from '../checkpoint/model';
 import { parsePartitionKey, partitionKey } from '../checkpoint/model';
@@ -61,6 +62,16 @@ export interface RunOptions {
  */
 const FIRST_BATCH_RECORD_BYTES = 64 * 1024;
 
+/** The fingerprint a job's checkpoint records: its `codeVersion` when it sets one, else the hash of its code. */
+export function jobFingerprint(job: Pick<Job<unknown>, 'codeVersion'>, codeHash: string | undefined): string {
+  return job.codeVersion !== undefined ? `codeVersion:${job.codeVersion}` : codeHash ?? 'unversioned';
+}
+
+/** The names of a job's sinks, the dead-letter sink included, as its checkpoint records them. */
+export function sinkNames(job: Pick<Job<unknown>, 'sinks' | 'deadLetterSink'>): string[] {
+  return [...job.sinks, ...(job.deadLetterSink ? [job.deadLetterSink] : [])].map((s) => s.name);
+}
+
 export class Engine<T> {
   private store: CheckpointStore | undefined;
   private positions: OffsetMap = {};
@@ -77,6 +88,8 @@ export class Engine<T> {
   /** The source's ends as of the last plan. */
   private latestSeen: OffsetMap = {};
   private lockHeld = false;
+  /** The checkpoint's id, handed to the sinks (meta.checkpointId). */
+  private checkpointId: string | undefined;
   private progressAt: number | undefined;
   private readonly log: Logger;
   private readonly crash: CrashPoint;
@@ -87,7 +100,7 @@ export class Engine<T> {
   constructor(readonly job: Job<T>, private readonly options: EngineOptions = {}) {
     this.log = options.logger ?? silentLogger;
     this.crash = options.crashPoint ?? (() => {});
-    this.fingerprint = job.codeVersion !== undefined ? `codeVersion:${job.codeVersion}` : options.fingerprint ?? 'unversioned';
+    this.fingerprint = jobFingerprint(job, options.fingerprint);
     this.reporter = new PositionReporter(job.source, this.log);
   }
 
@@ -166,14 +179,15 @@ export class Engine<T> {
     const earliest = needsEarliest ? await this.job.source.offsets(view.inFlight!.ranges, 'earliest') : {};
     const decision = decideRecovery({
       dir: this.store.dir, view, fingerprint: this.fingerprint, acceptCodeChange: this.options.acceptCodeChange === true,
-      earliest, format: FORMAT_VERSION, now: Date.now(),
+      earliest, format: FORMAT_VERSION, now: Date.now(), checkpointId: randomUUID(),
       job: {
         name: this.job.name, sourceId: this.job.source.id, strictCodeVersion: this.job.strictCodeVersion, onDataLoss: this.job.onDataLoss,
-        sinks: [...this.job.sinks, ...(this.job.deadLetterSink ? [this.job.deadLetterSink] : [])].map((s) => s.name),
+        sinks: sinkNames(this.job),
       },
     });
     for (const note of decision.notes) this.log.info({ lastCommitted: decision.lastCommitted }, note);
     if (decision.meta) await this.store.writeMeta(decision.meta);
+    this.checkpointId = (decision.meta ?? view.meta)?.checkpointId;
     this.positions = decision.resumeAt;
     this.lastCommitted = decision.lastCommitted;
     return decision.redeliver ?? decision.rerun;
@@ -253,7 +267,7 @@ export class Engine<T> {
       await this.crash('staged');
     }
 
-    const delivered = await timer.time('deliver', () => deliverBatch({ job: this.job, store, log: this.log, crash: this.crash }, staged, streams));
+    const delivered = await timer.time('deliver', () => deliverBatch({ job: this.job, store, log: this.log, crash: this.crash, checkpointId: this.checkpointId }, staged, streams));
     staged = delivered.batch;
 
     const durations = timer.durations;

@@ -2,7 +2,7 @@
 // The report is built by checkpoint/inspect.ts (read-only, on a copy of the files, beside
 // a running daemon); this file parses the flags and formats it. A damaged checkpoint exits 7.
 import { join } from 'node:path';
-import { BadConfigError, ExitCode } from '../../checkpoint/errors';
+import { BadConfigError, CorruptCheckpointError, ExitCode } from '../../checkpoint/errors';
 import { inspectCheckpoint, type InspectReport } from '../../checkpoint/inspect';
 import { describeOwner } from '../../checkpoint/lock';
 import { FORMAT_VERSION } from '../../checkpoint/store';
@@ -43,7 +43,7 @@ export function formatReport(r: InspectReport): string {
       for (const f of r.files) out.push(`  ${f.name.padEnd(20)} ${formatBytes(f.bytes)}`);
     }
     out.push('Nothing was changed, and tidemark never starts such a checkpoint from scratch silently.');
-    out.push('Restore the directory from a backup, or start over deliberately with a new --checkpoint directory.');
+    out.push(CorruptCheckpointError.wayOn(r.checkpoint));
     if (r.job === null && r.positions === null) return `${out.join('\n')}\n`;
     out.push('');
     out.push('what could still be read:');

@@ -43,7 +43,7 @@ const INSPECT_HELP = `tidemark inspect <checkpoint-dir> [--json] [--last N]
   daemon. On a damaged checkpoint it says what is damaged and exits 7.
 `;
 
-const RESET_HELP = `tidemark reset <checkpoint-dir> --to TARGET [--job job.ts] [--discard-in-flight] --yes
+const RESET_HELP = `tidemark reset <checkpoint-dir> --to TARGET [--job job.ts] [--allow-new-partitions] [--discard-in-flight] --yes
   The deliberate repair: moves the committed positions and records the move in the
   checkpoint's history. Refuses while a daemon holds the checkpoint (exit 3).
   TARGET:
@@ -52,7 +52,9 @@ const RESET_HELP = `tidemark reset <checkpoint-dir> --to TARGET [--job job.ts] [
     offsets.json            {"topic/partition": offset, ...} or [{"topic","partition","offset"}, ...];
                             partitions not named keep their positions (no job needed)
   --job FILE              the job whose source resolves earliest/latest/timestamp   [TIDEMARK_JOB]
-                          (with an offsets file: offsets beyond its source's end are refused)
+                          (with an offsets file: only --job, never TIDEMARK_JOB; offsets beyond its
+                          source's end are refused; an empty or new directory becomes its checkpoint)
+  --allow-new-partitions  accept partitions the checkpoint (and the job's source) does not know
   --discard-in-flight     drop the batch in flight (required when there is one); its id is not reused,
                           and a sink may already hold its outputs
   --yes, -y               apply without asking (without it, reset asks on a terminal, or refuses)

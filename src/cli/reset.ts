@@ -6,18 +6,27 @@
 //   --to earliest | latest | timestamp:<ms|ISO date>   offsets from the job's source (--job)
 //   --to offsets.json                                   explicit offsets, no job needed
 //
+// A file of offsets runs no job code unless --job is given on the command line (then its
+// source checks partitions and ends): TIDEMARK_JOB, set for `run`, is not read for it.
+// Partitions the checkpoint (or the job's source) does not know are refused unless
+// --allow-new-partitions. With --job, an empty or new directory becomes the job's checkpoint
+// at the positions given: the way on from a damaged checkpoint that cannot be reopened.
+//
 // It takes the checkpoint's lock, so it refuses while a daemon runs the checkpoint, and no
 // daemon can start while it writes.
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import * as api from '../index';
 import { BadConfigError, ExitCode } from '../../checkpoint/errors';
-import { parsePartitionKey, partitionKey, type OffsetMap, type PartitionRef } from '../../checkpoint/model';
+import { parsePartitionKey, partitionKey, type CheckpointMeta, type OffsetMap, type PartitionRef } from '../../checkpoint/model';
+import { checkpointPlace } from '../../checkpoint/damage';
 import { FORMAT_VERSION, openCheckpoint, requireCheckpoint } from '../../checkpoint/store';
-import { describeRanges } from '../../recovery/decide';
+import { describeRanges, firstMeta as newCheckpointMeta } from '../../recovery/decide';
 import { checkReset, decideReset } from '../../recovery/reset';
 import { bundleJob, loadJob } from '../bundle';
 import type { Source } from '../contracts';
+import { jobFingerprint, sinkNames } from '../engine';
 import type { Job } from '../job';
 import { parse, stringOption } from './args';
 
@@ -116,7 +125,8 @@ async function confirm(question: string): Promise<boolean> {
 
 export async function resetCommand(argv: string[], help: string): Promise<number> {
   const { values, positionals } = parse(argv, {
-    to: { type: 'string' }, job: { type: 'string' }, 'discard-in-flight': { type: 'boolean' }, yes: { type: 'boolean', short: 'y' },
+    to: { type: 'string' }, job: { type: 'string' }, 'discard-in-flight': { type: 'boolean' }, 'allow-new-partitions': { type: 'boolean' },
+    yes: { type: 'boolean', short: 'y' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -128,28 +138,43 @@ export async function resetCommand(argv: string[], help: string): Promise<number
   const to = values.to as string | undefined;
   if (!to) throw new BadConfigError('Reset to what? Pass --to earliest, latest, timestamp:<ms> or an offsets file (see `tidemark reset --help`).');
   const target = parseTarget(to);
-  const jobFile = stringOption(values, 'job')?.value;
+  // Offsets from a file need no job: TIDEMARK_JOB is ignored for them, and only --job runs job code.
+  const jobFile = target.kind === 'file' ? (values.job as string | undefined) : stringOption(values, 'job')?.value;
   if (target.kind !== 'file' && !jobFile) {
     throw new BadConfigError(`--to ${to} looks offsets up in the job's source: add --job <job.ts> (or set TIDEMARK_JOB), or give the offsets in a file.`);
   }
   const discardInFlight = values['discard-in-flight'] === true;
   const yes = values.yes === true;
+  const allowNewPartitions = values['allow-new-partitions'] === true;
 
-  requireCheckpoint(dir); // before the lock: taking it would create the directory
+  // Before the lock, which would create the directory: without a job there is nothing to start a checkpoint with.
+  if (!jobFile) requireCheckpoint(dir);
+  else checkpointPlace(dir);
 
   let job: Job<unknown> | undefined;
-  if (jobFile) job = loadJob(await bundleJob(jobFile), api);
+  let firstMeta: CheckpointMeta | undefined;
+  if (jobFile) {
+    const bundle = await bundleJob(jobFile);
+    job = loadJob(bundle, api);
+    firstMeta = newCheckpointMeta({ name: job.name, sourceId: job.source.id, sinks: sinkNames(job) }, jobFingerprint(job, bundle.fingerprint), FORMAT_VERSION, Date.now(), randomUUID(), 'created by tidemark reset');
+  }
   try {
     const store = await openCheckpoint(dir); // takes the lock: refuses while a daemon runs
     try {
       const view = await store.load();
-      const check = { dir, view, format: FORMAT_VERSION, discardInFlight, ...(job ? { job: { name: job.name, sourceId: job.source.id } } : {}) };
+      const check = {
+        dir, view, format: FORMAT_VERSION, discardInFlight, ...(job ? { job: { name: job.name, sourceId: job.source.id } } : {}), ...(firstMeta ? { firstMeta } : {}),
+      };
       checkReset(check); // refuse before looking offsets up
       const requested = target.kind === 'file' ? target.offsets : await offsetsFromSource(job!.source, target);
-      // Offsets from a file are checked against the source's ends when the job is given (offsets it looked up are within them).
-      const known = target.kind === 'file' && job ? (await job.source.partitions()).filter((p) => partitionKey(p) in requested) : [];
-      const latest = known.length > 0 ? await job!.source.offsets(known, 'latest') : undefined;
-      const decision = decideReset({ ...check, requested, ...(latest ? { latest } : {}), to: describeTarget(target), now: Date.now() });
+      // With the job, its source knows the partitions and their ends (offsets it looked up are within them).
+      const parts = job ? await job.source.partitions() : [];
+      const named = parts.filter((p) => partitionKey(p) in requested);
+      const latest = target.kind === 'file' && named.length > 0 ? await job!.source.offsets(named, 'latest') : undefined;
+      const decision = decideReset({
+        ...check, requested, ...(latest ? { latest } : {}), ...(job ? { sourcePartitions: parts.map(partitionKey) } : {}), allowNewPartitions,
+        to: describeTarget(target), now: Date.now(),
+      });
       const { changes, discard } = decision;
       const width = Math.max(9, ...changes.map((c) => c.partition.length));
       const lines = [`checkpoint ${dir} (job ${decision.meta.job}): reset to ${describeTarget(target)}`, `  ${'partition'.padEnd(width)}  ${'before'.padStart(10)}  ${'after'.padStart(10)}`];
@@ -157,6 +182,7 @@ export async function resetCommand(argv: string[], help: string): Promise<number
         const note = b === undefined ? 'new' : a < b ? `back ${b - a}: processed again` : a > b ? `ahead ${a - b}: skipped, never processed` : 'unchanged';
         lines.push(`  ${partition.padEnd(width)}  ${String(b ?? '-').padStart(10)}  ${String(a).padStart(10)}  (${note})`);
       }
+      if (!job) lines.push('offsets not checked against the source (no --job): one past a partition\'s end stops the next run as if the source went backwards; add --job <job.ts> to check them.');
       if (discard) {
         lines.push(`discarding batch ${discard.id} (${discard.state}, ranges ${describeRanges(discard.ranges)}` +
           `${discard.outputsOut ? `; counted outputs: ${Object.entries(discard.outputsOut).map(([s, n]) => `${s} ${n}`).join(', ')}` : ''}): ` +

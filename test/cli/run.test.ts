@@ -53,7 +53,9 @@ describe('tidemark run', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/batch 4 · [\d,]+ records\/s · 40 records · lag generated 0/);
     expect(allOutputs(dir)).toEqual(offsets(1, 0, 40));
-    const piped = await tidemark(['run', job, '--checkpoint', join(dir, 'cp2'), '--once', '--log-level', 'warn']);
+    // Another checkpoint needs its own sink directory (the file sink refuses a second owner): another setup.
+    const second = setup({ partitions: 1, size: 40, maxRecordsPerPartition: 10 });
+    const piped = await tidemark(['run', second.job, '--checkpoint', second.cp, '--once', '--log-level', 'warn']);
     expect(piped.code).toBe(0);
     expect(piped.stderr).toBe('');
   });

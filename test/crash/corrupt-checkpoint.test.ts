@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 
 const root = join(__dirname, '..', '..');
 const base = mkdtempSync(join(tmpdir(), 'tidemark-corrupt-'));
@@ -17,13 +17,17 @@ writeFileSync(job, `
 import { defineJob, generatorSource, fileSink } from 'tidemark';
 export default defineJob({
   name: 'corrupt', source: generatorSource({ partitions: 2, size: 5000 }),
-  sinks: [fileSink({ dir: ${JSON.stringify(join(base, 'out'))} })],
+  sinks: [fileSink({ dir: process.env.CORRUPT_OUT! })],
   transform: (records) => records.map((r) => r.offset), batch: { maxRecordsPerPartition: 500 },
 });
 `);
 
+/** Each checkpoint's file sink writes its own directory: a sink directory belongs to one checkpoint. */
+const outOf = (checkpoint: string): string => join(base, 'out', basename(checkpoint));
+
 function run(checkpoint: string, ...args: string[]) {
-  return spawnSync(process.execPath, [join(root, 'bin', 'tidemark.js'), 'run', job, '--checkpoint', checkpoint, ...args], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+  return spawnSync(process.execPath, [join(root, 'bin', 'tidemark.js'), 'run', job, '--checkpoint', checkpoint, ...args],
+    { cwd: root, encoding: 'utf8', timeout: 60_000, env: { ...process.env, CORRUPT_OUT: outOf(checkpoint) } });
 }
 
 /** What the checkpoint holds, as `tidemark inspect --json` reports it. */
@@ -64,7 +68,7 @@ describe.each(damages)('a checkpoint where %s', (what, files, damage) => {
     expect(r.stderr).toMatch(/^tidemark: Checkpoint .* is damaged \(.+\)\. Nothing was written\. Look at it with `tidemark inspect/);
     expect(r.stderr).not.toMatch(/\n\s+at /);
     expect(r.status).toBe(7);
-    expect(readdirSync(join(base, 'out', 'files')).length).toBeGreaterThan(0);
+    expect(readdirSync(join(outOf(dir), 'files')).length).toBeGreaterThan(0);
 
     for (const [f, bytes] of originals) writeFileSync(join(db, f), bytes);
     expect(contents(dir)).toEqual(before);
@@ -86,10 +90,8 @@ it('a checkpoint whose only write log is zeroed is refused, not started afresh',
 it('a synced STAGE that LevelDB drops from its damaged write log stops every run with exit 7, instead of coming back as PLANNED', () => {
   const dir = join(base, 'cp-stage-log');
   const out = join(base, 'out-stage-log');
-  const stageJob = join(base, 'stage-job.ts');
-  writeFileSync(stageJob, readFileSync(job, 'utf8').replace(JSON.stringify(join(base, 'out')), JSON.stringify(out)));
-  const runStage = (env: Record<string, string> = {}) => spawnSync(process.execPath, [join(root, 'bin', 'tidemark.js'), 'run', stageJob, '--checkpoint', dir],
-    { cwd: root, encoding: 'utf8', timeout: 60_000, env: { ...process.env, ...env } });
+  const runStage = (env: Record<string, string> = {}) => spawnSync(process.execPath, [join(root, 'bin', 'tidemark.js'), 'run', job, '--checkpoint', dir],
+    { cwd: root, encoding: 'utf8', timeout: 60_000, env: { ...process.env, CORRUPT_OUT: out, ...env } });
   expect(runStage({ TIDEMARK_CRASH_AT: 'staged' }).signal).toBe('SIGKILL');
   const db = join(dir, 'db');
   const [log] = readdirSync(db).filter((f) => f.endsWith('.log'));

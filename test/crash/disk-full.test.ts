@@ -43,10 +43,13 @@ afterAll(() => {
   rmSync(base, { recursive: true, force: true });
 });
 
+/** The batch files of a file sink's directory (not its owner marker, .tidemark-checkpoint.json). */
+const batchFilesIn = (dir: string): string[] => readdirSync(dir).filter((f) => /^batch-\d+\.jsonl$/.test(f));
+
 interface Line { p: number; o: number; v: string }
 /** Every line of every batch file; throws on a line that is not whole JSON. */
 function deliveredLines(dir: string): Line[] {
-  return readdirSync(dir).flatMap((f) => readFileSync(join(dir, f), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Line));
+  return batchFilesIn(dir).flatMap((f) => readFileSync(join(dir, f), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Line));
 }
 
 it('stops cleanly when the disk is full during a stage write, and finishes exactly once after space returns', async () => {
@@ -80,7 +83,7 @@ export default defineJob({
   // Every batch before the failing one is committed; the failing one was not delivered.
   const stopped = JSON.parse(run(['inspect', checkpoint, '--json']).stdout) as { inFlight: { id: number; state: string } | null; lastCommitted: number };
   expect(stopped.inFlight?.state ?? 'none').not.toBe('staged');
-  const delivered = readdirSync(join(base, 'out', 'files')).sort();
+  const delivered = batchFilesIn(join(base, 'out', 'files')).sort();
   expect(delivered).toEqual(Array.from({ length: stopped.lastCommitted }, (_, i) => `batch-${i + 1}.jsonl`).sort());
   expect(stopped.lastCommitted).toBeLessThan(6);
 
@@ -88,7 +91,7 @@ export default defineJob({
   const again = run(['run', job, '--checkpoint', checkpoint, '--once']);
   expect(again.status).toBe(0);
   const seen = new Map<string, number>();
-  for (const f of readdirSync(join(base, 'out', 'files'))) {
+  for (const f of batchFilesIn(join(base, 'out', 'files'))) {
     for (const line of readFileSync(join(base, 'out', 'files', f), 'utf8').split('\n').filter(Boolean)) {
       const { p, o } = JSON.parse(line) as { p: number; o: number };
       seen.set(`${p}:${o}`, (seen.get(`${p}:${o}`) ?? 0) + 1);
@@ -134,7 +137,7 @@ export default defineJob({
   expect(stopped).toMatchObject({ lastCommitted: failed - 1, inFlight: { id: failed, state: 'staged' } });
   // Only the whole files of the committed batches (no temp file holding the space), holding
   // every record below the positions.
-  expect(readdirSync(join(out, 'files')).sort()).toEqual(Array.from({ length: failed - 1 }, (_, i) => `batch-${i + 1}.jsonl`).sort());
+  expect(batchFilesIn(join(out, 'files')).sort()).toEqual(Array.from({ length: failed - 1 }, (_, i) => `batch-${i + 1}.jsonl`).sort());
   const before = deliveredLines(join(out, 'files'));
   expect(before).toHaveLength(stopped.positions['events/0']! + stopped.positions['events/1']!);
   for (const l of before) expect(l.o).toBeLessThan(stopped.positions[`events/${l.p}`]!);

@@ -1,7 +1,7 @@
 // The file sink: one file per batch, replaced atomically, so a second delivery is harmless.
 import { readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileSink } from 'tidemark';
+import { fileSink, SinkLedgerMismatchError } from 'tidemark';
 import { tempDir } from '../support/tmp';
 
 const root = tempDir('tidemark-filesink-');
@@ -66,5 +66,18 @@ describe('fileSink', () => {
     await sink.write({ id: 7, ranges: [range], outputs: ['x'] });
     expect(readdirSync(sub).filter((f) => !f.startsWith('.'))).toEqual(['batch-7.jsonl']);
     expect(readFileSync(join(sub, 'batch-7.jsonl'), 'utf8')).toBe('"x"\n');
+  });
+
+  it('belongs to the checkpoint that delivered to it first: another checkpoint is refused, nothing overwritten', async () => {
+    const dir = fresh();
+    await fileSink<string>({ dir }).write({ id: 1, checkpoint: 'cp-a', job: 'j', ranges: [range], outputs: ['a'] });
+    expect(JSON.parse(readFileSync(join(dir, 'files', '.tidemark-checkpoint.json'), 'utf8'))).toEqual({ checkpoint: 'cp-a', job: 'j' });
+    const other = fileSink<string>({ dir }).write({ id: 1, checkpoint: 'cp-b', ranges: [range], outputs: ['b'] });
+    await expect(other).rejects.toThrow(SinkLedgerMismatchError);
+    await expect(other).rejects.toThrow(/belongs to another checkpoint \(.*names checkpoint cp-a of job j; this one is cp-b\)/);
+    expect(readFileSync(join(dir, 'files', 'batch-1.jsonl'), 'utf8')).toBe('"a"\n');
+    // The owner, restarted (a new instance), goes on.
+    await fileSink<string>({ dir }).write({ id: 2, checkpoint: 'cp-a', ranges: [range], outputs: ['c'] });
+    expect(readdirSync(join(dir, 'files')).sort()).toEqual(['.tidemark-checkpoint.json', 'batch-1.jsonl', 'batch-2.jsonl']);
   });
 });

@@ -30,6 +30,15 @@ function thrown(f: () => unknown): Error {
 }
 
 describe('decideRecovery', () => {
+  it("records the checkpoint's id: in a new meta, in an old meta without one (its next run), never replacing one", () => {
+    const fresh = decide({ view: { meta: undefined, positions: {}, lastCommitted: 0, inFlight: undefined }, checkpointId: 'id-1' });
+    expect(fresh.meta?.checkpointId).toBe('id-1');
+    const old = decide({ checkpointId: 'id-2' });
+    expect(old.meta).toEqual({ ...meta, checkpointId: 'id-2' });
+    expect(old.notes).toEqual([]);
+    expect(decide({ view: view(undefined, { meta: { ...meta, checkpointId: 'id-1' } }), checkpointId: 'id-3' }).meta).toBeUndefined();
+  });
+
   it('a fresh checkpoint: new meta with this fingerprint, nothing to resume', () => {
     const d = decide({ view: { meta: undefined, positions: {}, lastCommitted: 0, inFlight: undefined }, fingerprint: 'sha256:new' });
     expect(d.meta).toEqual({

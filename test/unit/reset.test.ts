@@ -19,8 +19,8 @@ const reset = (over: Partial<ResetInput>) => decideReset({
 });
 
 describe('decideReset', () => {
-  it('moves the named partitions, keeps the others, adds new ones, and records the reset in the meta', () => {
-    const d = reset({ requested: { 'clicks/0': 10, 'clicks/2': 3 } });
+  it('moves the named partitions, keeps the others, adds new ones (when allowed), and records the reset in the meta', () => {
+    const d = reset({ requested: { 'clicks/0': 10, 'clicks/2': 3 }, allowNewPartitions: true });
     expect(d.after).toEqual({ 'clicks/0': 10, 'clicks/1': 25, 'clicks/2': 3 });
     expect(d.changes).toEqual([
       { partition: 'clicks/0', before: 40, after: 10 },
@@ -31,6 +31,21 @@ describe('decideReset', () => {
     expect(d.meta).toEqual({ ...meta, resets: [{ at: 5000, to: 'file o.json', before: view().positions, after: d.after }] });
   });
 
+  it('refuses a partition neither the checkpoint nor the source knows, unless allowed', () => {
+    const typo = () => reset({ requested: { 'clikcs/0': 10 } });
+    expect(typo).toThrow(BadConfigError);
+    expect(typo).toThrow('--to file o.json: clikcs/0 is not a partition of the checkpoint (it knows clicks/0, clicks/1). Nothing was changed.');
+    // A partition of the source that no batch has read yet is known.
+    expect(reset({ requested: { 'clicks/2': 0 }, sourcePartitions: ['clicks/0', 'clicks/1', 'clicks/2'] }).after).toMatchObject({ 'clicks/2': 0 });
+    expect(() => reset({ requested: { 'clicks/3': 0 }, sourcePartitions: ['clicks/2'] })).toThrow("clicks/3 is not a partition of the checkpoint nor of the job's source");
+  });
+
+  it('starts an empty checkpoint at the positions given when the job gave its first meta', () => {
+    const d = reset({ view: view({ meta: undefined, positions: {}, lastCommitted: 0 }), firstMeta: meta, requested: { 'clicks/0': 7 }, sourcePartitions: ['clicks/0'] });
+    expect(d).toMatchObject({ changed: true, after: { 'clicks/0': 7 }, lastCommitted: 0 });
+    expect(d.meta).toEqual({ ...meta, resets: [{ at: 5000, to: 'file o.json', before: {}, after: { 'clicks/0': 7 } }] });
+  });
+
   it('changes nothing when every position stays', () => {
     expect(reset({ requested: { 'clicks/1': 25 } }).changed).toBe(false);
   });
@@ -38,7 +53,7 @@ describe('decideReset', () => {
   it('refuses an empty checkpoint', () => {
     const empty = () => reset({ view: view({ meta: undefined }) });
     expect(empty).toThrow(BadConfigError);
-    expect(empty).toThrow(`Checkpoint ${DIR} is empty (no batch has run): nothing to reset.`);
+    expect(empty).toThrow(`Checkpoint ${DIR} is empty (no batch has run): nothing to reset. To start it at given positions, add --job <job.ts>`);
   });
 
   it('refuses a batch in flight unless told to drop it; dropping it records its id', () => {
