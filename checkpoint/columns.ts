@@ -18,7 +18,7 @@
 // and may carry a kinds byte per cell (0 the column's type, 1 null, 2 undefined) when any
 // cell is null or undefined. v8 output starts with 0xFF, so the first byte tells them apart.
 import { deserialize, serialize } from 'node:v8';
-import { propertyPath, unfaithful, UnstageableOutputError } from './faithful';
+import { BACK_TO_ROOT, propertyPath, unfaithful, UnstageableOutputError } from './faithful';
 
 export const COLUMNS_TAG = 0x01;
 
@@ -59,12 +59,14 @@ function typeOf(v: unknown): ColumnType | undefined {
 /** Node 20 has String.prototype.isWellFormed; lib ES2023 does not declare it. */
 const isWellFormed = (s: string): boolean => (s as string & { isWellFormed(): boolean }).isWellFormed();
 
-/** `first` is the index of values[0] in the batch's outputs, `path` the column's key. */
-interface Place { readonly first: number; readonly path: string }
+/** `first` is the index of values[0] in the batch's outputs, `path` the column's key, `records` the records the values are from. */
+interface Place { readonly first: number; readonly path: string; readonly records?: readonly unknown[] }
 
-function anyColumn(values: readonly unknown[], at: Place): [ColumnHeader, Buffer[]] {
+/** A column for v8, or undefined when a value refers back to its record (v8 keeps that cycle only when it serializes the whole record). */
+function anyColumn(values: readonly unknown[], at: Place): [ColumnHeader, Buffer[]] | undefined {
   for (let i = 0; i < values.length; i++) {
-    const bad = unfaithful(values[i], at.path);
+    const bad = unfaithful(values[i], at.path, at.records?.[i] as object | undefined);
+    if (bad === BACK_TO_ROOT) return undefined;
     if (bad !== undefined) throw new UnstageableOutputError(at.first + i, bad);
   }
   const body = serialize(values);
@@ -72,7 +74,7 @@ function anyColumn(values: readonly unknown[], at: Place): [ColumnHeader, Buffer
 }
 
 /** One column's body: its values (null and undefined allowed anywhere) in a single layout. */
-function encodeColumn(values: readonly unknown[], at: Place): [ColumnHeader, Buffer[]] {
+function encodeColumn(values: readonly unknown[], at: Place): [ColumnHeader, Buffer[]] | undefined {
   const n = values.length;
   let type: ColumnType | undefined;
   let kinds: Uint8Array | undefined;
@@ -128,13 +130,15 @@ export function encodeColumns(items: readonly unknown[], first = 0): Buffer | un
   if (keys === null && items.some((v) => v !== null && typeof v === 'object' && !Buffer.isBuffer(v))) return undefined;
   const cols: ColumnHeader[] = [];
   const bodies: Buffer[] = [];
-  const add = (values: readonly unknown[], path: string): void => {
-    const [col, parts] = encodeColumn(values, { first, path });
-    cols.push(col);
-    for (const p of parts) bodies.push(p);
+  const add = (values: readonly unknown[], path: string, records?: readonly unknown[]): boolean => {
+    const encoded = encodeColumn(values, { first, path, records });
+    if (encoded === undefined) return false;
+    cols.push(encoded[0]);
+    for (const p of encoded[1]) bodies.push(p);
+    return true;
   };
   if (keys === null) add(items, '');
-  else for (const k of keys) add(items.map((o) => (o as Record<string, unknown>)[k]), propertyPath(k));
+  else for (const k of keys) if (!add(items.map((o) => (o as Record<string, unknown>)[k]), propertyPath(k), items)) return undefined;
   const header = Buffer.from(JSON.stringify({ n: items.length, keys, cols } satisfies Header));
   let size = 5 + header.length;
   for (const col of cols) size += col.bytes;

@@ -31,19 +31,26 @@ export class UnstageableOutputError extends Error {
 }
 
 /**
+ * What unfaithful() returns when the walk reaches `root`: the column layout serializes a
+ * record's fields one by one, so a cycle back through the record would come back as a copy.
+ */
+export const BACK_TO_ROOT = 'a reference back to the output';
+
+/**
  * What in `value` the staging codec would not give back unchanged, as "a function at
  * .handler", or undefined when it would give all of it back. Walks own enumerable
  * properties, array items, Map and Set entries; a cycle is followed once. `base` prefixes
- * the paths (a column's key). Symbol-keyed and non-enumerable properties are not an
+ * the paths (a column's key); `root`: the record a column value belongs to. Symbol-keyed and non-enumerable properties are not an
  * output's data (v8 and JSON.stringify both skip them) and are not looked at: checking
  * them cost 20–80 ms per 250,000 records, a tenth of encoding them.
  */
-export function unfaithful(value: unknown, base = ''): string | undefined {
+export function unfaithful(value: unknown, base = '', root?: object): string | undefined {
   const seen = new Set<object>();
   const walk = (v: unknown, path: string): string | undefined => {
     const at = path === '' ? '' : ` at ${path}`;
     if (typeof v === 'function') return `a function${at}`;
     if (typeof v === 'symbol') return `a symbol${at}`;
+    if (v === root && root !== undefined) return BACK_TO_ROOT;
     if (typeof v !== 'object' || v === null || seen.has(v)) return undefined;
     seen.add(v);
     const proto = Object.getPrototypeOf(v) as object | null;
