@@ -5,6 +5,7 @@
 // objects. So a value v8 would not return unchanged (prototype included) is refused at
 // stage time, never discovered by a sink. BigInts and cycles do come back unchanged: they
 // are kept (whether a sink can write them is the sink's concern, docs/sinks.md).
+import { inspect } from 'node:util';
 
 /** Built-in prototypes v8.serialize keeps (node's serializer restores Buffers and typed arrays as such). */
 const KEPT: ReadonlySet<object> = new Set<object>([
@@ -76,4 +77,14 @@ export function unfaithful(value: unknown, base = '', root?: object): string | u
     return `an instance of class ${className(v)}${at} (its prototype would be lost: return plain objects)`;
   };
   return walk(value, base);
+}
+
+/**
+ * A value as at most 200 characters of util.inspect, which shows classes, functions,
+ * BigInts and cycles: what the dead-letter sink gets for an output that cannot be staged
+ * or that JSON cannot write.
+ */
+export function sketch(value: unknown): string {
+  const text = inspect(value, { depth: 4, breakLength: Infinity });
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
 }

@@ -1,6 +1,5 @@
 // The errors sources, the transform and sinks raise (their codes and exit codes:
 // checkpoint/errors.ts).
-import { inspect } from 'node:util';
 import { TidemarkError } from '../checkpoint/errors';
 
 export class SourceWentBackwardsError extends TidemarkError {
@@ -41,15 +40,6 @@ export interface RejectedRow {
   readonly index: number;
   readonly output: unknown;
   readonly reason: string;
-}
-
-/**
- * A value as at most 200 characters of util.inspect: it shows classes, functions, BigInts
- * and cycles, which is why an output is routed to the dead-letter sink as this.
- */
-export function sketch(value: unknown): string {
-  const text = inspect(value, { depth: 4, breakLength: Infinity });
-  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
 }
 
 function preview(value: unknown): string {

@@ -5,8 +5,8 @@
 // of the batch until single records that throw on their own are found. Those are named
 // in the error (`fail`) or routed to the dead-letter sink (`dead-letter`), and the batch's
 // outputs are the transform of the remaining records.
-import { unfaithful } from '../checkpoint/faithful';
-import { sketch, TransformError } from './errors';
+import { sketch, unfaithful } from '../checkpoint/faithful';
+import { TransformError } from './errors';
 import type { BatchContext, DeadLetter, RejectedOutput, SourceRecord } from './contracts';
 import type { Job } from './job';
 

@@ -2,7 +2,8 @@
 // A second delivery of a batch rewrites the same file with the same outputs: harmless.
 import { join } from 'node:path';
 import type { Sink, SinkBatch } from '../contracts';
-import { SinkRejectedError, sketch, type RejectedRow } from '../errors';
+import { sketch } from '../../checkpoint/faithful';
+import { SinkRejectedError, type RejectedRow } from '../errors';
 import { writeFileAtomic } from '../../checkpoint/fs-atomic';
 
 export interface FileSinkOptions<T> {
