@@ -73,6 +73,7 @@ export function unfaithful(value: unknown, base = '', root?: object): string | u
       return undefined;
     }
     if (proto !== null && KEPT.has(proto)) return undefined;
+    if (v instanceof Error) return `an Error${at} (v8 keeps only its message and stack: return plain objects)`;
     if (proto === null) return `an object with a null prototype${at} (it would come back as a plain object: return plain objects)`;
     return `an instance of class ${className(v)}${at} (its prototype would be lost: return plain objects)`;
   };

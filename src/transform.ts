@@ -17,7 +17,7 @@ export interface TransformResult<T> {
 }
 
 /** The `sink` of a dead letter for an output refused at stage time (no sink name has parentheses). */
-export const STAGE = '(stage)';
+const STAGE = '(stage)';
 
 const where = (r: SourceRecord): string => `${r.topic}/${r.partition} offset ${r.offset}`;
 

@@ -70,6 +70,7 @@ describe('outputs the staging codec cannot give back unchanged', () => {
   it.each([
     ['a function', { page: 'x', handler: () => 1 }, 'a function at .handler'],
     ['a symbol', { page: 'x', tags: [Symbol('s')] }, 'a symbol at .tags[0]'],
+    ['an Error', { page: 'x', err: Object.assign(new Error('boom'), { status: 500 }) }, 'an Error at .err (v8 keeps only its message and stack'],
   ])('%s is exit 8 naming the batch and the output, not exit 1', async (_what, bad, named) => {
     const dir = fresh();
     const job = defineJob({
