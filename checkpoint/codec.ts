@@ -2,6 +2,7 @@
 // readable by `tidemark inspect`. Staged outputs are chunks in the column layout when they
 // are flat records of one shape (columns.ts), else v8.serialize: it keeps Buffers, Dates,
 // Maps and bigints intact. bench/codec.ts measures them; figures in docs/checkpoint.md.
+// What neither gives back unchanged is refused when encoding (checkpoint/faithful.ts).
 //
 // Every stored value is sealed in an envelope (seal/unseal): one flipped bit in a LevelDB
 // table once changed all 20 delivered outputs of a staged chunk, or a position from 10 to
@@ -9,6 +10,7 @@
 import { deserialize, serialize } from 'node:v8';
 import { COLUMNS_TAG, decodeColumns, encodeColumns } from './columns';
 import { crc32c } from './crc32c';
+import { unfaithful, UnstageableOutputError } from './faithful';
 
 /**
  * The envelope's first byte. Unsealed values of format 1 start with `{` (JSON), 0x01
@@ -64,8 +66,19 @@ export function decodeJSON<T>(bytes: Uint8Array): T {
   return JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')) as T;
 }
 
-export function encodeOutputs(outputs: readonly unknown[]): Uint8Array {
-  return encodeColumns(outputs) ?? serialize(outputs);
+/**
+ * The staged bytes of a chunk of outputs, which decodeOutputs turns back into the same
+ * values (prototypes included). An output it could not give back unchanged throws
+ * UnstageableOutputError naming it: `first` is the index of outputs[0] in the batch's.
+ */
+export function encodeOutputs(outputs: readonly unknown[], first = 0): Uint8Array {
+  const columns = encodeColumns(outputs, first);
+  if (columns) return columns;
+  for (let i = 0; i < outputs.length; i++) {
+    const bad = unfaithful(outputs[i]);
+    if (bad !== undefined) throw new UnstageableOutputError(first + i, bad);
+  }
+  return serialize(outputs);
 }
 
 export function decodeOutputs(bytes: Uint8Array): unknown[] {

@@ -3,6 +3,9 @@
 // a JS callback for every Buffer and walks every object; here a column of Buffers is one
 // native concat, a column of strings one UTF-8 encode, a column of numbers one Float64Array.
 // Anything this layout cannot keep exactly returns undefined and the caller uses v8.serialize.
+// A value that neither keeps (a function, a class instance: checkpoint/faithful.ts) throws
+// UnstageableOutputError: the records here are already known to be plain, so only the 'v'
+// columns need the walk.
 //
 //   0x01 | u32 header length | header JSON { n, keys, cols } | column bodies, in order
 //
@@ -15,6 +18,7 @@
 // and may carry a kinds byte per cell (0 the column's type, 1 null, 2 undefined) when any
 // cell is null or undefined. v8 output starts with 0xFF, so the first byte tells them apart.
 import { deserialize, serialize } from 'node:v8';
+import { BACK_TO_ROOT, propertyPath, unfaithful, UnstageableOutputError } from './faithful';
 
 export const COLUMNS_TAG = 0x01;
 
@@ -55,13 +59,22 @@ function typeOf(v: unknown): ColumnType | undefined {
 /** Node 20 has String.prototype.isWellFormed; lib ES2023 does not declare it. */
 const isWellFormed = (s: string): boolean => (s as string & { isWellFormed(): boolean }).isWellFormed();
 
-function anyColumn(values: readonly unknown[]): [ColumnHeader, Buffer[]] {
+/** `first` is the index of values[0] in the batch's outputs, `path` the column's key, `records` the records the values are from. */
+interface Place { readonly first: number; readonly path: string; readonly records?: readonly unknown[] }
+
+/** A column for v8, or undefined when a value refers back to its record (v8 keeps that cycle only when it serializes the whole record). */
+function anyColumn(values: readonly unknown[], at: Place): [ColumnHeader, Buffer[]] | undefined {
+  for (let i = 0; i < values.length; i++) {
+    const bad = unfaithful(values[i], at.path, at.records?.[i] as object | undefined);
+    if (bad === BACK_TO_ROOT) return undefined;
+    if (bad !== undefined) throw new UnstageableOutputError(at.first + i, bad);
+  }
   const body = serialize(values);
   return [{ type: 'v', kinds: false, bytes: body.byteLength }, [body]];
 }
 
 /** One column's body: its values (null and undefined allowed anywhere) in a single layout. */
-function encodeColumn(values: readonly unknown[]): [ColumnHeader, Buffer[]] {
+function encodeColumn(values: readonly unknown[], at: Place): [ColumnHeader, Buffer[]] | undefined {
   const n = values.length;
   let type: ColumnType | undefined;
   let kinds: Uint8Array | undefined;
@@ -73,7 +86,7 @@ function encodeColumn(values: readonly unknown[]): [ColumnHeader, Buffer[]] {
       continue;
     }
     const t = typeOf(v);
-    if (t === undefined || (type !== undefined && t !== type)) return anyColumn(values);
+    if (t === undefined || (type !== undefined && t !== type)) return anyColumn(values, at);
     type = t;
   }
   type ??= 'n';
@@ -97,7 +110,7 @@ function encodeColumn(values: readonly unknown[]): [ColumnHeader, Buffer[]] {
       if (s) { lengths[i] = s.length; text += s; }
     }
     // A lone surrogate does not survive UTF-8: leave such a column to v8.
-    if (!isWellFormed(text)) return anyColumn(values);
+    if (!isWellFormed(text)) return anyColumn(values, at);
     parts.push(Buffer.from(lengths.buffer), Buffer.from(text, 'utf8'));
   }
   let bytes = 0;
@@ -105,8 +118,11 @@ function encodeColumn(values: readonly unknown[]): [ColumnHeader, Buffer[]] {
   return [{ type, kinds: kinds !== undefined, bytes }, parts];
 }
 
-/** The chunk in the column layout, or undefined when its outputs are not flat records of one shape. */
-export function encodeColumns(items: readonly unknown[]): Buffer | undefined {
+/**
+ * The chunk in the column layout, or undefined when its outputs are not flat records of one
+ * shape. `first`: the index of items[0] in the batch's outputs, for UnstageableOutputError.
+ */
+export function encodeColumns(items: readonly unknown[], first = 0): Buffer | undefined {
   if (!Array.isArray(items) || items.length === 0) return undefined;
   const keys = isPlainObject(items[0]) ? sharedKeys(items) : null;
   // Outputs that are all `{}` have no column to bound their count by: v8 keeps them.
@@ -114,13 +130,15 @@ export function encodeColumns(items: readonly unknown[]): Buffer | undefined {
   if (keys === null && items.some((v) => v !== null && typeof v === 'object' && !Buffer.isBuffer(v))) return undefined;
   const cols: ColumnHeader[] = [];
   const bodies: Buffer[] = [];
-  const add = (values: readonly unknown[]): void => {
-    const [col, parts] = encodeColumn(values);
-    cols.push(col);
-    for (const p of parts) bodies.push(p);
+  const add = (values: readonly unknown[], path: string, records?: readonly unknown[]): boolean => {
+    const encoded = encodeColumn(values, { first, path, records });
+    if (encoded === undefined) return false;
+    cols.push(encoded[0]);
+    for (const p of encoded[1]) bodies.push(p);
+    return true;
   };
-  if (keys === null) add(items);
-  else for (const k of keys) add(items.map((o) => (o as Record<string, unknown>)[k]));
+  if (keys === null) add(items, '');
+  else for (const k of keys) if (!add(items.map((o) => (o as Record<string, unknown>)[k]), propertyPath(k), items)) return undefined;
   const header = Buffer.from(JSON.stringify({ n: items.length, keys, cols } satisfies Header));
   let size = 5 + header.length;
   for (const col of cols) size += col.bytes;

@@ -209,7 +209,7 @@ export class CheckpointStore {
         const chunks = chunk(items, this.chunkSize);
         stagedChunks[sink] = chunks.length;
         chunks.forEach((c, i) => {
-          const value = encodeOutputs(c);
+          const value = encodeOutputs(c, i * this.chunkSize);
           stagedBytes += value.byteLength;
           ops.push({ type: 'put', key: keys.output(batch.id, sink, i), value });
         });

@@ -80,8 +80,12 @@ export interface DeadLetter {
   readonly batchId: number;
 }
 
-/** An output a sink rejected permanently, routed to the dead-letter sink under `onSinkError: 'dead-letter'`. */
+/**
+ * An output a sink rejected permanently, routed to the dead-letter sink under `onSinkError:
+ * 'dead-letter'`; or one the staging codec refused, under `onTransformError: 'dead-letter'`.
+ */
 export interface RejectedOutput {
+  /** The sink that rejected it, or `(stage)` (no sink name has parentheses): then `output` is its util.inspect text. */
   readonly sink: string;
   readonly batchId: number;
   /** Its position in the batch's outputs. */

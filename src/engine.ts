@@ -8,6 +8,7 @@
 // the delivery to sinks (src/delivery.ts).
 import { randomUUID } from 'node:crypto';
 import { BadConfigError } from '../checkpoint/errors';
+import { UnstageableOutputError } from '../checkpoint/faithful';
 import type { BatchRecord, OffsetMap, PartitionRef, Range } from '../checkpoint/model';
 import { parsePartitionKey, partitionKey } from '../checkpoint/model';
 import { FORMAT_VERSION, openCheckpoint, type CheckpointStore } from '../checkpoint/store';
@@ -21,7 +22,7 @@ import { silentLogger, type Logger } from './log';
 import { advancePositions, planRanges } from './planner';
 import { PositionReporter } from './position-report';
 import { rangeBounds, type Bounds } from './run-bounds';
-import { runTransform } from './transform';
+import { runTransform, setAsideUnstageable, type TransformResult } from './transform';
 
 export type { BatchStats, EngineStatus, RunSummary } from './batch-stats';
 
@@ -258,12 +259,19 @@ export class Engine<T> {
       const result = await timer.time('transform', () => runTransform(this.job, read.records, { batchId: batch.id, ranges: batch.ranges }));
       read.records = []; // the input can be collected while the outputs are staged and delivered
       await this.crash('transformed');
-      const computed = streamsOf(result);
-      streams = computed.streams;
-      staged = await timer.time('stage', () => store.stageBatch(
-        { ...batch, fingerprint: this.fingerprint, recordsIn: records, bytesIn, outputsOut: computed.counts },
-        this.job.stageOutputs ? streams : undefined,
-      ));
+      const stage = (r: TransformResult<T>): Promise<BatchRecord> => {
+        const computed = streamsOf(r);
+        streams = computed.streams;
+        return store.stageBatch(
+          { ...batch, fingerprint: this.fingerprint, recordsIn: records, bytesIn, outputsOut: computed.counts },
+          this.job.stageOutputs ? streams : undefined,
+        );
+      };
+      // Encoding finds an output it cannot give back unchanged at no extra pass; only then are all of them looked for.
+      staged = await timer.time('stage', () => stage(result).catch((err: unknown) => {
+        if (!(err instanceof UnstageableOutputError)) throw err;
+        return stage(setAsideUnstageable(this.job, result, batch.id));
+      }));
       await this.crash('staged');
     }
 

@@ -5,14 +5,19 @@
 // of the batch until single records that throw on their own are found. Those are named
 // in the error (`fail`) or routed to the dead-letter sink (`dead-letter`), and the batch's
 // outputs are the transform of the remaining records.
+import { sketch, unfaithful } from '../checkpoint/faithful';
 import { TransformError } from './errors';
-import type { BatchContext, DeadLetter, SourceRecord } from './contracts';
+import type { BatchContext, DeadLetter, RejectedOutput, SourceRecord } from './contracts';
 import type { Job } from './job';
 
 export interface TransformResult<T> {
   readonly outputs: T[];
-  readonly deadLetters: DeadLetter[];
+  /** Records the transform failed on, and outputs the staging codec refused (`sink: '(stage)'`). */
+  readonly deadLetters: Array<DeadLetter | RejectedOutput>;
 }
+
+/** The `sink` of a dead letter for an output refused at stage time (no sink name has parentheses). */
+const STAGE = '(stage)';
 
 const where = (r: SourceRecord): string => `${r.topic}/${r.partition} offset ${r.offset}`;
 
@@ -61,5 +66,34 @@ export async function runTransform<T>(job: Job<T>, records: SourceRecord[], ctx:
       key: text(record.key), value: text(record.value),
       error: error instanceof Error ? error.message : String(error), batchId: ctx.batchId,
     })),
+  };
+}
+
+/**
+ * The result without the outputs the staging codec cannot give back unchanged (a function,
+ * a class instance: checkpoint/faithful.ts), called when staging refused one. Under
+ * onTransformError 'fail' the first is a TransformError naming the batch and the output;
+ * under 'dead-letter' each goes to the dead-letter sink as its description (the value
+ * itself cannot be staged) and the rest is staged.
+ */
+export function setAsideUnstageable<T>(job: Job<T>, result: TransformResult<T>, batchId: number): TransformResult<T> {
+  const outputs: T[] = [];
+  const refused: Array<{ index: number; output: T; what: string }> = [];
+  result.outputs.forEach((output, index) => {
+    const what = unfaithful(output);
+    if (what === undefined) outputs.push(output);
+    else refused.push({ index, output, what });
+  });
+  const first = refused[0];
+  if (first === undefined) return result;
+  if (job.onTransformError === 'fail') {
+    throw new TransformError(batchId, `output #${first.index} of ${result.outputs.length}`,
+      new Error(`${first.what}; it cannot be staged as it is, so a redelivery would hand sinks a different value`));
+  }
+  return {
+    outputs,
+    deadLetters: [...result.deadLetters, ...refused.map(({ index, output, what }): RejectedOutput => ({
+      sink: STAGE, batchId, index, output: sketch(output), error: `it cannot be staged: ${what}`,
+    }))],
   };
 }

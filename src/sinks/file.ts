@@ -8,7 +8,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Sink, SinkBatch } from '../contracts';
-import { SinkLedgerMismatchError } from '../errors';
+import { sketch } from '../../checkpoint/faithful';
+import { SinkLedgerMismatchError, SinkRejectedError, type RejectedRow } from '../errors';
 import { writeFileAtomic } from '../../checkpoint/fs-atomic';
 
 /** The marker of the checkpoint that owns a file sink's directory. */
@@ -58,11 +59,34 @@ export function batchFileName(id: number): string {
   return `batch-${id}.jsonl`;
 }
 
+/**
+ * Every output `format` throws on (JSON.stringify: a BigInt, a cycle), from `from` on: the
+ * staged values come back unchanged, so it would throw on every redelivery too — a
+ * rejection (onSinkError decides), not a failure to retry.
+ */
+function unwritable<T>(sink: string, batchId: number, outputs: readonly T[], format: (output: T) => string, from: number): SinkRejectedError {
+  const rows: RejectedRow[] = [];
+  for (let index = from; index < outputs.length; index++) {
+    try {
+      format(outputs[index]!);
+    } catch (err) {
+      rows.push({ index, output: sketch(outputs[index]), reason: `the file's format cannot write it: ${err instanceof Error ? err.message : String(err)}` });
+    }
+  }
+  return new SinkRejectedError(sink, batchId, rows);
+}
+
 /** The file's text in pieces of about 1 MiB: a batch is never held in memory a second time as one string. */
-function* lines<T>(outputs: readonly T[], format: (output: T) => string): Generator<string> {
+function* lines<T>(outputs: readonly T[], format: (output: T) => string, rejected: (from: number) => Error): Generator<string> {
   let text = '';
-  for (const o of outputs) {
-    text += `${format(o)}\n`;
+  for (let i = 0; i < outputs.length; i++) {
+    let line: string;
+    try {
+      line = format(outputs[i]!);
+    } catch {
+      throw rejected(i); // nothing is written: writeFileAtomic removes its temp file
+    }
+    text += `${line}\n`;
     if (text.length >= 1 << 20) {
       yield text;
       text = '';
@@ -83,7 +107,7 @@ export function fileSink<T>(options: FileSinkOptions<T>): Sink<T> {
         await claim(dir, name, batch);
         claimed = batch.checkpoint; // checked once per process, not per batch
       }
-      await writeFileAtomic(join(dir, batchFileName(batch.id)), lines(batch.outputs, format));
+      await writeFileAtomic(join(dir, batchFileName(batch.id)), lines(batch.outputs, format, (from) => unwritable(name, batch.id, batch.outputs, format, from)));
     },
   };
 }
