@@ -38,7 +38,6 @@ export class KafkaAdmin {
   private everWorked = false;
   /** In-flight offset look-ups by topic: `offsets(…, 'latest')` and `(…, 'earliest')` of one plan share one. */
   private readonly inflight = new Map<string, Promise<Map<number, PartitionOffsets>>>();
-  private generation = 0;
 
   constructor(
     private readonly kafka: Kafka,
@@ -74,7 +73,6 @@ export class KafkaAdmin {
   async renew(): Promise<void> {
     const old = this.admin;
     this.admin = undefined;
-    this.generation++;
     await old?.disconnect().catch(() => {});
   }
 
@@ -84,6 +82,18 @@ export class KafkaAdmin {
    * BadConfigError).
    */
   async call<R>(what: string, op: (admin: Admin) => Promise<R>): Promise<R> {
+    try {
+      return await this.callOnce(what, op);
+    } catch (err) {
+      // A topic this client once asked about may be gone (kafkajs keeps asking for it): one
+      // more try on a fresh client. An unknown topic there is the broker's answer.
+      if (!isUnknownTopic(err)) throw err;
+      await this.renew();
+      return this.callOnce(what, op);
+    }
+  }
+
+  private async callOnce<R>(what: string, op: (admin: Admin) => Promise<R>): Promise<R> {
     const result = await retry(async () => {
       try {
         return await op(await this.client());
@@ -110,11 +120,32 @@ export class KafkaAdmin {
     return new Set(await this.call('listing topics', (a) => a.listTopics()));
   }
 
-  /** Partition ids per topic, for topics that exist. */
+  /** Partition ids per topic, for topics that exist (a topic deleted since it was listed is absent). */
   async partitionIds(topics: readonly string[]): Promise<Map<string, number[]>> {
     if (topics.length === 0) return new Map();
-    const meta = await this.call('reading topic metadata', (a) => a.fetchTopicMetadata({ topics: [...topics] }));
-    return new Map(meta.topics.map((t) => [t.name, t.partitions.map((p) => p.partitionId).sort((x, y) => x - y)]));
+    const ids = (meta: { topics: Array<{ name: string; partitions: Array<{ partitionId: number }> }> }): Array<[string, number[]]> =>
+      meta.topics.map((t) => [t.name, t.partitions.map((p) => p.partitionId).sort((x, y) => x - y)]);
+    try {
+      return new Map(ids(await this.call('reading topic metadata', (a) => a.fetchTopicMetadata({ topics: [...topics] }))));
+    } catch (err) {
+      // kafkajs's answer does not say which topic is unknown: ask for each alone.
+      if (!isUnknownTopic(err)) throw err;
+      const out = new Map<string, number[]>();
+      for (const topic of topics) {
+        try {
+          for (const [name, list] of ids(await this.call(`reading metadata of ${topic}`, (a) => a.fetchTopicMetadata({ topics: [topic] })))) out.set(name, list);
+        } catch (one) {
+          if (!isUnknownTopic(one)) throw one;
+        }
+      }
+      return out;
+    }
+  }
+
+  /** Those of `topics` the broker does not know now (deleted, or never created). */
+  async unknownTopics(topics: readonly string[]): Promise<string[]> {
+    const known = await this.partitionIds(topics);
+    return topics.filter((t) => !known.has(t));
   }
 
   /** Earliest and latest (LSO) offset of every partition of an existing topic. */
@@ -127,16 +158,7 @@ export class KafkaAdmin {
   }
 
   private async fetchTopicOffsets(topic: string): Promise<Map<number, PartitionOffsets>> {
-    const generation = this.generation;
-    let rows: Array<{ partition: number; high: string; low: string }>;
-    try {
-      rows = await this.call(`reading offsets of ${topic}`, (a) => a.fetchTopicOffsets(topic));
-    } catch (err) {
-      // Another topic this client once asked about may be gone: retry once on a fresh client.
-      if (!isUnknownTopic(err) || generation !== this.generation) throw err;
-      await this.renew();
-      rows = await this.call(`reading offsets of ${topic}`, (a) => a.fetchTopicOffsets(topic));
-    }
+    const rows = await this.call(`reading offsets of ${topic}`, (a) => a.fetchTopicOffsets(topic));
     return new Map(rows.map((r) => [r.partition, {
       earliest: toOffset(r.low, `${topic}/${r.partition} earliest`),
       latest: toOffset(r.high, `${topic}/${r.partition} latest`),
