@@ -16,7 +16,7 @@ import { BadConfigError } from '../../checkpoint/errors';
 import { SourceUnreachableError } from '../errors';
 import type { Logger } from '../log';
 import { retry } from '../retry';
-import { isAuthFailure, isTransient, isUnknownTopic, rootMessage, toOffset } from './errors';
+import { isAuthFailure, isMetadataLost, isTransient, isUnknownTopic, rootMessage, toOffset } from './errors';
 
 export interface ReconnectBudget {
   /** How long to keep trying before the first successful call (default 15 s). */
@@ -122,24 +122,30 @@ export class KafkaAdmin {
 
   /** Partition ids per topic, for topics that exist (a topic deleted since it was listed is absent). */
   async partitionIds(topics: readonly string[]): Promise<Map<string, number[]>> {
-    if (topics.length === 0) return new Map();
-    const ids = (meta: { topics: Array<{ name: string; partitions: Array<{ partitionId: number }> }> }): Array<[string, number[]]> =>
-      meta.topics.map((t) => [t.name, t.partitions.map((p) => p.partitionId).sort((x, y) => x - y)]);
-    try {
-      return new Map(ids(await this.call('reading topic metadata', (a) => a.fetchTopicMetadata({ topics: [...topics] }))));
-    } catch (err) {
-      // kafkajs's answer does not say which topic is unknown: ask for each alone.
-      if (!isUnknownTopic(err)) throw err;
-      const out = new Map<string, number[]>();
-      for (const topic of topics) {
+    let asked = [...topics];
+    const tooSoon = (err: unknown): boolean => isUnknownTopic(err) || isMetadataLost(err);
+    return retry(async () => {
+      for (;;) {
+        if (asked.length === 0) return new Map<string, number[]>();
         try {
-          for (const [name, list] of ids(await this.call(`reading metadata of ${topic}`, (a) => a.fetchTopicMetadata({ topics: [topic] })))) out.set(name, list);
-        } catch (one) {
-          if (!isUnknownTopic(one)) throw one;
+          const meta = await this.call('reading topic metadata', (a) => a.fetchTopicMetadata({ topics: asked }));
+          return new Map(meta.topics.map((t) => [t.name, t.partitions.map((p) => p.partitionId).sort((x, y) => x - y)]));
+        } catch (err) {
+          // kafkajs does not say which topic is unknown (or loses the answer): the listing
+          // says which are gone; the others are asked for again.
+          if (!tooSoon(err)) throw err;
+          const listed = await this.topicNames();
+          const still = asked.filter((t) => listed.has(t));
+          if (still.length === asked.length) throw err; // still listed: its deletion is under way; ask again soon
+          asked = still;
         }
       }
-      return out;
-    }
+    }, {
+      baseMs: 100, maxMs: 1_000, budgetMs: this.unreachableAfterMs, retryable: tooSoon,
+      giveUp: (err, attempt, elapsed) => new SourceUnreachableError(
+        `Kafka brokers ${this.brokers.join(',')} could not describe topics ${asked.join(', ')}: ${rootMessage(err)}; gave up after ${attempt} attempts over ${Math.round(elapsed / 1000)} s`,
+        { cause: err }),
+    });
   }
 
   /** Those of `topics` the broker does not know now (deleted, or never created). */
