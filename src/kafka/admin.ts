@@ -16,7 +16,7 @@ import { BadConfigError } from '../../checkpoint/errors';
 import { SourceUnreachableError } from '../errors';
 import type { Logger } from '../log';
 import { retry } from '../retry';
-import { isAuthFailure, isTransient, isUnknownTopic, rootMessage, toOffset } from './errors';
+import { isAuthFailure, isMetadataLost, isTransient, isUnknownTopic, rootMessage, toOffset } from './errors';
 
 export interface ReconnectBudget {
   /** How long to keep trying before the first successful call (default 15 s). */
@@ -38,7 +38,6 @@ export class KafkaAdmin {
   private everWorked = false;
   /** In-flight offset look-ups by topic: `offsets(…, 'latest')` and `(…, 'earliest')` of one plan share one. */
   private readonly inflight = new Map<string, Promise<Map<number, PartitionOffsets>>>();
-  private generation = 0;
 
   constructor(
     private readonly kafka: Kafka,
@@ -74,7 +73,6 @@ export class KafkaAdmin {
   async renew(): Promise<void> {
     const old = this.admin;
     this.admin = undefined;
-    this.generation++;
     await old?.disconnect().catch(() => {});
   }
 
@@ -84,6 +82,18 @@ export class KafkaAdmin {
    * BadConfigError).
    */
   async call<R>(what: string, op: (admin: Admin) => Promise<R>): Promise<R> {
+    try {
+      return await this.callOnce(what, op);
+    } catch (err) {
+      // A topic this client once asked about may be gone (kafkajs keeps asking for it): one
+      // more try on a fresh client. An unknown topic there is the broker's answer.
+      if (!isUnknownTopic(err)) throw err;
+      await this.renew();
+      return this.callOnce(what, op);
+    }
+  }
+
+  private async callOnce<R>(what: string, op: (admin: Admin) => Promise<R>): Promise<R> {
     const result = await retry(async () => {
       try {
         return await op(await this.client());
@@ -110,11 +120,38 @@ export class KafkaAdmin {
     return new Set(await this.call('listing topics', (a) => a.listTopics()));
   }
 
-  /** Partition ids per topic, for topics that exist. */
+  /** Partition ids per topic, for topics that exist (a topic deleted since it was listed is absent). */
   async partitionIds(topics: readonly string[]): Promise<Map<string, number[]>> {
-    if (topics.length === 0) return new Map();
-    const meta = await this.call('reading topic metadata', (a) => a.fetchTopicMetadata({ topics: [...topics] }));
-    return new Map(meta.topics.map((t) => [t.name, t.partitions.map((p) => p.partitionId).sort((x, y) => x - y)]));
+    let asked = [...topics];
+    const tooSoon = (err: unknown): boolean => isUnknownTopic(err) || isMetadataLost(err);
+    return retry(async () => {
+      for (;;) {
+        if (asked.length === 0) return new Map<string, number[]>();
+        try {
+          const meta = await this.call('reading topic metadata', (a) => a.fetchTopicMetadata({ topics: asked }));
+          return new Map(meta.topics.map((t) => [t.name, t.partitions.map((p) => p.partitionId).sort((x, y) => x - y)]));
+        } catch (err) {
+          // kafkajs does not say which topic is unknown (or loses the answer): the listing
+          // says which are gone; the others are asked for again.
+          if (!tooSoon(err)) throw err;
+          const listed = await this.topicNames();
+          const still = asked.filter((t) => listed.has(t));
+          if (still.length === asked.length) throw err; // still listed: its deletion is under way; ask again soon
+          asked = still;
+        }
+      }
+    }, {
+      baseMs: 100, maxMs: 1_000, budgetMs: this.unreachableAfterMs, retryable: tooSoon,
+      giveUp: (err, attempt, elapsed) => new SourceUnreachableError(
+        `Kafka brokers ${this.brokers.join(',')} could not describe topics ${asked.join(', ')}: ${rootMessage(err)}; gave up after ${attempt} attempts over ${Math.round(elapsed / 1000)} s`,
+        { cause: err }),
+    });
+  }
+
+  /** Those of `topics` the broker does not know now (deleted, or never created). */
+  async unknownTopics(topics: readonly string[]): Promise<string[]> {
+    const known = await this.partitionIds(topics);
+    return topics.filter((t) => !known.has(t));
   }
 
   /** Earliest and latest (LSO) offset of every partition of an existing topic. */
@@ -127,16 +164,7 @@ export class KafkaAdmin {
   }
 
   private async fetchTopicOffsets(topic: string): Promise<Map<number, PartitionOffsets>> {
-    const generation = this.generation;
-    let rows: Array<{ partition: number; high: string; low: string }>;
-    try {
-      rows = await this.call(`reading offsets of ${topic}`, (a) => a.fetchTopicOffsets(topic));
-    } catch (err) {
-      // Another topic this client once asked about may be gone: retry once on a fresh client.
-      if (!isUnknownTopic(err) || generation !== this.generation) throw err;
-      await this.renew();
-      rows = await this.call(`reading offsets of ${topic}`, (a) => a.fetchTopicOffsets(topic));
-    }
+    const rows = await this.call(`reading offsets of ${topic}`, (a) => a.fetchTopicOffsets(topic));
     return new Map(rows.map((r) => [r.partition, {
       earliest: toOffset(r.low, `${topic}/${r.partition} earliest`),
       latest: toOffset(r.high, `${topic}/${r.partition} latest`),

@@ -25,6 +25,15 @@ export function isUnknownTopic(err: unknown): boolean {
   return chain(err).some((e) => e.type === 'UNKNOWN_TOPIC_OR_PARTITION' || e.type === 'UNKNOWN_TOPIC_ID');
 }
 
+/**
+ * kafkajs 2.2.4 lost the broker's answer: its broker pool swallows every broker's failure of a
+ * Metadata request and returns null, and admin.fetchTopicMetadata then throws this TypeError
+ * (seen when the topic asked about was being deleted).
+ */
+export function isMetadataLost(err: unknown): boolean {
+  return err instanceof TypeError && err.message.includes("reading 'topicMetadata'");
+}
+
 /** Errors worth retrying: the broker is down, restarting, or moving leadership. */
 export function isTransient(err: unknown): boolean {
   if (isUnknownTopic(err)) return false;

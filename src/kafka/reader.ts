@@ -12,7 +12,7 @@ import type { SourceRecord } from '../contracts';
 import type { Logger } from '../log';
 import type { KafkaAdmin } from './admin';
 import { applyActions, createConsumer, recordBytes, toAnswer, type ConsumerTuning } from './consumer';
-import { isTransient, rootMessage } from './errors';
+import { isTransient, isUnknownTopic, rootMessage } from './errors';
 import { checkBatchShape, onFetchedBatches, type FetchedBatch } from './fetch-hook';
 import { Latch } from './latch';
 import { describeRange, PartitionBuffers, type PartitionState } from './partition-buffer';
@@ -247,6 +247,10 @@ export class KafkaReader {
         this.buffers.finish(r);
         this.steer();
       }
+    } catch (err) {
+      // kafkajs's "unknown topic" can surface from any step (subscribe, a crash, a lookup),
+      // whichever sees the deletion first: each becomes the same typed error.
+      throw isUnknownTopic(err) ? await this.unknownTopicError(ranges, err) : err;
     } finally {
       this.buffers.release(ranges);
       this.steer();
@@ -283,6 +287,25 @@ export class KafkaReader {
       this.buffers.reseek(st.key, this.joined);
       this.steer();
     }
+  }
+
+  /** The broker called a topic of the ranges unknown while reading them: which one, and what it holds now. */
+  private async unknownTopicError(ranges: readonly Range[], err: unknown): Promise<Error> {
+    const gone = new Set(await this.o.admin.unknownTopics([...new Set(ranges.map((r) => r.topic))]));
+    const deleted = ranges.find((r) => gone.has(r.topic));
+    if (deleted) return new SourceWentBackwardsError(deleted.topic, deleted.partition, deleted.from, 0);
+    for (const r of ranges) {
+      let latest: number;
+      try {
+        latest = (await this.o.admin.topicOffsets(r.topic)).get(r.partition)?.latest ?? 0;
+      } catch (again) {
+        if (!isUnknownTopic(again)) throw again;
+        return new SourceWentBackwardsError(r.topic, r.partition, r.from, 0);
+      }
+      if (latest < r.until) return new SourceWentBackwardsError(r.topic, r.partition, r.until, latest);
+    }
+    return new SourceUnreachableError(`Kafka called a topic of ${ranges.map(describeRange).join(', ')} unknown while it was read, and it exists again ` +
+      `(deleted and recreated meanwhile?): ${rootMessage(err)}`, { cause: err });
   }
 
   // ------------------------------------------------------------------ commits, waiting, closing

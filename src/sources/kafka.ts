@@ -15,10 +15,11 @@ import { Kafka, logLevel as KafkaLogLevel, type KafkaConfig, type LogEntry } fro
 import { BadConfigError } from '../../checkpoint/errors';
 import { parsePartitionKey, partitionKey } from '../../checkpoint/model';
 import type { OffsetMap, PartitionRef, Range, Source, SourceRecord } from '../contracts';
+import { SourceUnreachableError } from '../errors';
 import { KafkaAdmin, type ReconnectBudget } from '../kafka/admin';
 import { registerKafkaCodecs } from '../kafka/codecs';
 import { kafkaConfig, type KafkaConnectionOptions } from '../kafka/connection';
-import { isUnknownTopic } from '../kafka/errors';
+import { isUnknownTopic, rootMessage } from '../kafka/errors';
 import { KafkaReader, type ConsumerTuning, type KafkaReadStats } from '../kafka/reader';
 import { silentLogger, type Logger } from '../log';
 
@@ -211,15 +212,15 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     } else {
       wanted = subscription.kind === 'topics' ? [...subscription.topics] : [...new Set(subscription.parts.map((p) => p.topic))];
     }
-    const present = wanted.filter((t) => names.has(t));
-    const gone = wanted.filter((t) => !names.has(t));
+    // A topic listed but deleted before its metadata was read is gone as well.
+    const ids = await admin.partitionIds(wanted.filter((t) => names.has(t)));
+    const gone = wanted.filter((t) => !ids.has(t));
     if (gone.some((t) => seen.has(t) && !missing.has(t))) {
       // A topic deleted under a running source: fresh clients, so kafkajs stops asking for it.
       await admin.renew();
       await reader.reset();
     }
     missing = new Set(gone);
-    const ids = await admin.partitionIds(present);
     const out: PartitionRef[] = [];
     for (const topic of wanted.sort()) {
       // A missing topic keeps the partitions it had (or a stand-in partition 0): its offsets read as 0,
@@ -269,15 +270,32 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     }
   };
 
-  const offsetsForTimestamp = async (parts: readonly PartitionRef[], timestamp: number): Promise<OffsetMap> => {
+  /**
+   * Runs `lookup` of partitions that must exist. A topic deleted meanwhile (the broker says
+   * unknown) is named by checkExists' BadConfigError, never passed on as kafkajs's error; a
+   * topic that was unknown but exists again (recreated) is looked up once more.
+   */
+  const ofExisting = async (parts: readonly PartitionRef[], lookup: () => Promise<OffsetMap>, again = true): Promise<OffsetMap> => {
     checkExists(parts);
+    try {
+      return await lookup();
+    } catch (err) {
+      if (!isUnknownTopic(err)) throw err;
+      const topics = [...new Set(parts.map((p) => p.topic))];
+      for (const t of await admin.unknownTopics(topics)) missing.add(t);
+      checkExists(parts);
+      if (again) return ofExisting(parts, lookup, false);
+      throw new SourceUnreachableError(`Kafka answered, twice, that a topic of ${topics.join(', ')} is unknown, then that it exists (deleted and recreated meanwhile?): ${rootMessage(err)}`, { cause: err });
+    }
+  };
+
+  const offsetsForTimestamp = (parts: readonly PartitionRef[], timestamp: number): Promise<OffsetMap> => ofExisting(parts, async () => {
     const topics = [...new Set(parts.map((p) => p.topic))];
     const perTopic = new Map(await Promise.all(topics.map(async (t) => [t, await admin.offsetsForTimestamp(t, timestamp)] as const)));
     return Object.fromEntries(parts.map((p) => [partitionKey(p), perTopic.get(p.topic)?.get(p.partition) ?? 0]));
-  };
+  });
 
-  const startingOffsets = async (parts: readonly PartitionRef[]): Promise<OffsetMap> => {
-    checkExists(parts);
+  const startingOffsets = (parts: readonly PartitionRef[]): Promise<OffsetMap> => ofExisting(parts, async () => {
     if (parts.length === 0) return {};
     const s = options.startingOffsets ?? 'earliest';
     const fallback = options.startingFallback ?? 'earliest';
@@ -289,7 +307,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     const rest = parts.filter((p) => !given.has(partitionKey(p)));
     const others = rest.length > 0 ? await offsets(rest, fallback) : {};
     return Object.fromEntries(parts.map((p) => [partitionKey(p), given.get(partitionKey(p)) ?? others[partitionKey(p)]!]));
-  };
+  });
 
   return {
     id: options.id ?? defaultId(subscription),

@@ -107,24 +107,63 @@ export default defineJob({
     await store.close();
   });
 
-  it('a topic deleted while the job runs stops it with SourceWentBackwardsError', async () => {
-    const topic = uniqueTopic('deleted-live');
-    await createTopic(topic, 1);
-    await produce(topic, Array.from({ length: 5 }, (_, i) => ({ value: `v${i}`, partition: 0 })));
-    const seen: SourceRecord[] = [];
-    const engine = new Engine(defineJob<SourceRecord>({
-      name: 'live', source: kafkaSource({ brokers: brokers(), topics: [topic], groupId: `${topic}-job` }), sinks: [memorySink()], stageOutputs: false,
-      transform: (records) => {
-        seen.push(...records);
-        return records;
-      },
-      batch: { maxWaitMs: 0, pollIntervalMs: 100 },
-    }), { checkpointDir: join(root, 'deleted-live') });
-    const running = engine.run();
-    await until('the records', () => seen.length === 5);
-    await (await admin()).deleteTopics({ topics: [topic] });
-    await expect(running).rejects.toMatchObject({ code: 'TIDEMARK_SOURCE_WENT_BACKWARDS', message: expect.stringContaining(`${topic}/0`) });
-  });
+  // Under load, kafkajs's UNKNOWN_TOPIC_OR_PARTITION once reached the top raw (code 3): which
+  // step meets the deletion first depends on timing. The deletion is placed at each step of
+  // the next batch (after listing the partitions, after the offsets, as the read begins) and
+  // after several delays; every run must end with the typed error and keep its positions.
+  type Phase = 'partitions' | 'offsets' | 'read' | { readonly afterMs: number };
+  const phases: Phase[] = ['partitions', 'offsets', 'read', { afterMs: 0 }, { afterMs: 40 }, { afterMs: 150 }, { afterMs: 400 }];
+  it.each(phases.map((p) => [typeof p === 'string' ? p : `${p.afterMs} ms`, p] as const))(
+    'a topic deleted while the job runs (at: %s) stops it with SourceWentBackwardsError, positions kept', async (name, phase) => {
+      const topic = uniqueTopic(`deleted-live-${name.replace(/\W/g, '')}`);
+      await createTopic(topic, 1);
+      await produce(topic, Array.from({ length: 5 }, (_, i) => ({ value: `v${i}`, partition: 0 })));
+      const seen: SourceRecord[] = [];
+      let armed = false;
+      let deleted: Promise<void> | undefined;
+      const remove = (): Promise<void> => (deleted ??= admin().then((a) => a.deleteTopics({ topics: [topic] })));
+      /** Deletes the topic the first time `step` runs after the first batch, before the step's result is used. */
+      const at = <A extends unknown[], R>(step: Phase, fn: (...args: A) => Promise<R>) => async (...args: A): Promise<R> => {
+        const result = await fn(...args);
+        if (armed && phase === step) await remove();
+        return result;
+      };
+      const source = kafkaSource({ brokers: brokers(), topics: [topic], groupId: `${topic}-job` });
+      const wrapped: typeof source = {
+        ...source,
+        partitions: at('partitions', source.partitions),
+        offsets: at('offsets', source.offsets),
+        read: (ranges, signal) => {
+          const inner = source.read(ranges, signal);
+          return (async function* () {
+            if (armed && phase === 'read' && ranges.some((r) => r.until > r.from)) await remove();
+            yield* inner;
+          })();
+        },
+      };
+      const dir = join(root, `deleted-live-${name.replace(/\W/g, '')}`);
+      const engine = new Engine(defineJob<SourceRecord>({
+        name: 'live', source: wrapped, sinks: [memorySink()], stageOutputs: false,
+        transform: (records) => {
+          seen.push(...records);
+          return records;
+        },
+        batch: { maxWaitMs: 0, pollIntervalMs: 20 },
+      }), { checkpointDir: dir });
+      const running = engine.run();
+      running.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
+      await until('the first records', () => seen.length === 5);
+      // More records, so that the next batch plans and reads a range while the topic goes.
+      await produce(topic, Array.from({ length: 5 }, (_, i) => ({ value: `w${i}`, partition: 0 })));
+      armed = true;
+      if (typeof phase === 'object') setTimeout(() => void remove(), phase.afterMs);
+      await expect(running).rejects.toMatchObject({ code: 'TIDEMARK_SOURCE_WENT_BACKWARDS', exitCode: 11, message: expect.stringContaining(`${topic}/0`) });
+      await deleted;
+      const store = await openCheckpoint(dir, { readOnly: true });
+      // Never reset: the position is where a committed batch left it.
+      expect([5, 10]).toContain((await store.load()).positions[`${topic}/0`]);
+      await store.close();
+    }, 60_000);
 
   it('a topic that does not exist: BadConfigError naming it (tidemark never creates topics)', async () => {
     const topic = uniqueTopic('never');

@@ -1,7 +1,7 @@
 // What a kafkajs error means (src/kafka/errors.ts), on error chains shaped as kafkajs builds
 // them: a retry or connection error wrapping the broker's answer in `cause`.
 import { causes } from '../../checkpoint/errors';
-import { isCoordinatorNotReady, isFenced, isTransient, isUnknownTopic, rootMessage, toOffset } from '../../src/kafka/errors';
+import { isCoordinatorNotReady, isFenced, isMetadataLost, isTransient, isUnknownTopic, rootMessage, toOffset } from '../../src/kafka/errors';
 
 function kafkaError(name: string, message: string, fields: { type?: string; code?: number; retriable?: boolean; cause?: unknown } = {}): Error {
   const { cause, ...rest } = fields;
@@ -21,6 +21,20 @@ describe('src/kafka/errors', () => {
     const err = kafkaError('KafkaJSProtocolError', 'This server does not host this topic-partition', { type: 'UNKNOWN_TOPIC_OR_PARTITION', retriable: true });
     expect(isUnknownTopic(kafkaError('KafkaJSNonRetriableError', 'gave up', { cause: err }))).toBe(true);
     expect(isTransient(err)).toBe(false);
+  });
+
+  it("recognises kafkajs's lost Metadata answer: the TypeError its fetchTopicMetadata throws on null", () => {
+    // The expression of kafkajs/src/admin/index.js, so the message is this Node's own.
+    const metadata = null as unknown as { topicMetadata: unknown[] };
+    let lost: unknown;
+    try {
+      void metadata.topicMetadata.length;
+    } catch (err) {
+      lost = err;
+    }
+    expect(isMetadataLost(lost)).toBe(true);
+    expect(isMetadataLost(new TypeError("Cannot read properties of null (reading 'partitions')"))).toBe(false);
+    expect(isMetadataLost(kafkaError('KafkaJSProtocolError', "reading 'topicMetadata'"))).toBe(false);
   });
 
   it('recognises a fenced producer by type or code, and a coordinator that moved', () => {
