@@ -116,7 +116,7 @@ export class EmbeddedLog {
       await rename(`${head}.tmp`, head);
     } catch {
       // Without a head the readers' token is 'absent', a change too; failing that, FULL_CHECK_MS.
-      await rm(head, { force: true }).catch(() => undefined);
+      await Promise.all([rm(head, { force: true }), rm(`${head}.tmp`, { force: true })]).catch(() => undefined);
     }
   }
 
@@ -309,17 +309,23 @@ export function embeddedLogSource(options: EmbeddedLogSourceOptions): Source & {
     }
     return l;
   })());
+  // The same answer object while nothing changed: the engine then skips planning an idle poll.
+  let last: { parts: readonly PartitionRef[]; heads: LogHeads; earliest?: OffsetMap; latest?: OffsetMap } | undefined;
   const offsets = async (parts: readonly PartitionRef[], which: 'earliest' | 'latest'): Promise<OffsetMap> => {
     const heads = await (await log()).heads();
+    const prev = last;
+    const same = prev !== undefined && prev.heads === heads && prev.parts.length === parts.length && parts.every((p, i) => p === prev.parts[i]);
+    const answers = same ? prev : (last = { parts, heads });
     const values = which === 'earliest' ? heads.starts : heads.ends;
-    return Object.fromEntries(parts.map((p) => [partitionKey(p), values[p.partition] ?? 0]));
+    return (answers[which] ??= Object.fromEntries(parts.map((p) => [partitionKey(p), values[p.partition] ?? 0])));
   };
+  let all: readonly PartitionRef[] | undefined;
   return {
     id: `embedded:${topic}`,
     log,
     async partitions() {
       const l = await log();
-      return Array.from({ length: l.partitions }, (_, partition) => ({ topic, partition }));
+      return [...(all ??= Array.from({ length: l.partitions }, (_, partition) => ({ topic, partition })))];
     },
     offsets,
     startingOffsets: (parts) => offsets(parts, options.startingOffsets ?? 'earliest'),

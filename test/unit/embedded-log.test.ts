@@ -2,7 +2,7 @@
 import { spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { EmbeddedLog, embeddedLogSource, type SourceRecord } from 'tidemark';
+import { defineJob, EmbeddedLog, embeddedLogSource, Engine, memorySink, type SourceRecord } from 'tidemark';
 import { FULL_CHECK_MS } from '../../src/sources/embedded-log';
 import { cliPath, killAll, nodeScript, repoRoot } from '../support/processes';
 import { tempDir } from '../support/tmp';
@@ -173,6 +173,36 @@ describe('EmbeddedLog', () => {
     } finally {
       for (const spy of [...calls, now]) spy.mockRestore();
     }
+  });
+
+  it('a daemon idle over many partitions reads only the head file per poll, and takes what another process appends', async () => {
+    const dir = fresh();
+    await (await EmbeddedLog.open(dir, { partitions: 1000 })).append([{ partition: 3, value: 'a' }]);
+    const sink = memorySink<string>();
+    const committed: number[] = [];
+    const engine = new Engine(defineJob<string>({
+      name: 'idle', source: embeddedLogSource({ dir }), sinks: [sink], transform: (rs) => rs.map((r) => str(r.value)!), batch: { pollIntervalMs: 20 },
+    }), { checkpointDir: fresh(), onBatch: (b) => committed.push(b.id) });
+    const running = engine.run();
+    const until = async (done: () => boolean): Promise<void> => {
+      while (!done()) await new Promise((r) => setTimeout(r, 20));
+    };
+    const fsp = require('node:fs/promises') as typeof import('node:fs/promises'); // eslint-disable-line @typescript-eslint/no-require-imports
+    const calls = [jest.spyOn(fsp, 'stat'), jest.spyOn(fsp, 'readFile'), jest.spyOn(fsp, 'open')];
+    const touched = (): string[] => calls.flatMap((spy) => spy.mock.calls.map(([path]) => String(path))).filter((p) => p.startsWith(dir));
+    try {
+      await until(() => committed.length === 1);
+      for (const spy of calls) spy.mockClear();
+      await until(() => touched().length >= 10); // ten polls
+      expect(new Set(touched())).toEqual(new Set([join(dir, 'head')]));
+      expect(cli(['append', dir, '--partition', '999', 'b'])).toMatchObject({ code: 0 });
+      await until(() => committed.length === 2);
+    } finally {
+      for (const spy of calls) spy.mockRestore();
+      engine.stop();
+      await running;
+    }
+    expect(sink.all()).toEqual(['a', 'b']);
   });
 
   it('embeddedLogSource reads exactly the given ranges and seeds an empty log once', async () => {
