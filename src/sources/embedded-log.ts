@@ -28,9 +28,10 @@ const ENTRY = 8;
 /**
  * How long `heads()` may trust an unchanged head token before it looks at every partition
  * anyway: a safety net for an appender that did not rewrite it (a build from before
- * 2026-11-30, a failed head write), at a cost of one full look per interval.
+ * 2026-11-30, a failed head write and a failed delete). Long, because a full look is what
+ * an idle poll now avoids: ~0.5 s of CPU over 10,000 partitions (2026-11-30).
  */
-export const FULL_CHECK_MS = 30_000;
+export const FULL_CHECK_MS = 5 * 60_000;
 
 /** The first and next offsets of every partition, by partition number. */
 export interface LogHeads {
