@@ -55,6 +55,8 @@ export interface Examined {
   readonly view: CheckpointView | undefined;
   readonly batches: readonly BatchRecord[];
   readonly lost: readonly LostRange[];
+  /** Lost ranges pruned beyond the newest RETAIN_HISTORY. */
+  readonly lostPruned: number;
   /** Outputs staged per stream of the batch in flight (undefined: none staged, or unreadable). */
   readonly staged: Readonly<Record<string, number>> | undefined;
 }
@@ -79,6 +81,7 @@ export async function examineCheckpoint(store: CheckpointStore, options: { stopA
   const view = await attempt('state', () => store.load());
   const batches = (await attempt('batches', () => store.batches())) ?? [];
   const lost = (await attempt('lost ranges', () => store.lostRanges())) ?? [];
+  const lostPruned = (await attempt('lost ranges', () => store.lostPruned())) ?? 0;
   const b = view?.inFlight;
   let staged: Record<string, number> | undefined;
   if (b && b.state === 'staged' && b.stagedChunks) {
@@ -91,7 +94,7 @@ export async function examineCheckpoint(store: CheckpointStore, options: { stopA
   if (damaged.length === 0 && meta === undefined && existsSync(join(store.dir, MARKER))) {
     damaged.push({ part: 'meta', detail: `${MARKER} says a checkpoint was written here, but LevelDB holds no records (a lost or corrupted write log?)` });
   }
-  return { damaged, meta, view, batches, lost, staged };
+  return { damaged, meta, view, batches, lost, lostPruned, staged };
 }
 
 /** For writers (run, reset): the checkpoint reads back whole, or CorruptCheckpointError names the first damage. */

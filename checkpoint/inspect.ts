@@ -32,7 +32,10 @@ export interface InspectReport {
   readonly createdAt: number | null;
   readonly fingerprint: string | null;
   readonly fingerprints: readonly FingerprintEntry[];
+  /** The newest RETAIN_HISTORY resets, oldest first. */
   readonly resets: readonly ResetEntry[];
+  /** Older resets pruned from the history. */
+  readonly resetsPruned: number;
   /** `held`: a live process holds the lock. `stale`: the lock is there but its owner is gone (killed); the next run takes it over. */
   readonly lock: { readonly held: boolean; readonly stale: boolean; readonly owner: LockOwner | null };
   readonly positions: OffsetMap | null;
@@ -40,7 +43,10 @@ export interface InspectReport {
   readonly inFlight: InFlightReport | null;
   /** Committed batches, newest first (as many as `last` asks and retention kept). */
   readonly recentBatches: readonly BatchRecord[];
+  /** The newest RETAIN_HISTORY lost ranges. */
   readonly lost: readonly LostRange[];
+  /** Older lost ranges pruned from the checkpoint. */
+  readonly lostPruned: number;
   readonly sizeOnDisk: number;
 }
 
@@ -85,8 +91,8 @@ export async function inspectCheckpoint(dir: string, last = 10): Promise<Inspect
   const damaged: Damage[] = [];
   const base = {
     checkpoint: dir, ok: true, damaged: [] as Damage[], empty: false, format: null, formatSupported: null, job: null, source: null, sinks: null, createdAt: null,
-    fingerprint: null, fingerprints: [], resets: [], lock, positions: null, lastCommitted: null, inFlight: null,
-    recentBatches: [], lost: [], sizeOnDisk: await sizeOnDisk(dir),
+    fingerprint: null, fingerprints: [], resets: [], resetsPruned: 0, lock, positions: null, lastCommitted: null, inFlight: null,
+    recentBatches: [], lost: [], lostPruned: 0, sizeOnDisk: await sizeOnDisk(dir),
   };
   if (lostDatabase && !existsSync(dbDir)) return { ...base, ok: false, damaged: [{ part: 'leveldb', detail: lostDatabase.detail }] };
   if (!lostDatabase && readdirSync(dbDir).length === 0) return { ...base, empty: true };
@@ -104,7 +110,7 @@ export async function inspectCheckpoint(dir: string, last = 10): Promise<Inspect
     return { ...base, ok: false, damaged, files };
   }
   try {
-    const { damaged: found, meta, view, batches, lost, staged } = await examineCheckpoint(store);
+    const { damaged: found, meta, view, batches, lost, lostPruned, staged } = await examineCheckpoint(store);
     damaged.push(...found);
     const inFlight: InFlightReport | null = view?.inFlight ? { ...view.inFlight, staged: staged ?? null } : null;
     return {
@@ -121,11 +127,13 @@ export async function inspectCheckpoint(dir: string, last = 10): Promise<Inspect
       fingerprint: meta?.fingerprint ?? null,
       fingerprints: meta?.fingerprints ?? [],
       resets: meta?.resets ?? [],
+      resetsPruned: meta?.resetsPruned ?? 0,
       positions: view?.positions ?? null,
       lastCommitted: view?.lastCommitted ?? null,
       inFlight,
       recentBatches: batches.filter((b) => b.state === 'committed').slice(0, last),
       lost,
+      lostPruned,
     };
   } finally {
     await store.close();

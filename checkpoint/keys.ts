@@ -13,4 +13,6 @@ export const keys = {
   outputs: { gte: 'out!', lt: 'out!~' },
   lost: (batchId: number, p: PartitionRef): string => `lost!${pad(batchId)}!${partitionKey(p)}`,
   lostAll: { gte: 'lost!', lt: 'lost!~' },
+  /** How many `lost!` records were pruned (only the newest RETAIN_HISTORY are kept). */
+  lostPruned: 'lost-pruned',
 };

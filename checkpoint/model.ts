@@ -66,10 +66,19 @@ export interface FingerprintEntry {
   readonly note: string;
 }
 
+/**
+ * Resets and lost ranges kept in a checkpoint: the newest this many of each; older ones are
+ * pruned in the write that adds one, and counted (`resetsPruned`, `lostPruned`) so that
+ * `inspect` says older history existed. Unbounded, a daemon skipping data or reset by a
+ * script grew its checkpoint (and the meta read at every start) without end (2026-11).
+ */
+export const RETAIN_HISTORY = 100;
+
 export interface ResetEntry {
   readonly at: number;
   /** What the positions were reset to, as asked: 'earliest', 'latest', 'timestamp:<ms>', 'file <path>'. */
   readonly to?: string;
+  /** The positions of the partitions the reset changed (checkpoints written before 2026-11-30 hold every partition's). */
   readonly before: OffsetMap;
   readonly after: OffsetMap;
   readonly discarded?: number;
@@ -82,7 +91,10 @@ export interface CheckpointMeta {
   readonly sinks: readonly string[];
   readonly fingerprint: string;
   readonly fingerprints: readonly FingerprintEntry[];
+  /** The newest RETAIN_HISTORY resets, oldest first. */
   readonly resets: readonly ResetEntry[];
+  /** Older resets pruned from `resets` (absent: none). */
+  readonly resetsPruned?: number;
   readonly createdAt: number;
   /**
    * A random id made with the checkpoint: the file sink records it in its directory and

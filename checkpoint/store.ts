@@ -26,7 +26,7 @@ import { assertCommit, assertContinues, type Committed } from './invariants';
 import { LevelDamageError, LevelKV, type KV, type KVOp } from './kv';
 import { acquireLock, type CheckpointLock } from './lock';
 import {
-  type BatchRecord, type CheckpointMeta, type CheckpointView, type LostRange, type OffsetMap, type Range,
+  isWholeNumber, RETAIN_HISTORY, type BatchRecord, type CheckpointMeta, type CheckpointView, type LostRange, type OffsetMap, type Range,
 } from './model';
 
 /**
@@ -252,14 +252,29 @@ export class CheckpointStore {
     for (const [sink, count] of Object.entries(batch.stagedChunks ?? {})) {
       for (let i = 0; i < count; i++) ops.push({ type: 'del', key: keys.output(batch.id, sink, i) });
     }
-    for (const r of lost) {
-      const record: LostRange = { ...r, batchId: batch.id, at: committedAt };
-      ops.push({ type: 'put', key: keys.lost(batch.id, r), value: encodeJSON(record) });
-    }
+    if (lost.length > 0) ops.push(...await this.recordLost(batch.id, lost, committedAt));
     if (batch.id > this.retain) ops.push({ type: 'del', key: keys.batch(batch.id - this.retain) });
     await this.write(ops, true);
     this.committed = state;
     return committed;
+  }
+
+  /**
+   * The writes that record `lost` and keep only the newest RETAIN_HISTORY lost records,
+   * counting what they drop: part of the COMMIT's one atomic write.
+   */
+  private async recordLost(batchId: number, lost: readonly Range[], at: number): Promise<KVOp[]> {
+    const kept: string[] = [];
+    for await (const [key] of this.scan(keys.lostAll)) kept.push(key);
+    const drop = Math.max(0, kept.length + lost.length - RETAIN_HISTORY);
+    const ops: KVOp[] = kept.slice(0, drop).map((key) => ({ type: 'del', key }));
+    // Keys sort by batch id: the older records go first, then this batch's first ones if it alone holds more.
+    for (const r of lost.slice(Math.max(0, drop - kept.length))) {
+      const record: LostRange = { ...r, batchId, at };
+      ops.push({ type: 'put', key: keys.lost(batchId, r), value: encodeJSON(record) });
+    }
+    if (drop > 0) ops.push({ type: 'put', key: keys.lostPruned, value: encodeJSON((await this.lostPruned()) + drop) });
+    return ops;
   }
 
   /** Replaces the positions deliberately (`tidemark reset`), optionally dropping the batch in flight. */
@@ -304,6 +319,13 @@ export class CheckpointStore {
       }
     }
     return all;
+  }
+
+  /** How many lost records were pruned to keep the newest RETAIN_HISTORY. */
+  async lostPruned(): Promise<number> {
+    const n = await this.read<unknown>(keys.lostPruned);
+    if (n !== undefined && !isWholeNumber(n)) throw new CorruptCheckpointError(this.dir, `record ${keys.lostPruned} is not a count`);
+    return n ?? 0;
   }
 
   async close(): Promise<void> {

@@ -5,7 +5,7 @@
 //
 // The CLI looks offsets up, asks, prints, and writes the decision with store.resetPositions.
 import { BadConfigError } from '../checkpoint/errors';
-import type { BatchRecord, CheckpointMeta, CheckpointView, OffsetMap } from '../checkpoint/model';
+import { RETAIN_HISTORY, type BatchRecord, type CheckpointMeta, type CheckpointView, type OffsetMap, type ResetEntry } from '../checkpoint/model';
 import { checkIdentity, describeRanges, type JobIdentity } from './decide';
 
 export interface ResetCheck {
@@ -104,9 +104,23 @@ export function decideReset(input: ResetInput): ResetDecision {
     discard,
     changed: changes.some((c) => c.before !== c.after) || discard !== undefined,
     lastCommitted: view.lastCommitted,
-    meta: {
-      ...meta,
-      resets: [...meta.resets, { at: input.now, to: input.to, before, after, ...(discard ? { discarded: discard.id } : {}) }],
-    },
+    meta: recordReset(meta, { at: input.now, to: input.to, ...changedOnly(changes), ...(discard ? { discarded: discard.id } : {}) }),
   };
+}
+
+/** Only what changed is recorded: with 10,000 partitions, whole position maps made each entry ~1 MB. */
+function changedOnly(changes: readonly PositionChange[]): Pick<ResetEntry, 'before' | 'after'> {
+  const moved = changes.filter((c) => c.before !== c.after);
+  return {
+    before: Object.fromEntries(moved.flatMap((c) => (c.before === undefined ? [] : [[c.partition, c.before]]))),
+    after: Object.fromEntries(moved.map((c) => [c.partition, c.after])),
+  };
+}
+
+/** The meta with `entry` added and only the newest RETAIN_HISTORY resets kept, the pruned ones counted. */
+export function recordReset(meta: CheckpointMeta, entry: ResetEntry): CheckpointMeta {
+  const resets = [...meta.resets, entry];
+  const drop = Math.max(0, resets.length - RETAIN_HISTORY);
+  if (drop === 0) return { ...meta, resets };
+  return { ...meta, resets: resets.slice(drop), resetsPruned: (meta.resetsPruned ?? 0) + drop };
 }

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { BadConfigError, CorruptCheckpointError, ExitCode } from '../../checkpoint/errors';
 import { inspectCheckpoint, type InspectReport } from '../../checkpoint/inspect';
 import { describeOwner } from '../../checkpoint/lock';
+import { RETAIN_HISTORY } from '../../checkpoint/model';
 import { FORMAT_VERSION } from '../../checkpoint/store';
 import { describeRanges } from '../../recovery/decide';
 import { parse, wholeNumberOption } from './args';
@@ -31,6 +32,9 @@ function formatDurations(d: Readonly<Record<string, number>> | undefined): strin
 function formatCounts(c: Readonly<Record<string, number>> | undefined | null): string {
   return c ? Object.entries(c).map(([k, n]) => `${k} ${n}`).join(', ') : '-';
 }
+
+/** Says that older history existed, so that a short list is not read as the whole story. */
+const pruned = (n: number): string => (n > 0 ? `(${n} older pruned; only the newest ${RETAIN_HISTORY} are kept)` : '');
 
 export function formatReport(r: InspectReport): string {
   const out: string[] = [];
@@ -82,9 +86,9 @@ export function formatReport(r: InspectReport): string {
       out.push('  staged   nothing yet: re-run with exactly these ranges on restart');
     }
   }
-  out.push(`lost ranges: ${r.lost.length === 0 ? 'none' : ''}`);
+  out.push(`lost ranges: ${r.lost.length === 0 ? 'none' : ''}${pruned(r.lostPruned)}`);
   for (const l of r.lost) out.push(`  ${describeRanges([l])} in batch ${l.batchId}, ${iso(l.at)}`);
-  out.push(`resets: ${r.resets.length === 0 ? 'none' : ''}`);
+  out.push(`resets: ${r.resets.length === 0 ? 'none' : ''}${pruned(r.resetsPruned)}`);
   for (const x of r.resets) {
     const changed = Object.keys({ ...x.before, ...x.after }).filter((k) => x.before[k] !== x.after[k]);
     out.push(`  ${iso(x.at)}  to ${x.to ?? '?'}: ${changed.length === 0 ? 'no position changed' : changed.map((k) => `${k} ${x.before[k] ?? '-'} → ${x.after[k]}`).join(', ')}${x.discarded ? `; discarded batch ${x.discarded}` : ''}`);

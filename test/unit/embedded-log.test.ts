@@ -2,7 +2,8 @@
 import { spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { EmbeddedLog, embeddedLogSource, type SourceRecord } from 'tidemark';
+import { defineJob, EmbeddedLog, embeddedLogSource, Engine, memorySink, type SourceRecord } from 'tidemark';
+import { FULL_CHECK_MS } from '../../src/sources/embedded-log';
 import { cliPath, killAll, nodeScript, repoRoot } from '../support/processes';
 import { tempDir } from '../support/tmp';
 
@@ -26,6 +27,12 @@ function fnv1a(text: string): number {
   for (const byte of Buffer.from(text)) h = Math.imul(h ^ byte, 16777619);
   return h >>> 0;
 }
+
+/** `tidemark log …` in its own process. */
+const cli = (args: string[], input?: string) => {
+  const r = spawnSync(process.execPath, [cliPath, 'log', ...args], { cwd: repoRoot, encoding: 'utf8', input: input ?? '' });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+};
 
 describe('EmbeddedLog', () => {
   it('creates a log with its topic and partitions, and reopens it as it is', async () => {
@@ -131,6 +138,71 @@ describe('EmbeddedLog', () => {
     expect(await log.append([{ value: 'v10', partition: 0 }])).toEqual([{ partition: 0, offset: 10 }]);
     await log.trim(0, 100);
     expect(await log.start(0)).toBe(11);
+  });
+
+  it('an idle source over many partitions reads one small file per poll, and sees what another process appends or trims', async () => {
+    const dir = fresh();
+    const log = await EmbeddedLog.open(dir, { partitions: 2000 });
+    await log.append([{ partition: 5, value: 'a' }, { partition: 1999, value: 'b' }]);
+    const source = embeddedLogSource({ dir });
+    const parts = await source.partitions();
+    const poll = async (): Promise<[Record<string, number>, Record<string, number>]> =>
+      [await source.offsets(parts, 'earliest'), await source.offsets(parts, 'latest')];
+    expect((await poll())[1]).toMatchObject({ 'events/5': 1, 'events/1999': 1, 'events/0': 0 }); // the first look reads every partition
+
+    // The module object the source calls through (esbuild's CommonJS keeps the property lookup per call).
+    const fsp = require('node:fs/promises') as typeof import('node:fs/promises'); // eslint-disable-line @typescript-eslint/no-require-imports
+    const calls = [jest.spyOn(fsp, 'stat'), jest.spyOn(fsp, 'readFile'), jest.spyOn(fsp, 'open')];
+    const touched = (): string[] => calls.flatMap((spy) => spy.mock.calls.map(([path]) => String(path))).filter((p) => p.startsWith(dir));
+    const now = jest.spyOn(Date, 'now');
+    try {
+      for (let i = 0; i < 10; i++) await poll();
+      expect(touched()).toEqual(Array(20).fill(join(dir, 'head')));
+
+      // Another process appends; another instance trims: the next poll sees both.
+      expect(cli(['append', dir, '--partition', '1234', 'x', 'y'])).toMatchObject({ code: 0 });
+      await (await EmbeddedLog.open(dir)).trim(1999, 1);
+      const [earliest, latest] = await poll();
+      expect([earliest['events/1999'], latest['events/1234'], latest['events/5']]).toEqual([1, 2, 1]);
+
+      // An appender that does not rewrite the head (a build from before it existed) is seen by the full look every FULL_CHECK_MS.
+      appendFileSync(join(dir, '7.idx'), Buffer.alloc(8));
+      expect((await poll())[1]['events/7']).toBe(0);
+      now.mockReturnValue(Date.now() + FULL_CHECK_MS);
+      expect((await poll())[1]['events/7']).toBe(1);
+    } finally {
+      for (const spy of [...calls, now]) spy.mockRestore();
+    }
+  });
+
+  it('a daemon idle over many partitions reads only the head file per poll, and takes what another process appends', async () => {
+    const dir = fresh();
+    await (await EmbeddedLog.open(dir, { partitions: 1000 })).append([{ partition: 3, value: 'a' }]);
+    const sink = memorySink<string>();
+    const committed: number[] = [];
+    const engine = new Engine(defineJob<string>({
+      name: 'idle', source: embeddedLogSource({ dir }), sinks: [sink], transform: (rs) => rs.map((r) => str(r.value)!), batch: { pollIntervalMs: 20 },
+    }), { checkpointDir: fresh(), onBatch: (b) => committed.push(b.id) });
+    const running = engine.run();
+    const until = async (done: () => boolean): Promise<void> => {
+      while (!done()) await new Promise((r) => setTimeout(r, 20));
+    };
+    const fsp = require('node:fs/promises') as typeof import('node:fs/promises'); // eslint-disable-line @typescript-eslint/no-require-imports
+    const calls = [jest.spyOn(fsp, 'stat'), jest.spyOn(fsp, 'readFile'), jest.spyOn(fsp, 'open')];
+    const touched = (): string[] => calls.flatMap((spy) => spy.mock.calls.map(([path]) => String(path))).filter((p) => p.startsWith(dir));
+    try {
+      await until(() => committed.length === 1);
+      for (const spy of calls) spy.mockClear();
+      await until(() => touched().length >= 10); // ten polls
+      expect(new Set(touched())).toEqual(new Set([join(dir, 'head')]));
+      expect(cli(['append', dir, '--partition', '999', 'b'])).toMatchObject({ code: 0 });
+      await until(() => committed.length === 2);
+    } finally {
+      for (const spy of calls) spy.mockRestore();
+      engine.stop();
+      await running;
+    }
+    expect(sink.all()).toEqual(['a', 'b']);
   });
 
   it('embeddedLogSource reads exactly the given ranges and seeds an empty log once', async () => {
@@ -255,10 +327,6 @@ describe('EmbeddedLog', () => {
 });
 
 describe('tidemark log', () => {
-  const cli = (args: string[], input?: string) => {
-    const r = spawnSync(process.execPath, [cliPath, 'log', ...args], { cwd: repoRoot, encoding: 'utf8', input: input ?? '' });
-    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-  };
 
   it('create, append (arguments and stdin), tail round trip', async () => {
     const dir = fresh();

@@ -1,6 +1,6 @@
 // decideReset (recovery/reset.ts), by example: what `tidemark reset` writes, or why it refuses.
 import { BadConfigError } from '../../checkpoint/errors';
-import type { BatchRecord, CheckpointMeta, CheckpointView } from '../../checkpoint/model';
+import { RETAIN_HISTORY, type BatchRecord, type CheckpointMeta, type CheckpointView } from '../../checkpoint/model';
 import { decideRecovery } from '../../recovery/decide';
 import { NewerFormatError, OtherJobError } from '../../recovery/errors';
 import { decideReset, type ResetInput } from '../../recovery/reset';
@@ -28,7 +28,22 @@ describe('decideReset', () => {
       { partition: 'clicks/2', before: undefined, after: 3 },
     ]);
     expect(d).toMatchObject({ changed: true, discard: undefined, lastCommitted: 7 });
-    expect(d.meta).toEqual({ ...meta, resets: [{ at: 5000, to: 'file o.json', before: view().positions, after: d.after }] });
+    // Only the partitions that moved are recorded: with many partitions the rest would make each entry huge.
+    expect(d.meta).toEqual({ ...meta, resets: [{ at: 5000, to: 'file o.json', before: { 'clicks/0': 40 }, after: { 'clicks/0': 10, 'clicks/2': 3 } }] });
+  });
+
+  it('keeps the newest RETAIN_HISTORY resets, counting the ones it prunes', () => {
+    let m: CheckpointMeta = meta;
+    for (let i = 1; i <= RETAIN_HISTORY + 7; i++) {
+      m = decideReset({
+        dir: DIR, view: view({ meta: m }), format: 1, discardInFlight: false, requested: { 'clicks/0': i }, to: `file ${i}.json`, now: i,
+      }).meta;
+      expect(m.resets.length).toBe(Math.min(i, RETAIN_HISTORY));
+      expect(m.resetsPruned ?? 0).toBe(Math.max(0, i - RETAIN_HISTORY));
+    }
+    expect(m.resets[0]!.to).toBe('file 8.json');
+    expect(m.resets.at(-1)!.to).toBe(`file ${RETAIN_HISTORY + 7}.json`);
+    expect(m.resetsPruned).toBe(7);
   });
 
   it('refuses a partition neither the checkpoint nor the source knows, unless allowed', () => {

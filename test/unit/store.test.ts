@@ -8,8 +8,10 @@ import { LevelKV, type KV, type KVOp } from '../../checkpoint/kv';
 import { keys } from '../../checkpoint/keys';
 import { seal, SEALED_TAG } from '../../checkpoint/codec';
 import { CheckpointStore, openCheckpoint, FORMAT_VERSION } from '../../checkpoint/store';
-import type { BatchRecord, CheckpointMeta, Range } from '../../checkpoint/model';
+import { RETAIN_HISTORY, type BatchRecord, type CheckpointMeta, type Range } from '../../checkpoint/model';
 import { BadConfigError, CorruptCheckpointError } from '../../checkpoint/errors';
+import { inspectCheckpoint } from '../../checkpoint/inspect';
+import { formatReport } from '../../src/cli/inspect';
 import { tempDir } from '../support/tmp';
 
 const root = tempDir('tidemark-store-');
@@ -196,11 +198,59 @@ describe('CheckpointStore transitions over LevelDB', () => {
         { topic: 't', partition: 1, from: 3, until: 9, batchId: 2 },
       ]);
       expect(lost.every((l) => typeof l.at === 'number')).toBe(true);
+      expect(await store.lostPruned()).toBe(0);
     } finally {
       await store.close();
     }
   });
+
+  it(`keeps the newest ${RETAIN_HISTORY} lost records, pruned and counted in the commit write that adds one`, async () => {
+    const dir = fresh();
+    const kv = new RecordingKV(await LevelKV.open(join(dir, 'db')));
+    const store = new CheckpointStore(kv, dir);
+    // Batch i skips the first offsets of `counts[i - 1]` partitions new to it; one batch alone skips more than are kept.
+    const counts = [3, 40, 1, 70, 2, RETAIN_HISTORY + 25, 5, 9];
+    try {
+      await store.writeMeta(meta);
+      let positions: Record<string, number> = {};
+      let total = 0;
+      for (const [i, count] of counts.entries()) {
+        const id = i + 1;
+        const parts = Array.from({ length: count }, (_, j) => id * 1000 + j);
+        kv.writes.length = 0;
+        positions = await runBatch(store, id, parts.map((p) => range(p, 5, 5)), [], positions, parts.map((p) => range(p, 0, 5)));
+        total += count;
+        const kept = await store.lostRanges();
+        expect(kept.length).toBe(Math.min(total, RETAIN_HISTORY));
+        expect(await store.lostPruned()).toBe(total - kept.length);
+        // The newest are the ones kept: this batch's (as many as fit), then the previous batches', newest first.
+        expect(kept.filter((l) => l.batchId === id).length).toBe(Math.min(count, RETAIN_HISTORY));
+        expect(Math.min(...kept.map((l) => l.batchId))).toBe(oldestKept(counts.slice(0, id)));
+        // One write: STAGE is the other; PLAN the unsynced one.
+        expect(kv.writes.map((w) => w.sync)).toEqual([false, true, true]);
+        if (total > RETAIN_HISTORY) expect(kv.writes[2]!.ops).toContainEqual(expect.objectContaining({ type: 'put', key: keys.lostPruned }));
+      }
+    } finally {
+      await store.close();
+    }
+    // inspect says that older history existed.
+    const report = await inspectCheckpoint(dir);
+    const total = counts.reduce((a, b) => a + b, 0);
+    expect(report).toMatchObject({ lostPruned: total - RETAIN_HISTORY, resetsPruned: 0 });
+    expect(report.lost).toHaveLength(RETAIN_HISTORY);
+    expect(formatReport(report)).toContain(`lost ranges: (${total - RETAIN_HISTORY} older pruned; only the newest ${RETAIN_HISTORY} are kept)`);
+  });
 });
+
+/** The id of the oldest batch whose lost records are among the newest RETAIN_HISTORY. */
+function oldestKept(counts: readonly number[]): number {
+  let room = RETAIN_HISTORY;
+  for (let i = counts.length - 1; i >= 0; i--) {
+    room -= counts[i]!;
+    if (room <= 0) return i + 1;
+  }
+  return 1;
+}
 
 describe('damaged and missing checkpoints', () => {
   it('a db/ directory without CURRENT is a CorruptCheckpointError, and the lock is not left behind', async () => {
