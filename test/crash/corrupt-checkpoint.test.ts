@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { coverageEnv } from '../support/coverage-env';
 
 const root = join(__dirname, '..', '..');
 const base = mkdtempSync(join(tmpdir(), 'tidemark-corrupt-'));
@@ -23,12 +24,12 @@ export default defineJob({
 `);
 
 function run(checkpoint: string, ...args: string[]) {
-  return spawnSync(process.execPath, [join(root, 'bin', 'tidemark.js'), 'run', job, '--checkpoint', checkpoint, ...args], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+  return spawnSync(process.execPath, [join(root, 'bin', 'tidemark.js'), 'run', job, '--checkpoint', checkpoint, ...args], { cwd: root, env: coverageEnv(), encoding: 'utf8', timeout: 60_000 });
 }
 
 /** What the checkpoint holds, as `tidemark inspect --json` reports it. */
 function contents(dir: string): unknown {
-  const r = spawnSync(process.execPath, [join(root, 'bin', 'tidemark.js'), 'inspect', dir, '--json'], { cwd: root, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [join(root, 'bin', 'tidemark.js'), 'inspect', dir, '--json'], { cwd: root, env: coverageEnv(), encoding: 'utf8' });
   expect(r.status).toBe(0);
   const { positions, lastCommitted, inFlight, recentBatches, fingerprints } = JSON.parse(r.stdout) as Record<string, unknown>;
   return { positions, lastCommitted, inFlight, recentBatches, fingerprints };

@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EmbeddedLog, embeddedLogSource, type SourceRecord } from 'tidemark';
+import { coverageEnv } from '../support/coverage-env';
 import { cliPath, killAll, nodeScript, repoRoot } from '../support/processes';
 import { tempDir } from '../support/tmp';
 
@@ -256,7 +257,7 @@ describe('EmbeddedLog', () => {
 
 describe('tidemark log', () => {
   const cli = (args: string[], input?: string) => {
-    const r = spawnSync(process.execPath, [cliPath, 'log', ...args], { cwd: repoRoot, encoding: 'utf8', input: input ?? '' });
+    const r = spawnSync(process.execPath, [cliPath, 'log', ...args], { cwd: repoRoot, env: coverageEnv(), encoding: 'utf8', input: input ?? '' });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
   };
 
