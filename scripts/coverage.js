@@ -28,15 +28,15 @@ const distDir = path.join(root, 'dist') + path.sep;
 // The same files jest counts (type-only files are excluded there).
 const counted = (file) => micromatch([path.relative(root, file)], collectCoverageFrom).length > 0;
 
-/** The V8 coverage of dist/*.js from every child process, merged per script. */
-function childScripts() {
-  if (!fs.existsSync(childDir)) return [];
+/** The V8 coverage of dist/*.js from every process that wrote to `dir`, merged per script. */
+function childScripts(dir = childDir) {
+  if (!fs.existsSync(dir)) return [];
   const processes = [];
-  for (const name of fs.readdirSync(childDir)) {
+  for (const name of fs.readdirSync(dir)) {
     if (!name.endsWith('.json')) continue;
     let cov;
     try {
-      cov = JSON.parse(fs.readFileSync(path.join(childDir, name), 'utf8'));
+      cov = JSON.parse(fs.readFileSync(path.join(dir, name), 'utf8'));
     } catch {
       continue; // a process killed while writing its file leaves it partial
     }
@@ -46,13 +46,8 @@ function childScripts() {
   return processes.length === 0 ? [] : mergeProcessCovs(processes).result;
 }
 
-async function main() {
-  if (!fs.existsSync(jestFile)) {
-    console.error(`coverage: ${path.relative(root, jestFile)} is missing; run \`npx jest --coverage\` first.`);
-    return 1;
-  }
-  const map = libCoverage.createCoverageMap(JSON.parse(fs.readFileSync(jestFile, 'utf8')));
-  const scripts = childScripts();
+/** Adds `scripts` (from childScripts) to `map` as coverage of the TypeScript files jest counts. */
+async function addSourceCoverage(map, scripts) {
   for (const script of scripts) {
     // The source map (dist/*.js.map) takes the bundle back to src/, checkpoint/, recovery/.
     // (Filtered after converting: v8-to-istanbul's excludePath sees paths relative to the map
@@ -64,6 +59,16 @@ async function main() {
     for (const file of Object.keys(files)) if (counted(file)) map.merge({ [file]: files[file] });
     converter.destroy();
   }
+  return map;
+}
+
+async function main() {
+  if (!fs.existsSync(jestFile)) {
+    console.error(`coverage: ${path.relative(root, jestFile)} is missing; run \`npx jest --coverage\` first.`);
+    return 1;
+  }
+  const scripts = childScripts();
+  const map = await addSourceCoverage(libCoverage.createCoverageMap(JSON.parse(fs.readFileSync(jestFile, 'utf8'))), scripts);
   fs.writeFileSync(path.join(coverageDir, 'merged-coverage-final.json'), JSON.stringify(map.toJSON()));
 
   const dirs = {};
@@ -91,10 +96,14 @@ async function main() {
   return status;
 }
 
-main().then(
-  (status) => process.exit(status),
-  (err) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+module.exports = { childScripts, addSourceCoverage };
+
+if (require.main === module) {
+  main().then(
+    (status) => process.exit(status),
+    (err) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}
