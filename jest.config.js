@@ -19,17 +19,13 @@ module.exports = {
   // Coverage (`--coverage`, which CI passes: .ci/run): V8's own counters, so it needs no
   // instrumenting transform (ours is esbuild), mapped back to the TypeScript through the
   // transform's inline source maps. Code that runs in child processes (the real `tidemark`
-  // binary the CLI and crash tests spawn) is not counted, so src/cli/ reads low.
+  // binary the CLI and crash tests spawn) is collected by the global setup's NODE_V8_COVERAGE
+  // directory and merged with this (`json`) by scripts/coverage.js, which holds the
+  // thresholds: jest's own would judge without the children and fail the run first.
   coverageProvider: 'v8',
   // Files of types only have no code to run, but V8 would count their lines as never run.
   collectCoverageFrom: ['checkpoint/**/*.ts', 'recovery/**/*.ts', 'src/**/*.ts', '!**/*.d.ts', '!src/contracts.ts'],
-  coverageReporters: ['text-summary', 'json-summary'],
-  // A directory key is one threshold for the directory as a whole (a glob would be per file).
-  coverageThreshold: {
-    './checkpoint/': { lines: 90 },
-    './recovery/': { lines: 90 },
-    './src/': { lines: 80 },
-  },
+  coverageReporters: ['text-summary', 'json'],
   globalSetup: '<rootDir>/test/support/global-setup.js',
   projects: [
     { ...shared, displayName: 'core', testMatch: ['<rootDir>/test/**/*.test.ts'], testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/kafka/', '<rootDir>/test/postgres/'] },

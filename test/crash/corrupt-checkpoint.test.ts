@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
+import { coverageEnv } from '../support/coverage-env';
 
 const root = join(__dirname, '..', '..');
 const base = mkdtempSync(join(tmpdir(), 'tidemark-corrupt-'));
@@ -27,12 +28,12 @@ const outOf = (checkpoint: string): string => join(base, 'out', basename(checkpo
 
 function run(checkpoint: string, ...args: string[]) {
   return spawnSync(process.execPath, [join(root, 'bin', 'tidemark.js'), 'run', job, '--checkpoint', checkpoint, ...args],
-    { cwd: root, encoding: 'utf8', timeout: 60_000, env: { ...process.env, CORRUPT_OUT: outOf(checkpoint) } });
+    { cwd: root, encoding: 'utf8', timeout: 60_000, env: coverageEnv({ ...process.env, CORRUPT_OUT: outOf(checkpoint) }) });
 }
 
 /** What the checkpoint holds, as `tidemark inspect --json` reports it. */
 function contents(dir: string): unknown {
-  const r = spawnSync(process.execPath, [join(root, 'bin', 'tidemark.js'), 'inspect', dir, '--json'], { cwd: root, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [join(root, 'bin', 'tidemark.js'), 'inspect', dir, '--json'], { cwd: root, env: coverageEnv(), encoding: 'utf8' });
   expect(r.status).toBe(0);
   const { positions, lastCommitted, inFlight, recentBatches, fingerprints } = JSON.parse(r.stdout) as Record<string, unknown>;
   return { positions, lastCommitted, inFlight, recentBatches, fingerprints };
@@ -91,7 +92,7 @@ it('a synced STAGE that LevelDB drops from its damaged write log stops every run
   const dir = join(base, 'cp-stage-log');
   const out = join(base, 'out-stage-log');
   const runStage = (env: Record<string, string> = {}) => spawnSync(process.execPath, [join(root, 'bin', 'tidemark.js'), 'run', job, '--checkpoint', dir],
-    { cwd: root, encoding: 'utf8', timeout: 60_000, env: { ...process.env, CORRUPT_OUT: out, ...env } });
+    { cwd: root, encoding: 'utf8', timeout: 60_000, env: coverageEnv({ ...process.env, CORRUPT_OUT: out, ...env }) });
   expect(runStage({ TIDEMARK_CRASH_AT: 'staged' }).signal).toBe('SIGKILL');
   const db = join(dir, 'db');
   const [log] = readdirSync(db).filter((f) => f.endsWith('.log'));

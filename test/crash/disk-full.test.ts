@@ -11,13 +11,14 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EmbeddedLog, LogWriteError } from 'tidemark';
+import { coverageEnv } from '../support/coverage-env';
 
 const root = join(__dirname, '..', '..');
 const base = join(tmpdir(), `tidemark-diskfull-${process.pid}`);
 const mnt = join(base, 'mnt');
 
 function run(args: string[]): { status: number | null; stderr: string; stdout: string } {
-  const r = spawnSync(process.execPath, [join(root, 'bin', 'tidemark.js'), ...args], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(process.execPath, [join(root, 'bin', 'tidemark.js'), ...args], { cwd: root, env: coverageEnv(), encoding: 'utf8', timeout: 60_000 });
   return { status: r.status, stderr: r.stderr, stdout: r.stdout };
 }
 

@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { join } from 'node:path';
 import { openCheckpoint } from '../../checkpoint/store';
 import { EmbeddedLog } from '../../src/sources/embedded-log';
+import { coverageEnv } from '../support/coverage-env';
 import { prng } from '../support/prng';
 
 const root = join(__dirname, '..', '..');
@@ -78,7 +79,7 @@ type KillAt = { readonly afterStartMs: number } | { readonly afterFirstCommitMs:
 
 function runDaemon(env: NodeJS.ProcessEnv, killAt: KillAt | undefined, args: string[] = []): Promise<RunResult> {
   const started = Date.now();
-  const child = spawn(process.execPath, [cli, 'run', job, ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [cli, 'run', job, ...args], { cwd: root, env: coverageEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   let buffered = '';
   let firstCommitMs: number | undefined;

@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { InspectReport } from '../../checkpoint/inspect';
+import { coverageEnv } from './coverage-env';
 
 export const ROOT = join(__dirname, '..', '..');
 export const BIN = join(ROOT, 'bin', 'tidemark.js');
@@ -19,7 +20,7 @@ export interface Result {
 export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('TIDEMARK_')) env[k] = v;
-  return { ...env, TIDEMARK_METRICS_HOST: '127.0.0.1', ...extra };
+  return coverageEnv({ ...env, TIDEMARK_METRICS_HOST: '127.0.0.1', ...extra });
 }
 
 export interface RunOptions {

@@ -2,6 +2,7 @@
 // whatever is still running when the test file ends.
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { join } from 'node:path';
+import { coverageEnv } from './coverage-env';
 
 export const repoRoot = join(__dirname, '..', '..');
 export const cliPath = join(repoRoot, 'bin', 'tidemark.js');
@@ -30,7 +31,7 @@ export function killAll(): void {
 }
 
 export function start(command: string, args: readonly string[], options: SpawnOptions = {}): Child {
-  const proc = spawn(command, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], ...options });
+  const proc = spawn(command, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], ...options, env: coverageEnv(options.env) });
   live.add(proc);
   let out = '';
   let err = '';

@@ -4,6 +4,7 @@ import { appendFileSync, existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defineJob, EmbeddedLog, embeddedLogSource, Engine, memorySink, type SourceRecord } from 'tidemark';
 import { FULL_CHECK_MS } from '../../src/sources/embedded-log';
+import { coverageEnv } from '../support/coverage-env';
 import { cliPath, killAll, nodeScript, repoRoot } from '../support/processes';
 import { tempDir } from '../support/tmp';
 
@@ -30,7 +31,7 @@ function fnv1a(text: string): number {
 
 /** `tidemark log …` in its own process. */
 const cli = (args: string[], input?: string) => {
-  const r = spawnSync(process.execPath, [cliPath, 'log', ...args], { cwd: repoRoot, encoding: 'utf8', input: input ?? '' });
+  const r = spawnSync(process.execPath, [cliPath, 'log', ...args], { cwd: repoRoot, env: coverageEnv(), encoding: 'utf8', input: input ?? '' });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 };
 
@@ -327,7 +328,6 @@ describe('EmbeddedLog', () => {
 });
 
 describe('tidemark log', () => {
-
   it('create, append (arguments and stdin), tail round trip', async () => {
     const dir = fresh();
     expect(cli(['create', dir, '--partitions', '2', '--topic', 'clicks'])).toEqual({ code: 0, stdout: `embedded log ${dir}: topic clicks, 2 partitions\n`, stderr: '' });

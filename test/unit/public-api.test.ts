@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import ts from 'typescript';
 import * as root from 'tidemark';
 import * as testing from 'tidemark/testing';
+import { coverageEnv } from '../support/coverage-env';
 
 const ROOT_DIR = join(__dirname, '..', '..');
 
@@ -81,7 +82,7 @@ describe('public API', () => {
       }
       try { require.resolve('tidemark/dist/engine.js'); out.internal = 'resolved'; } catch (err) { out.internal = err.code; }
       process.stdout.write(JSON.stringify(out));`;
-    const run = spawnSync(process.execPath, ['-e', script], { cwd: ROOT_DIR, encoding: 'utf8' });
+    const run = spawnSync(process.execPath, ['-e', script], { cwd: ROOT_DIR, env: coverageEnv(), encoding: 'utf8' });
     expect(run.stderr).toBe('');
     const out = JSON.parse(run.stdout) as Record<string, { file: string; names: string[] } | string>;
     expect(out.tidemark).toEqual({ file: join(ROOT_DIR, 'dist', 'index.js'), names: sorted(ROOT_VALUES) });
