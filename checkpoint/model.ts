@@ -77,6 +77,11 @@ export interface ResetEntry {
 
 export interface CheckpointMeta {
   readonly format: number;
+  /**
+   * Names this checkpoint in the progress marks the source commits outside it (recovery/crosscheck.ts).
+   * Given at creation; a checkpoint created before 2026-11-30 gets one at its next start.
+   */
+  readonly id?: string;
   readonly job: string;
   readonly source: string;
   readonly sinks: readonly string[];

@@ -30,6 +30,8 @@ export interface RecoveryInput {
   /** The on-disk format this build understands. */
   readonly format: number;
   readonly now: number;
+  /** The id a checkpoint without one gets (the engine gives a random UUID; without it none is given). */
+  readonly newId?: string;
 }
 
 export interface RecoveryDecision {
@@ -70,7 +72,7 @@ export function decideRecovery(input: RecoveryInput): RecoveryDecision {
   if (meta === undefined) {
     return {
       meta: {
-        format: input.format, job: job.name, source: job.sourceId, sinks: [...job.sinks], fingerprint,
+        format: input.format, ...(input.newId !== undefined ? { id: input.newId } : {}), job: job.name, source: job.sourceId, sinks: [...job.sinks], fingerprint,
         fingerprints: [{ fingerprint, since: now, note: 'first run' }], resets: [], createdAt: now,
       },
       resumeAt: {}, lastCommitted: 0, notes: ['new checkpoint'],
@@ -107,11 +109,13 @@ export function decideRecovery(input: RecoveryInput): RecoveryDecision {
     notes.push(`${what} Continuing: ${note}.`);
   }
 
-  const newMeta: CheckpointMeta | undefined = note === undefined ? undefined : {
+  const id = meta.id ?? input.newId;
+  const newMeta: CheckpointMeta | undefined = note === undefined && id === meta.id ? undefined : {
     ...meta,
+    ...(id !== undefined ? { id } : {}),
     sinks: [...job.sinks],
     fingerprint,
-    fingerprints: codeChanged ? [...meta.fingerprints, { fingerprint, since: now, note }] : meta.fingerprints,
+    fingerprints: codeChanged && note !== undefined ? [...meta.fingerprints, { fingerprint, since: now, note }] : meta.fingerprints,
   };
   const base = { meta: newMeta, resumeAt: view.positions, lastCommitted: view.lastCommitted, notes };
 

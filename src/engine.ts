@@ -6,10 +6,12 @@
 // second, recovery-only execution path. The whole protocol is this file, the pure
 // decisions (src/planner.ts, recovery/decide.ts), the writes (checkpoint/store.ts) and
 // the delivery to sinks (src/delivery.ts).
-import { BadConfigError } from '../checkpoint/errors';
-import type { BatchRecord, OffsetMap, PartitionRef, Range } from '../checkpoint/model';
+import { randomUUID } from 'node:crypto';
+import { BadConfigError, CorruptCheckpointError } from '../checkpoint/errors';
+import type { BatchRecord, CheckpointView, OffsetMap, PartitionRef, Range } from '../checkpoint/model';
 import { parsePartitionKey, partitionKey } from '../checkpoint/model';
 import { FORMAT_VERSION, openCheckpoint, type CheckpointStore } from '../checkpoint/store';
+import { crossCheck, formatMark, type ProgressMark, type ReportedPosition } from '../recovery/crosscheck';
 import { decideRecovery, describeRanges, hasStagedOutputs } from '../recovery/decide';
 import { elapsedMs, lagAfterCommit, lagAtPlan, PhaseTimer, type BatchStats, type EngineStatus, type RunSummary } from './batch-stats';
 import type { SourceRecord } from './contracts';
@@ -77,6 +79,8 @@ export class Engine<T> {
   /** The source's ends as of the last plan. */
   private latestSeen: OffsetMap = {};
   private lockHeld = false;
+  /** The checkpoint's id and reset count, sent with each batch's positions to the source (recovery/crosscheck.ts). */
+  private lineage: Omit<ProgressMark, 'batch'> | undefined;
   private progressAt: number | undefined;
   private readonly log: Logger;
   private readonly crash: CrashPoint;
@@ -159,11 +163,12 @@ export class Engine<T> {
     this.lockHeld = true;
     const view = await this.store.load();
     await this.crash('recovering');
+    await this.crossCheck(view);
     const needsEarliest = view.inFlight && !hasStagedOutputs(view.inFlight);
     const earliest = needsEarliest ? await this.job.source.offsets(view.inFlight!.ranges, 'earliest') : {};
     const decision = decideRecovery({
       dir: this.store.dir, view, fingerprint: this.fingerprint, acceptCodeChange: this.options.acceptCodeChange === true,
-      earliest, format: FORMAT_VERSION, now: Date.now(),
+      earliest, format: FORMAT_VERSION, now: Date.now(), newId: randomUUID(),
       job: {
         name: this.job.name, sourceId: this.job.source.id, strictCodeVersion: this.job.strictCodeVersion, onDataLoss: this.job.onDataLoss,
         sinks: [...this.job.sinks, ...(this.job.deadLetterSink ? [this.job.deadLetterSink] : [])].map((s) => s.name),
@@ -171,9 +176,40 @@ export class Engine<T> {
     });
     for (const note of decision.notes) this.log.info({ lastCommitted: decision.lastCommitted }, note);
     if (decision.meta) await this.store.writeMeta(decision.meta);
+    const meta = decision.meta ?? view.meta;
+    this.lineage = meta?.id !== undefined ? { checkpoint: meta.id, resets: meta.resets.length } : undefined;
     this.positions = decision.resumeAt;
     this.lastCommitted = decision.lastCommitted;
     return decision.redeliver ?? decision.rerun;
+  }
+
+  /**
+   * Stops when the outside already holds work the checkpoint does not: the source's progress
+   * marks or a sink's ledger ahead of it (recovery/crosscheck.ts decides). A witness that
+   * cannot be asked is skipped with a warning: it is a check, the checkpoint stays the truth.
+   */
+  private async crossCheck(view: CheckpointView): Promise<void> {
+    const ask = async <R>(what: string, f: () => Promise<R>): Promise<R | undefined> => {
+      try {
+        return await f();
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, `cross-check at start: could not read ${what}; not checked`);
+        return undefined;
+      }
+    };
+    const source = this.job.source;
+    const parts = Object.keys(view.positions).map(parsePartitionKey);
+    const reported = view.meta?.id !== undefined && parts.length > 0 && source.reportedPositions
+      ? await ask('the positions reported to the source', () => source.reportedPositions!(parts)) : undefined;
+    const delivered: Record<string, number> = {};
+    for (const sink of [...this.job.sinks, ...(this.job.deadLetterSink ? [this.job.deadLetterSink] : [])]) {
+      if (!sink.lastDelivered) continue;
+      const last = await ask(`sink ${sink.name}'s ledger`, () => sink.lastDelivered!(this.job.name));
+      if (last !== undefined) delivered[sink.name] = last;
+    }
+    const positions: ReportedPosition[] = reported ? [...reported.positions] : [];
+    const lost = crossCheck({ view, reportedTo: reported?.where, reported: positions, delivered });
+    if (lost) throw new CorruptCheckpointError(this.store!.dir, lost.detail);
   }
 
   private async latestOffsets(): Promise<OffsetMap> {
@@ -261,7 +297,7 @@ export class Engine<T> {
     this.lastCommitted = staged.id;
     this.lastBatchAt = Date.now();
     await this.crash('committed');
-    this.reporter.report(positions);
+    this.reporter.report(positions, this.lineage && formatMark({ ...this.lineage, batch: staged.id }));
     await this.crash('source-committed');
 
     const stats: BatchStats = {

@@ -285,6 +285,17 @@ export function postgresSink<T>(options: PostgresSinkOptions<T>): PostgresSink<T
         client.release(broken);
       }
     },
+    async lastDelivered(jobName?: string) {
+      const job = options.job ?? jobName;
+      if (!job) throw new BadConfigError(`${where}: lastDelivered needs the job name.`);
+      try {
+        const found = await getPool().query<{ max: string | null }>(`SELECT max(batch_id)::text AS max FROM ${ledgerTable} WHERE job = $1 AND sink = $2`, [job, name]);
+        return found.rows[0]?.max ? Number(found.rows[0].max) : undefined;
+      } catch (err) {
+        if (sqlState(err) === '42P01') return undefined; // no ledger yet: nothing delivered
+        throw err;
+      }
+    },
     async close() {
       if (ownPool && pool) await pool.end();
       pool = undefined;
