@@ -15,7 +15,8 @@
 //     N staged in flight.
 //
 // A `tidemark reset` appends to the checkpoint's resets: marks written before it carry fewer
-// and no longer count (a reset keeps batch ids, so the sinks' check is unaffected by it).
+// and no longer count as lost work, but their batch ids were used: the next run starts its
+// ids after them (idsUsedBeforeReset).
 import type { CheckpointView, OffsetMap } from '../checkpoint/model';
 
 const MARK = /^tidemark:([^:]+):(\d+):(\d+)$/;
@@ -64,6 +65,22 @@ export interface LostWrites {
   readonly reportedPositions: OffsetMap | undefined;
 }
 
+/**
+ * The highest batch id the source's marks name from before the checkpoint's last reset,
+ * when it is past the last committed one: a checkpoint rolled back and then reset goes on
+ * from there, since sinks keyed by batch id hold those ids already (a file sink would
+ * overwrite them). Undefined otherwise.
+ */
+export function idsUsedBeforeReset(view: CheckpointView, reported: readonly ReportedPosition[]): number | undefined {
+  const meta = view.meta;
+  if (meta?.id === undefined || meta.resets.length === 0 || view.inFlight) return undefined;
+  const used = reported.map((r) => parseMark(r.metadata))
+    .filter((m): m is ProgressMark => m !== undefined && m.checkpoint === meta.id && m.resets < meta.resets.length)
+    .map((m) => m.batch);
+  const top = Math.max(0, ...used);
+  return top > view.lastCommitted ? top : undefined;
+}
+
 /** Undefined when nothing outside is ahead of the checkpoint; else what it lost. */
 export function crossCheck(input: CrossCheckInput): LostWrites | undefined {
   const { view } = input;
@@ -98,7 +115,7 @@ export function crossCheck(input: CrossCheckInput): LostWrites | undefined {
 
   if (findings.length === 0) return undefined;
   return {
-    detail: `it lost synced writes (a truncated or rolled-back write log, or a restored copy): ${findings.join('; ')}. ` +
+    detail: `it lost synced writes, from a truncated write log or a restored older copy: ${findings.join('; ')}. ` +
       'Running on would process those batches a second time' +
       (reportedPositions ? `; to go on from where the source's record is, reset to those positions (tidemark reset --to a file holding ${JSON.stringify(reportedPositions)})` : ''),
     reportedPositions,

@@ -11,7 +11,7 @@ import { BadConfigError, CorruptCheckpointError } from '../checkpoint/errors';
 import type { BatchRecord, CheckpointView, OffsetMap, PartitionRef, Range } from '../checkpoint/model';
 import { parsePartitionKey, partitionKey } from '../checkpoint/model';
 import { FORMAT_VERSION, openCheckpoint, type CheckpointStore } from '../checkpoint/store';
-import { crossCheck, formatMark, type ProgressMark, type ReportedPosition } from '../recovery/crosscheck';
+import { crossCheck, formatMark, idsUsedBeforeReset, type ProgressMark, type ReportedPosition } from '../recovery/crosscheck';
 import { decideRecovery, describeRanges, hasStagedOutputs } from '../recovery/decide';
 import { elapsedMs, lagAfterCommit, lagAtPlan, PhaseTimer, type BatchStats, type EngineStatus, type RunSummary } from './batch-stats';
 import type { SourceRecord } from './contracts';
@@ -161,9 +161,14 @@ export class Engine<T> {
       });
     }
     this.lockHeld = true;
-    const view = await this.store.load();
+    let view = await this.store.load();
     await this.crash('recovering');
-    await this.crossCheck(view);
+    const used = await this.crossCheck(view);
+    if (used !== undefined) {
+      this.log.info({ lastCommitted: used }, `batch ids up to ${used} were used before the last reset (the source's marks say so): going on from ${used + 1}`);
+      await this.store.skipBatchIds(used);
+      view = { ...view, lastCommitted: used };
+    }
     const needsEarliest = view.inFlight && !hasStagedOutputs(view.inFlight);
     const earliest = needsEarliest ? await this.job.source.offsets(view.inFlight!.ranges, 'earliest') : {};
     const decision = decideRecovery({
@@ -185,10 +190,11 @@ export class Engine<T> {
 
   /**
    * Stops when the outside already holds work the checkpoint does not: the source's progress
-   * marks or a sink's ledger ahead of it (recovery/crosscheck.ts decides). A witness that
+   * marks or a sink's ledger ahead of it (recovery/crosscheck.ts decides). Returns the batch
+   * id to go on after when a reset followed such a loss. A witness that
    * cannot be asked is skipped with a warning: it is a check, the checkpoint stays the truth.
    */
-  private async crossCheck(view: CheckpointView): Promise<void> {
+  private async crossCheck(view: CheckpointView): Promise<number | undefined> {
     const ask = async <R>(what: string, f: () => Promise<R>): Promise<R | undefined> => {
       try {
         return await f();
@@ -208,8 +214,10 @@ export class Engine<T> {
       if (last !== undefined) delivered[sink.name] = last;
     }
     const positions: ReportedPosition[] = reported ? [...reported.positions] : [];
-    const lost = crossCheck({ view, reportedTo: reported?.where, reported: positions, delivered });
+    const used = idsUsedBeforeReset(view, positions);
+    const lost = crossCheck({ view: used === undefined ? view : { ...view, lastCommitted: used }, reportedTo: reported?.where, reported: positions, delivered });
     if (lost) throw new CorruptCheckpointError(this.store!.dir, lost.detail);
+    return used;
   }
 
   private async latestOffsets(): Promise<OffsetMap> {

@@ -2,7 +2,7 @@
 // told the source or the sinks has lost synced writes; a faithful one never trips it.
 import * as fc from 'fast-check';
 import type { BatchRecord, CheckpointMeta, CheckpointView } from '../../checkpoint/model';
-import { crossCheck, formatMark, parseMark } from '../../recovery/crosscheck';
+import { crossCheck, formatMark, idsUsedBeforeReset, parseMark } from '../../recovery/crosscheck';
 import { propertyParams } from './params';
 
 const meta = (id: string, resets: number): CheckpointMeta => ({
@@ -53,6 +53,17 @@ describe('crossCheck', () => {
         if (lost) expect(lost.detail).toContain(`sink pg's ledger holds batch ${delivered}`);
       },
     ), propertyParams(500));
+  });
+
+  it('after a reset, the ids the marks of earlier resets name are used up, and no longer count as lost', () => {
+    fc.assert(fc.property(fc.nat(50), fc.integer({ min: 1, max: 3 }), fc.nat(3), fc.integer({ min: 0, max: 60 }), (lastCommitted, resets, markResets, b) => {
+      const v = view(lastCommitted, resets);
+      const reported = [mark('cp1', markResets, b)];
+      const used = idsUsedBeforeReset(v, reported);
+      expect(used).toBe(markResets < resets && b > lastCommitted ? b : undefined);
+      if (used !== undefined) expect(crossCheck({ view: { ...v, lastCommitted: used }, reported, delivered: {} })).toBeUndefined();
+    }), propertyParams(300));
+    expect(idsUsedBeforeReset(view(2, 0), [mark('cp1', 0, 5)])).toBeUndefined(); // no reset: lost, not used
   });
 
   it('ignores marks when the checkpoint has no id (created before ids), and a fresh checkpoint with an empty ledger', () => {
