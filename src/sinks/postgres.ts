@@ -64,6 +64,8 @@ export interface PostgresSink<T> extends Sink<T> {
   readonly ledgerTable: string;
   /** The DDL the sink runs when the ledger is missing. */
   readonly ledgerDDL: string;
+  /** The last batch id the ledger holds for the job (the sink's `job` option, else the one given); undefined when none. */
+  lastDelivered(job?: string): Promise<number | undefined>;
   /** Ends the connection pool (unless you passed your own `Pool`). */
   close(): Promise<void>;
 }
