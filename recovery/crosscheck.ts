@@ -85,10 +85,13 @@ export function idsUsedBeforeReset(view: CheckpointView, reported: readonly Repo
 export function crossCheck(input: CrossCheckInput): LostWrites | undefined {
   const { view } = input;
   const meta = view.meta;
+  // A new checkpoint: a lost one is caught by openCheckpoint's marker file; a deliberately new
+  // one beside an old ledger is the sink's SinkLedgerMismatchError (exit 4) at its first write.
+  if (meta === undefined) return undefined;
   const findings: string[] = [];
   let reportedPositions: OffsetMap | undefined;
 
-  if (meta?.id !== undefined) {
+  if (meta.id !== undefined) {
     const ahead = input.reported.flatMap((r) => {
       const mark = parseMark(r.metadata);
       if (!mark || mark.checkpoint !== meta.id) return [];
