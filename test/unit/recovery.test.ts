@@ -30,6 +30,12 @@ function thrown(f: () => unknown): Error {
 }
 
 describe('decideRecovery', () => {
+  it('gives the checkpoint an id (its progress marks name it): a new one at creation, an older one without at its next start, once', () => {
+    expect(decide({ view: { meta: undefined, positions: {}, lastCommitted: 0, inFlight: undefined }, newId: 'id-1' }).meta?.id).toBe('id-1');
+    expect(decide({ newId: 'id-2' }).meta).toEqual({ ...meta, id: 'id-2' });
+    expect(decide({ view: view(undefined, { meta: { ...meta, id: 'id-1' } }), newId: 'id-3' }).meta).toBeUndefined();
+  });
+
   it('a fresh checkpoint: new meta with this fingerprint, nothing to resume', () => {
     const d = decide({ view: { meta: undefined, positions: {}, lastCommitted: 0, inFlight: undefined }, fingerprint: 'sha256:new' });
     expect(d.meta).toEqual({
