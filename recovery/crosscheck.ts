@@ -50,6 +50,7 @@ export interface ReportedPosition {
 }
 
 export interface CrossCheckInput {
+  readonly dir: string;
   readonly view: CheckpointView;
   /** Where the source's record lives, for the message (e.g. `Kafka group orders-job`). */
   readonly reportedTo?: string;
@@ -120,7 +121,7 @@ export function crossCheck(input: CrossCheckInput): LostWrites | undefined {
   return {
     detail: `it lost synced writes, from a truncated write log or a restored older copy: ${findings.join('; ')}. ` +
       'Running on would process those batches a second time' +
-      (reportedPositions ? `; to go on from where the source's record is, reset to those positions (tidemark reset --to a file holding ${JSON.stringify(reportedPositions)})` : ''),
+      (reportedPositions ? `; to go on from where the source's record is, write ${JSON.stringify(reportedPositions)} to offsets.json and run tidemark reset ${input.dir} --to offsets.json --yes` : ''),
     reportedPositions,
   };
 }

@@ -215,7 +215,7 @@ export class Engine<T> {
     }
     const positions: ReportedPosition[] = reported ? [...reported.positions] : [];
     const used = idsUsedBeforeReset(view, positions);
-    const lost = crossCheck({ view: used === undefined ? view : { ...view, lastCommitted: used }, reportedTo: reported?.where, reported: positions, delivered });
+    const lost = crossCheck({ dir: this.store!.dir, view: used === undefined ? view : { ...view, lastCommitted: used }, reportedTo: reported?.where, reported: positions, delivered });
     if (lost) throw new CorruptCheckpointError(this.store!.dir, lost.detail);
     return used;
   }

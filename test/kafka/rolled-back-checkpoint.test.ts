@@ -61,7 +61,7 @@ export default defineJob({
     expect(refused.stderr).toContain(`Kafka group ${groupId} holds the positions of batch 5 of this checkpoint`);
     expect(refused.stderr).toContain(`${topic}/0 25 (checkpoint 10)`);
     expect(refused.stderr).toContain("the checkpoint's last committed batch is 2");
-    expect(refused.stderr).toContain(JSON.stringify(groupAt));
+    expect(refused.stderr).toContain(`write ${JSON.stringify(groupAt)} to offsets.json and run tidemark reset ${cp} --to offsets.json --yes`);
     expect(snapshot(dir)).toEqual(before); // nothing delivered again
 
     const offsets = write(join(dir, 'offsets.json'), JSON.stringify(groupAt));

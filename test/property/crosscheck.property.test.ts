@@ -30,7 +30,7 @@ describe('crossCheck', () => {
     fc.assert(fc.property(
       fc.nat(50), fc.nat(3), fc.constantFrom('cp1', 'cp2'), fc.nat(4), fc.integer({ min: 0, max: 60 }),
       (lastCommitted, resets, checkpoint, markResets, b) => {
-        const lost = crossCheck({ view: view(lastCommitted, resets), reportedTo: 'Kafka group g', reported: [mark(checkpoint, markResets, b)], delivered: {} });
+        const lost = crossCheck({ dir: 'cp', view: view(lastCommitted, resets), reportedTo: 'Kafka group g', reported: [mark(checkpoint, markResets, b)], delivered: {} });
         const expected = checkpoint === 'cp1' && (markResets > resets || (markResets === resets && b > lastCommitted));
         expect(lost !== undefined).toBe(expected);
         if (lost) {
@@ -47,7 +47,7 @@ describe('crossCheck', () => {
       fc.nat(50), fc.option(fc.constantFrom('planned' as const, 'staged' as const)), fc.integer({ min: 0, max: 60 }),
       (lastCommitted, state, delivered) => {
         const inFlight = state ? batch(lastCommitted + 1, state) : undefined;
-        const lost = crossCheck({ view: view(lastCommitted, 0, inFlight), reported: [], delivered: { pg: delivered } });
+        const lost = crossCheck({ dir: 'cp', view: view(lastCommitted, 0, inFlight), reported: [], delivered: { pg: delivered } });
         const fine = delivered <= lastCommitted || (delivered === lastCommitted + 1 && state === 'staged');
         expect(lost !== undefined).toBe(!fine);
         if (lost) expect(lost.detail).toContain(`sink pg's ledger holds batch ${delivered}`);
@@ -61,16 +61,16 @@ describe('crossCheck', () => {
       const reported = [mark('cp1', markResets, b)];
       const used = idsUsedBeforeReset(v, reported);
       expect(used).toBe(markResets < resets && b > lastCommitted ? b : undefined);
-      if (used !== undefined) expect(crossCheck({ view: { ...v, lastCommitted: used }, reported, delivered: {} })).toBeUndefined();
+      if (used !== undefined) expect(crossCheck({ dir: 'cp', view: { ...v, lastCommitted: used }, reported, delivered: {} })).toBeUndefined();
     }), propertyParams(300));
     expect(idsUsedBeforeReset(view(2, 0), [mark('cp1', 0, 5)])).toBeUndefined(); // no reset: lost, not used
   });
 
   it('ignores marks when the checkpoint has no id (created before ids), and a new checkpoint (the marker file and the sinks catch those)', () => {
     const old: CheckpointView = { ...view(3, 0), meta: { ...meta('x', 0), id: undefined } };
-    expect(crossCheck({ view: old, reported: [mark('x', 0, 9)], delivered: {} })).toBeUndefined();
+    expect(crossCheck({ dir: 'cp', view: old, reported: [mark('x', 0, 9)], delivered: {} })).toBeUndefined();
     const fresh: CheckpointView = { meta: undefined, positions: {}, lastCommitted: 0, inFlight: undefined };
-    expect(crossCheck({ view: fresh, reported: [], delivered: {} })).toBeUndefined();
-    expect(crossCheck({ view: fresh, reported: [], delivered: { pg: 2 } })).toBeUndefined();
+    expect(crossCheck({ dir: 'cp', view: fresh, reported: [], delivered: {} })).toBeUndefined();
+    expect(crossCheck({ dir: 'cp', view: fresh, reported: [], delivered: { pg: 2 } })).toBeUndefined();
   });
 });
