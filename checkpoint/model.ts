@@ -98,7 +98,8 @@ export interface CheckpointMeta {
   readonly createdAt: number;
   /**
    * A random id made with the checkpoint: the file sink records it in its directory and
-   * refuses another checkpoint's batches. Absent in checkpoints made before 2026-11-30;
+   * refuses another checkpoint's batches, and the progress marks the source commits
+   * outside the checkpoint name it (recovery/crosscheck.ts). Absent in checkpoints made before 2026-11-30;
    * their next run adds one.
    */
   readonly checkpointId?: string;

@@ -296,6 +296,19 @@ export class CheckpointStore {
     await this.onMetaWritten?.(); // a reset may be what started the checkpoint
   }
 
+  /**
+   * Moves the last committed id to `id` without a batch: ids up to it were used before a
+   * reset of a rolled-back checkpoint (recovery/crosscheck.ts), and sinks keyed by batch id
+   * hold them.
+   */
+  async skipBatchIds(id: number): Promise<void> {
+    const state = await this.committedState();
+    if (id <= state.lastCommitted) return;
+    const next: Committed = { positions: state.positions, lastCommitted: id };
+    await this.write([{ type: 'put', key: keys.state, value: encodeJSON(next) }], true);
+    this.committed = next;
+  }
+
   /** Batch records kept by retention, newest first. */
   async batches(limit = Infinity): Promise<BatchRecord[]> {
     const all: BatchRecord[] = [];

@@ -30,8 +30,16 @@ export interface Source {
    * without it the engine polls every `batch.pollIntervalMs`.
    */
   waitForData?(timeoutMs: number, signal: AbortSignal): Promise<void>;
-  /** Called after a batch commits, with the new positions (e.g. Kafka group offsets, for lag tools). */
-  committed?(positions: OffsetMap): Promise<void>;
+  /**
+   * Called after a batch commits, with the new positions (e.g. Kafka group offsets, for lag
+   * tools) and `mark`, a string naming the checkpoint and the batch to store beside them.
+   */
+  committed?(positions: OffsetMap, mark?: string): Promise<void>;
+  /**
+   * The positions and marks `committed` stored, as the outside holds them now: at start the
+   * engine checks that the checkpoint is not behind them (recovery/crosscheck.ts). Optional.
+   */
+  reportedPositions?(parts: readonly PartitionRef[]): Promise<ReportedPositions>;
   /**
    * Per partition, the first offset whose record timestamp is ≥ `timestamp` (ms), or the end
    * when there is none (Kafka's ListOffsets by time). Optional: `tidemark reset --to
@@ -39,6 +47,12 @@ export interface Source {
    */
   offsetsForTimestamp?(parts: readonly PartitionRef[], timestamp: number): Promise<OffsetMap>;
   close(): Promise<void>;
+}
+
+/** What `Source.reportedPositions` returns: where the record lives (for messages) and its entries. */
+export interface ReportedPositions {
+  readonly where: string;
+  readonly positions: ReadonlyArray<{ readonly partition: string; readonly offset: number; readonly metadata: string | null }>;
 }
 
 export interface SinkBatch<T> {
@@ -60,6 +74,11 @@ export interface Sink<T> {
    * error is retried with backoff.
    */
   write(batch: SinkBatch<T>): Promise<void>;
+  /**
+   * The last batch id this sink's ledger holds for the job (undefined when none). Optional:
+   * at start the engine checks the checkpoint is not behind it (recovery/crosscheck.ts).
+   */
+  lastDelivered?(job?: string): Promise<number | undefined>;
   close?(): Promise<void>;
 }
 

@@ -6,20 +6,20 @@ import type { Source } from './contracts';
 import type { Logger } from './log';
 
 export class PositionReporter {
-  private next: OffsetMap | undefined;
+  private next: { positions: OffsetMap; mark: string | undefined } | undefined;
   private reporting: Promise<void> | undefined;
 
   constructor(private readonly source: Source, private readonly log: Logger) {}
 
-  report(positions?: OffsetMap): void {
+  report(positions?: OffsetMap, mark?: string): void {
     const source = this.source;
-    if (positions) this.next = positions;
+    if (positions) this.next = { positions, mark };
     const next = this.next;
     if (this.reporting || !next || !source.committed) return;
     this.next = undefined;
     this.reporting = (async () => {
       try {
-        await source.committed!(next);
+        await source.committed!(next.positions, next.mark);
       } catch (err) {
         this.log.warn({ err: (err as Error).message }, 'could not report positions to the source (group offsets); the checkpoint is unaffected');
       }

@@ -179,12 +179,17 @@ export class KafkaAdmin {
 
   /** The consumer group's committed offsets (partitions without one are absent). */
   async groupOffsets(groupId: string, topics: readonly string[]): Promise<Map<string, number>> {
+    return new Map([...await this.groupCommits(groupId, topics)].map(([key, c]) => [key, c.offset]));
+  }
+
+  /** The consumer group's committed offsets with the metadata committed beside them. */
+  async groupCommits(groupId: string, topics: readonly string[]): Promise<Map<string, { offset: number; metadata: string | null }>> {
     const rows = await this.call(`reading the offsets of group ${groupId}`, (a) => a.fetchOffsets({ groupId, topics: [...topics] }));
-    const out = new Map<string, number>();
+    const out = new Map<string, { offset: number; metadata: string | null }>();
     for (const t of rows) {
       for (const p of t.partitions) {
         const n = Number(p.offset);
-        if (n >= 0) out.set(`${t.topic}/${p.partition}`, toOffset(p.offset, `group ${groupId} ${t.topic}/${p.partition}`));
+        if (n >= 0) out.set(`${t.topic}/${p.partition}`, { offset: toOffset(p.offset, `group ${groupId} ${t.topic}/${p.partition}`), metadata: p.metadata ?? null });
       }
     }
     return out;

@@ -314,15 +314,16 @@ export class KafkaReader {
    * Commits positions to the job's consumer group (for lag tools; the checkpoint stays the
    * truth), from outside the group: generation -1 and no member id, as a consumer that
    * assigns itself partitions does. Kafka refuses it (UNKNOWN_MEMBER_ID) only while the
-   * group has members, e.g. a consumer of another tool in the same group.
+   * group has members, e.g. a consumer of another tool in the same group. `metadata` goes
+   * beside every offset (the engine's progress mark, recovery/crosscheck.ts).
    */
-  async commit(positions: ReadonlyArray<{ topic: string; partition: number; offset: number }>): Promise<void> {
+  async commit(positions: ReadonlyArray<{ topic: string; partition: number; offset: number }>, metadata?: string): Promise<void> {
     if (positions.length === 0 || this.closed) return;
     if (!this.cluster) await this.ensureConsumer(positions.map((p) => ({ topic: p.topic, partition: p.partition, from: 0, until: 0 })), undefined);
-    const byTopic = new Map<string, Array<{ partition: number; offset: string }>>();
+    const byTopic = new Map<string, Array<{ partition: number; offset: string; metadata?: string }>>();
     for (const p of positions) {
       const list = byTopic.get(p.topic) ?? [];
-      list.push({ partition: p.partition, offset: String(p.offset) });
+      list.push({ partition: p.partition, offset: String(p.offset), ...(metadata !== undefined ? { metadata } : {}) });
       byTopic.set(p.topic, list);
     }
     const coordinator = await this.cluster!.findGroupCoordinator({ groupId: this.o.groupId });

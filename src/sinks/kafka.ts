@@ -280,7 +280,7 @@ export function kafkaSink<T>(options: KafkaSinkOptions<T>): KafkaSink<T> {
       }
     },
     async lastDelivered(job?: string) {
-      const j = job ?? options.job;
+      const j = options.job ?? job; // as write() names it
       if (!j) throw new BadConfigError(`${where}: lastDelivered needs the job name.`);
       const recorded = (await readLedger(j))?.batch;
       // The broker shows a transaction's offsets only once its commit marker has been written,

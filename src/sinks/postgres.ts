@@ -64,6 +64,8 @@ export interface PostgresSink<T> extends Sink<T> {
   readonly ledgerTable: string;
   /** The DDL the sink runs when the ledger is missing. */
   readonly ledgerDDL: string;
+  /** The last batch id the ledger holds for the job (the sink's `job` option, else the one given); undefined when none. */
+  lastDelivered(job?: string): Promise<number | undefined>;
   /** Ends the connection pool (unless you passed your own `Pool`). */
   close(): Promise<void>;
 }
@@ -283,6 +285,17 @@ export function postgresSink<T>(options: PostgresSinkOptions<T>): PostgresSink<T
       } finally {
         client.off('error', onError);
         client.release(broken);
+      }
+    },
+    async lastDelivered(jobName?: string) {
+      const job = options.job ?? jobName;
+      if (!job) throw new BadConfigError(`${where}: lastDelivered needs the job name.`);
+      try {
+        const found = await getPool().query<{ max: string | null }>(`SELECT max(batch_id)::text AS max FROM ${ledgerTable} WHERE job = $1 AND sink = $2`, [job, name]);
+        return found.rows[0]?.max ? Number(found.rows[0].max) : undefined;
+      } catch (err) {
+        if (sqlState(err) === '42P01') return undefined; // no ledger yet: nothing delivered
+        throw err;
       }
     },
     async close() {

@@ -320,12 +320,18 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
       return reader.read(ranges, signal);
     },
     waitForData: (timeoutMs: number, signal: AbortSignal) => reader.waitForData(timeoutMs, signal),
-    async committed(positions: OffsetMap) {
+    async committed(positions: OffsetMap, mark?: string) {
       if (options.commitOffsets === false) return;
       const list = Object.entries(positions)
         .map(([key, offset]) => ({ ...parsePartitionKey(key), offset }))
         .filter((p) => seen.has(p.topic) && !missing.has(p.topic));
-      await reader.commit(list);
+      await reader.commit(list, mark);
+    },
+    async reportedPositions(parts: readonly PartitionRef[]) {
+      const where = `Kafka group ${groupId}`;
+      if (options.commitOffsets === false) return { where, positions: [] };
+      const commits = await admin.groupCommits(groupId, [...new Set(parts.map((p) => p.topic))]);
+      return { where, positions: [...commits].map(([partition, c]) => ({ partition, ...c })) };
     },
     stats: () => ({ ...reader.stats(), groupId }),
     async close() {

@@ -203,3 +203,22 @@ describe('postgresSink, mode custom', () => {
     }
   });
 });
+
+describe('postgresSink.lastDelivered', () => {
+  beforeAll(async () => {
+    await db.query('CREATE TABLE last_clicks (id int PRIMARY KEY, user_id text NOT NULL, page text NOT NULL)');
+  });
+
+  it('tells the last batch id its ledger holds for a job (the cross-check at start reads it), none before the ledger exists', async () => {
+    const make = (ledger: string) => postgresSink<Click>({
+      connection: db.config, name: 'last', ledger: { table: ledger }, table: 'last_clicks', columns: ['id', 'user_id', 'page'], row: (c) => [c.id, c.user, c.page],
+    });
+    const sink = make('last_ledger');
+    expect(await sink.lastDelivered('job-a')).toBeUndefined();
+    await sink.write(batch(1, clicks(0, 3)));
+    await sink.write(batch(4, clicks(10, 3)));
+    expect(await sink.lastDelivered('job-a')).toBe(4);
+    expect(await sink.lastDelivered('job-b')).toBeUndefined();
+    await sink.close();
+  });
+});

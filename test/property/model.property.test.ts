@@ -9,7 +9,7 @@ import type { KVOp } from '../../checkpoint/kv';
 import { decodeJSON, unseal } from '../../checkpoint/codec';
 import { Engine } from 'tidemark';
 import {
-  ALL_INVARIANTS, Append, drain, firedPhases, job, newWorld, PHASES, protocolProperty, Run,
+  ALL_INVARIANTS, Append, corruptions, damageOutcomes, DamageValue, drain, firedPhases, job, LoseNewest, newWorld, PHASES, protocolProperty, Run,
 } from '../support/protocol-model';
 import { propertyParams } from './params';
 
@@ -19,6 +19,28 @@ describe('the protocol under crashes (model-based)', () => {
       await fc.assert(protocolProperty(stageOutputs, ALL_INVARIANTS), propertyParams(stageOutputs ? 300 : 200));
     });
   }
+
+  for (const stageOutputs of [true, false]) {
+    it(`a damaged value or synced writes lost without a report end in exit 7 before any sink write, or an exact continuation (${stageOutputs ? 'staged outputs' : 'stageOutputs: false'})`, async () => {
+      const before = { ...damageOutcomes };
+      await fc.assert(protocolProperty(stageOutputs, ALL_INVARIANTS, corruptions), propertyParams(stageOutputs ? 150 : 100));
+      console.log(`runs after damage: refused ${damageOutcomes.refused - before.refused}, continued exactly ${damageOutcomes.continued - before.continued}`);
+    });
+  }
+
+  it('a checkpoint that lost its last COMMIT (and STAGE), reported to the source and delivered, is refused with exit 7', async () => {
+    for (const n of [1, 2]) {
+      const { world, model } = newWorld(1, true, ALL_INVARIANTS);
+      await new Append(0, 7).run(model, world);
+      await new Run(3, null, false).run(model, world);
+      const refused = damageOutcomes.refused;
+      await new LoseNewest(n).run(model, world); // 1: COMMIT 3; 2: COMMIT 3 and STAGE 3
+      expect(damageOutcomes.refused).toBe(refused + 1);
+      await new DamageValue(1, 'flip', 77).run(model, world); // the committed state: its checksum
+      expect(damageOutcomes.refused).toBe(refused + 2);
+      await drain(world, model);
+    }
+  });
 
   it('keeps the invariants after a crash at every named point, by each kind of crash', async () => {
     // The random runs reach every point too (their counts are printed); this makes sure of

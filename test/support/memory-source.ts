@@ -1,5 +1,5 @@
 // An in-memory partitioned log for model tests: append, grow partitions, trim.
-import type { OffsetMap, PartitionRef, Range, Source, SourceRecord } from 'tidemark';
+import type { OffsetMap, PartitionRef, Range, ReportedPositions, Source, SourceRecord } from 'tidemark';
 import { partitionKey } from '../../checkpoint/model';
 
 export class MemoryLog implements Source {
@@ -58,4 +58,18 @@ export class MemoryLog implements Source {
   }
 
   async close(): Promise<void> {}
+}
+
+/** A MemoryLog that keeps the positions the engine reports outside the checkpoint, with their marks, as a Kafka group does. */
+export class ReportingLog extends MemoryLog {
+  readonly reported = new Map<string, { offset: number; metadata: string | null }>();
+
+  async committed(positions: OffsetMap, mark?: string): Promise<void> {
+    for (const [partition, offset] of Object.entries(positions)) this.reported.set(partition, { offset, metadata: mark ?? null });
+  }
+
+  async reportedPositions(parts: readonly PartitionRef[]): Promise<ReportedPositions> {
+    const wanted = new Set(parts.map(partitionKey));
+    return { where: 'the memory log', positions: [...this.reported].filter(([k]) => wanted.has(k)).map(([partition, r]) => ({ partition, ...r })) };
+  }
 }

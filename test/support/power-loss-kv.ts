@@ -36,6 +36,47 @@ export class PowerLossKV implements KV {
    * `keep(n)` is true (n counts unsynced writes since the last power loss, from 0). Each
    * write is atomic (a LevelDB write batch is one log record).
    */
+  keys(): string[] {
+    return [...this.current.keys()].sort();
+  }
+
+  /**
+   * The newest `n` writes are gone, synced or not, and nothing says so: a write log cut
+   * short (LevelDB reads a truncated log to its last whole record and reports nothing).
+   */
+  dropNewest(n: number): void {
+    const durable = new Map(this.base);
+    for (const w of this.log.slice(this.since, Math.max(this.since, this.log.length - n))) apply(durable, w.ops);
+    this.base = durable;
+    this.current = new Map(durable);
+    this.since = this.log.length;
+  }
+
+  /** Damages the stored value of `key` in place (a flipped bit, a cut value): it stays damaged across power losses. */
+  damage(key: string, how: 'flip' | 'truncate', at: number): void {
+    const value = this.current.get(key);
+    if (value === undefined) return;
+    let damaged: Uint8Array;
+    if (how === 'flip') {
+      damaged = Uint8Array.from(value);
+      if (damaged.length > 0) damaged[(at >>> 3) % damaged.length]! ^= 1 << (at & 7);
+    } else {
+      damaged = value.slice(0, at % Math.max(1, value.length));
+    }
+    this.current.set(key, damaged);
+    if (this.base.get(key) === value) this.base.set(key, damaged);
+  }
+
+  /** The state now, to put back with `restore` (a backup of the checkpoint taken at this moment). */
+  snapshot(): () => void {
+    const kept = new Map(this.current);
+    return () => {
+      this.base = new Map(kept);
+      this.current = new Map(kept);
+      this.since = this.log.length;
+    };
+  }
+
   powerLoss(keep: (n: number) => boolean = () => false): void {
     const durable = new Map(this.base);
     let n = 0;

@@ -2,7 +2,8 @@
 // add partitions, change the code's fingerprint, run batches and crash at every named
 // point of the protocol — as a process kill (every write kept) or as a power loss (every
 // write no sync covered may be dropped) — restart, and check invariants after every
-// command. Each invariant of DESIGN.md (1–6) is a named check here, so a property can
+// command. `corruptions` adds damage: a stored value's bit flipped or value cut, or the
+// newest writes dropped, synced ones too (a write log cut short with no report). Each invariant of DESIGN.md (1–6) is a named check here, so a property can
 // run the simulator against one of them (test/property/invariants.property.test.ts) or
 // all of them (test/property/model.property.test.ts).
 //
@@ -11,11 +12,13 @@
 // execution stamps its outputs with a fresh execution number, so "each batch's outputs
 // come from one execution" is checkable.
 import * as fc from 'fast-check';
+import { CorruptCheckpointError } from '../../checkpoint/errors';
+import { keys } from '../../checkpoint/keys';
 import { CodeChangedError } from '../../recovery/errors';
 import { partitionKey, type BatchRecord, type CheckpointView, type LostRange, type OffsetMap, type Range } from '../../checkpoint/model';
 import { CheckpointStore } from '../../checkpoint/store';
 import { defineJob, Engine, type Sink, type SinkBatch, type SourceRecord } from 'tidemark';
-import { MemoryLog } from './memory-source';
+import { ReportingLog } from './memory-source';
 import { PowerLossKV } from './power-loss-kv';
 
 export const SINKS = ['a', 'b'];
@@ -44,11 +47,15 @@ export class RecordingSink implements Sink<string> {
     this.writes.push({ id: batch.id, outputs: [...batch.outputs] });
     this.batches.set(batch.id, [...batch.outputs]);
   }
+  /** Like the PostgreSQL and Kafka sinks' ledgers: the last batch id held. */
+  async lastDelivered(): Promise<number | undefined> {
+    return this.batches.size === 0 ? undefined : Math.max(...this.batches.keys());
+  }
 }
 
 export interface World {
   readonly kv: PowerLossKV;
-  readonly log: MemoryLog;
+  readonly log: ReportingLog;
   readonly sinks: RecordingSink[];
   readonly stageOutputs: boolean;
   /** The invariants checked after every command. */
@@ -81,7 +88,7 @@ export type Check = (o: Observed) => void;
 export function newWorld(partitions: number, stageOutputs: boolean, checks: readonly Check[]): { world: World; model: Model } {
   return {
     world: {
-      kv: new PowerLossKV(), log: new MemoryLog('t', partitions), sinks: SINKS.map((s) => new RecordingSink(s)), stageOutputs, checks,
+      kv: new PowerLossKV(), log: new ReportingLog('t', partitions), sinks: SINKS.map((s) => new RecordingSink(s)), stageOutputs, checks,
       fingerprint: 'v0', executions: 0, planned: new Map(), lastPositions: {}, lastCommitted: 0,
     },
     model: { appended: Array.from({ length: partitions }, () => 0) },
@@ -310,20 +317,103 @@ export class Run implements fc.AsyncCommand<Model, World> {
         throw err;
       }
     }
-    const view = await storeOf(world).load();
     // A power loss drops PLAN writes that no sync covered: what was recorded in flight beyond
     // the durable state was never promised; what is in flight now is durable.
-    if (this.crash?.kind === 'power' && this.crashed) {
-      for (const id of [...world.planned.keys()]) if (id > view.lastCommitted) world.planned.delete(id);
-    }
-    if (view.inFlight && !world.planned.has(view.inFlight.id)) world.planned.set(view.inFlight.id, view.inFlight.ranges);
-    // A batch id may be re-planned only if its PLAN write was lost before anything depended on it.
-    if (!view.inFlight) for (const id of [...world.planned.keys()]) if (id > view.lastCommitted) world.planned.delete(id);
+    await notePlanned(world, this.crash?.kind === 'power' && this.crashed);
     await checkWorld(world, model);
   }
   toString = (): string =>
     `run(${this.batches}${this.crash ? `, crash ${this.crash.kind} at ${this.crash.phase}#${this.crash.nth}${this.crash.kind === 'power' ? ` keeping unsynced writes ${this.crash.keep.toString(2)}` : ''}` : ''}${this.acceptCodeChange ? ', accept' : ''})`;
 }
+
+/** Records the batch in flight as it stands durable; `lost`: writes were dropped, so recorded ids past the committed ones may be gone. */
+async function notePlanned(world: World, lost: boolean): Promise<void> {
+  const view = await storeOf(world).load();
+  if (lost) for (const id of [...world.planned.keys()]) if (id > view.lastCommitted) world.planned.delete(id);
+  if (view.inFlight && !world.planned.has(view.inFlight.id)) world.planned.set(view.inFlight.id, view.inFlight.ranges);
+  // A batch id may be re-planned only if its PLAN write was lost before anything depended on it.
+  if (!view.inFlight) for (const id of [...world.planned.keys()]) if (id > view.lastCommitted) world.planned.delete(id);
+}
+
+/** How the runs after damage ended, over every run of the file: refused (exit 7) or continued exactly. */
+export const damageOutcomes = { refused: 0, continued: 0 };
+
+/**
+ * A run over a damaged checkpoint must stop with CorruptCheckpointError (exit 7) before any
+ * sink write, or be an exact continuation: the invariants after it are the proof. A refused
+ * checkpoint is then restored as it was before the damage (a backup), and the model goes on.
+ */
+async function runDamaged(world: World, model: Model, restore: () => void): Promise<void> {
+  const writes = world.sinks.map((s) => s.writes.length);
+  try {
+    // acceptCodeChange: a dropped meta write may bring back an older fingerprint under a batch in flight.
+    await new Engine(job(world), { store: new CheckpointStore(world.kv, 'model', { retainBatches: 100_000, chunkSize: 2 }), fingerprint: world.fingerprint, acceptCodeChange: true })
+      .run({ once: true });
+  } catch (err) {
+    if (!(err instanceof CorruptCheckpointError)) throw err;
+    expect(err.exitCode).toBe(7);
+    expect(world.sinks.map((s) => s.writes.length)).toEqual(writes);
+    damageOutcomes.refused++;
+    restore();
+    await checkWorld(world, model);
+    return;
+  }
+  damageOutcomes.continued++;
+  await notePlanned(world, true);
+  await checkWorld(world, model);
+}
+
+/** Drops the newest `n` writes, synced ones too, with no report: a write log cut short. */
+export class LoseNewest implements fc.AsyncCommand<Model, World> {
+  constructor(readonly n: number) {}
+  check = (): boolean => true;
+  async run(model: Model, world: World): Promise<void> {
+    const restore = world.kv.snapshot();
+    world.kv.dropNewest(this.n);
+    // Outside the model, restored: retention deleted offsets since the dropped writes (as for
+    // Trim; a partition whose position is gone starts at 0 here).
+    const view = await storeOf(world).load();
+    const earliest = await world.log.offsets(await world.log.partitions(), 'earliest');
+    const from = [
+      ...Object.keys(earliest).map((key) => [key, view.positions[key] ?? 0] as const),
+      ...(view.inFlight?.ranges ?? []).map((r) => [partitionKey(r), r.from] as const),
+    ];
+    // A checkpoint whose meta write is gone looks new: openCheckpoint's marker file refuses it (test/crash/corrupt-checkpoint.test.ts).
+    if (view.meta === undefined || from.some(([key, at]) => at < (earliest[key] ?? 0))) {
+      restore();
+      await checkWorld(world, model);
+      return;
+    }
+    await notePlanned(world, true);
+    await runDamaged(world, model, restore);
+  }
+  toString = (): string => `loseNewest(${this.n})`;
+}
+
+/**
+ * Damages one stored value the next run reads (meta, the committed state, the batch in
+ * flight and its staged outputs): a flipped bit or a value cut short.
+ */
+export class DamageValue implements fc.AsyncCommand<Model, World> {
+  constructor(readonly pick: number, readonly how: 'flip' | 'truncate', readonly at: number) {}
+  check = (): boolean => true;
+  async run(model: Model, world: World): Promise<void> {
+    const view = await storeOf(world).load();
+    const next = keys.batch(view.lastCommitted + 1);
+    const outputs = `out!${next.slice('batch!'.length)}!`;
+    const candidates = world.kv.keys().filter((k) => k === keys.meta || k === keys.state || k === next || k.startsWith(outputs));
+    if (candidates.length === 0) return;
+    const restore = world.kv.snapshot();
+    world.kv.damage(candidates[this.pick % candidates.length]!, this.how, this.at);
+    await runDamaged(world, model, restore);
+  }
+  toString = (): string => `damage(${this.pick}, ${this.how} ${this.at})`;
+}
+
+export const corruptions = [
+  fc.integer({ min: 1, max: 6 }).map((n) => new LoseNewest(n)),
+  fc.tuple(fc.nat(), fc.constantFrom('flip' as const, 'truncate' as const), fc.nat(4_000)).map(([pick, how, at]) => new DamageValue(pick, how, at)),
+];
 
 const trim = fc.tuple(fc.nat(3), fc.integer({ min: 1, max: 4 })).map(([p, n]) => new Trim(p, n));
 
@@ -347,9 +437,9 @@ export async function drain(world: World, model: Model): Promise<void> {
   model.appended.forEach((n, p) => expect(view.positions[`t/${p}`] ?? 0).toBe(n));
 }
 
-/** A property: random command sequences over 1–3 partitions, `checks` after every command, then a drain. */
-export function protocolProperty(stageOutputs: boolean, checks: readonly Check[]) {
-  return fc.asyncProperty(fc.integer({ min: 1, max: 3 }), fc.commands(commands, { maxCommands: 25, size: '+1' }), async (partitions, cmds) => {
+/** A property: random command sequences over 1–3 partitions, `checks` after every command, then a drain. `extra`: more commands (corruptions). */
+export function protocolProperty(stageOutputs: boolean, checks: readonly Check[], extra: typeof commands = []) {
+  return fc.asyncProperty(fc.integer({ min: 1, max: 3 }), fc.commands([...commands, ...extra], { maxCommands: 25, size: '+1' }), async (partitions, cmds) => {
     const { world, model } = newWorld(partitions, stageOutputs, checks);
     await fc.asyncModelRun(() => ({ model, real: world }), cmds);
     await drain(world, model);
