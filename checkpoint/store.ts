@@ -311,22 +311,19 @@ export class CheckpointStore {
 
   /** Batch records kept by retention, newest first. */
   async batches(limit = Infinity): Promise<BatchRecord[]> {
-    const all: BatchRecord[] = [];
-    for await (const [key, value] of this.scan(keys.batches)) {
-      try {
-        all.push(decodeJSON<BatchRecord>(value));
-      } catch (err) {
-        throw new CorruptCheckpointError(this.dir, `record ${key} cannot be decoded`, { cause: err });
-      }
-    }
-    return all.reverse().slice(0, limit);
+    return (await this.decodeAll<BatchRecord>(keys.batches)).reverse().slice(0, limit);
   }
 
   async lostRanges(): Promise<LostRange[]> {
-    const all: LostRange[] = [];
-    for await (const [key, value] of this.scan(keys.lostAll)) {
+    return this.decodeAll<LostRange>(keys.lostAll);
+  }
+
+  /** Every JSON record in `range`, in key order; one that does not decode is damage. */
+  private async decodeAll<T>(range: { gte: string; lt: string }): Promise<T[]> {
+    const all: T[] = [];
+    for await (const [key, value] of this.scan(range)) {
       try {
-        all.push(decodeJSON<LostRange>(value));
+        all.push(decodeJSON<T>(value));
       } catch (err) {
         throw new CorruptCheckpointError(this.dir, `record ${key} cannot be decoded`, { cause: err });
       }

@@ -7,16 +7,17 @@
 // decisions (src/planner.ts, recovery/decide.ts), the writes (checkpoint/store.ts) and
 // the delivery to sinks (src/delivery.ts).
 import { randomUUID } from 'node:crypto';
-import { BadConfigError, CorruptCheckpointError } from '../checkpoint/errors';
+import { BadConfigError } from '../checkpoint/errors';
 import { UnstageableOutputError } from '../checkpoint/faithful';
-import type { BatchRecord, CheckpointView, OffsetMap, PartitionRef, Range } from '../checkpoint/model';
+import type { BatchRecord, OffsetMap, PartitionRef, Range } from '../checkpoint/model';
 import { parsePartitionKey, partitionKey } from '../checkpoint/model';
 import { FORMAT_VERSION, openCheckpoint, type CheckpointStore } from '../checkpoint/store';
-import { crossCheck, formatMark, idsUsedBeforeReset, type ProgressMark, type ReportedPosition } from '../recovery/crosscheck';
+import { formatMark, type ProgressMark } from '../recovery/crosscheck';
 import { decideRecovery, describeRanges, hasStagedOutputs } from '../recovery/decide';
 import { elapsedMs, lagAfterCommit, lagAtPlan, PhaseTimer, type BatchStats, type EngineStatus, type RunSummary } from './batch-stats';
 import type { SourceRecord } from './contracts';
 import type { CrashPoint } from './crash-seam';
+import { checkWitnesses } from './witnesses';
 import { deliverBatch, streamsOf, type Streams } from './delivery';
 import type { Job } from './job';
 import { silentLogger, type Logger } from './log';
@@ -186,7 +187,7 @@ export class Engine<T> {
     this.lockHeld = true;
     let view = await this.store.load();
     await this.crash('recovering');
-    const used = await this.crossCheck(view);
+    const used = await checkWitnesses(this.job, this.store!.dir, view, this.log);
     if (used !== undefined) {
       this.log.info({ lastCommitted: used }, `batch ids up to ${used} were used before the last reset (the source's marks say so): going on from ${used + 1}`);
       await this.store.skipBatchIds(used);
@@ -210,38 +211,6 @@ export class Engine<T> {
     this.positions = decision.resumeAt;
     this.lastCommitted = decision.lastCommitted;
     return decision.redeliver ?? decision.rerun;
-  }
-
-  /**
-   * Stops when the outside already holds work the checkpoint does not: the source's progress
-   * marks or a sink's ledger ahead of it (recovery/crosscheck.ts decides). Returns the batch
-   * id to go on after when a reset followed such a loss. A witness that
-   * cannot be asked is skipped with a warning: it is a check, the checkpoint stays the truth.
-   */
-  private async crossCheck(view: CheckpointView): Promise<number | undefined> {
-    const ask = async <R>(what: string, f: () => Promise<R>): Promise<R | undefined> => {
-      try {
-        return await f();
-      } catch (err) {
-        this.log.warn({ err: (err as Error).message }, `cross-check at start: could not read ${what}; not checked`);
-        return undefined;
-      }
-    };
-    const source = this.job.source;
-    const parts = Object.keys(view.positions).map(parsePartitionKey);
-    const reported = view.meta?.checkpointId !== undefined && parts.length > 0 && source.reportedPositions
-      ? await ask('the positions reported to the source', () => source.reportedPositions!(parts)) : undefined;
-    const delivered: Record<string, number> = {};
-    for (const sink of [...this.job.sinks, ...(this.job.deadLetterSink ? [this.job.deadLetterSink] : [])]) {
-      if (!sink.lastDelivered) continue;
-      const last = await ask(`sink ${sink.name}'s ledger`, () => sink.lastDelivered!(this.job.name));
-      if (last !== undefined) delivered[sink.name] = last;
-    }
-    const positions: ReportedPosition[] = reported ? [...reported.positions] : [];
-    const used = idsUsedBeforeReset(view, positions);
-    const lost = crossCheck({ dir: this.store!.dir, view: used === undefined ? view : { ...view, lastCommitted: used }, reportedTo: reported?.where, reported: positions, delivered });
-    if (lost) throw new CorruptCheckpointError(this.store!.dir, lost.detail);
-    return used;
   }
 
   private async latestOffsets(): Promise<OffsetMap> {
