@@ -280,7 +280,8 @@ function lockFs(me: LockOwner): typeof fs {
 export async function acquireLock(dir: string, onCompromised: (err: Error) => void = () => {}): Promise<CheckpointLock> {
   await mkdir(dir, { recursive: true });
   const me = thisProcess();
-  let held: ReturnType<typeof heldLock> | undefined;
+  // Set as soon as the lock is taken, before proper-lockfile's first refresh can report it lost.
+  let held: ReturnType<typeof heldLock> | undefined = undefined;
   let unlock: () => Promise<void>;
   for (let attempt = 0; ; attempt++) {
     try {
@@ -299,8 +300,8 @@ export async function acquireLock(dir: string, onCompromised: (err: Error) => vo
     if (attempt >= 100) throw refusal(dir, await readLockState(dir)); // other starters keep winning: one of them owns it
     if (decision === 'take-over') await removeDeadLock(dir, state.owner!);
   }
-  await removeAbandoned(dir);
   held = heldLock(dir, me, unlock, onCompromised);
+  await removeAbandoned(dir);
   return held.lock;
 }
 

@@ -4,7 +4,6 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync,
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { CheckpointLockedError, LockCompromisedError } from '../../checkpoint/errors';
-import * as lockfile from 'proper-lockfile';
 import { acquireLock, isLocked, lockPath, ownerPath, readLockOwner, STALE_MS, type LockOwner } from '../../checkpoint/lock';
 import { openCheckpoint } from '../../checkpoint/store';
 import { EmbeddedLog } from '../../src/sources/embedded-log';
