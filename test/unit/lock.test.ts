@@ -174,6 +174,38 @@ lockfile.check(dir, { lockfilePath, realpath: false }).then(async (locked) => {
     expect((await readLockOwner(dir))?.pid).toBe(process.pid); // not its own any more: left for a takeover to decide
   });
 
+  it('of starters racing for a free checkpoint, exactly one wins, refused as a live owner\'s', async () => {
+    for (let round = 0; round < 5; round++) {
+      const dir = fresh();
+      mkdirSync(dir, { recursive: true });
+      const results = await Promise.allSettled(Array.from({ length: 8 }, () => acquireLock(dir)));
+      const won = results.filter((r) => r.status === 'fulfilled');
+      expect(won).toHaveLength(1);
+      // Never as a lock whose owner cannot be read (that refusal names the lock to remove by hand).
+      for (const r of results) if (r.status === 'rejected') expect((r.reason as Error).message).not.toContain('by hand');
+      await (won[0] as PromiseFulfilledResult<Awaited<ReturnType<typeof acquireLock>>>).value.release();
+      expect(readdirSync(dir)).toEqual([]); // released: renamed away and removed
+    }
+  });
+
+  it('another process never sees the lock without its owner record, while it is taken and released again and again', async () => {
+    const dir = fresh();
+    mkdirSync(dir, { recursive: true });
+    // Polls without pause: a lock directory that stays (same inode) while owner.json is missing.
+    const watcher = nodeScript(`const fs = require('node:fs');
+const [lock] = process.argv.slice(1);
+const ino = () => { try { return fs.statSync(lock).ino; } catch { return null; } };
+console.log('watching');
+for (;;) {
+  const before = ino();
+  if (before === null || fs.existsSync(lock + '/owner.json')) continue;
+  if (ino() === before) { console.log('ownerless'); break; }
+}`, [lockPath(dir)]);
+    await watcher.waitForLine(/^watching$/);
+    for (let i = 0; i < 200 && !watcher.stdout().includes('ownerless'); i++) await (await acquireLock(dir)).release();
+    expect(watcher.stdout()).not.toContain('ownerless');
+  });
+
   it('a lock taken away from under its owner is reported compromised before the next write', async () => {
     const dir = fresh();
     const compromised: Error[] = [];
