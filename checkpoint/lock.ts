@@ -255,7 +255,8 @@ async function removeLockDir(dir: string, nonce: string): Promise<void> {
  * owner inside, under a temporary name, then renamed into place — a lock never exists
  * without its owner. rename() fails on a directory that is not empty (another starter's
  * lock) and on a file, and would replace an empty one: a lock there, never made by this
- * tidemark, is left for the caller to refuse.
+ * tidemark, is left for the caller to refuse (looked for just before the rename: only a
+ * foreign one made in that instant could be replaced).
  */
 function lockFs(me: LockOwner): typeof fs {
   const exists = (path: string): NodeJS.ErrnoException => Object.assign(new Error(`EEXIST: ${path} exists`), { code: 'EEXIST' });

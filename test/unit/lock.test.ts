@@ -191,15 +191,18 @@ lockfile.check(dir, { lockfilePath, realpath: false }).then(async (locked) => {
   it('another process never sees the lock without its owner record, while it is taken and released again and again', async () => {
     const dir = fresh();
     mkdirSync(dir, { recursive: true });
-    // Polls without pause: a lock directory that stays (same inode) while owner.json is missing.
+    // Polls without pause: a lock directory that stays (same inode, held open so that it is
+    // not reused by the next lock) while owner.json is missing.
     const watcher = nodeScript(`const fs = require('node:fs');
 const [lock] = process.argv.slice(1);
 const ino = () => { try { return fs.statSync(lock).ino; } catch { return null; } };
 console.log('watching');
 for (;;) {
-  const before = ino();
-  if (before === null || fs.existsSync(lock + '/owner.json')) continue;
-  if (ino() === before) { console.log('ownerless'); break; }
+  let fd;
+  try { fd = fs.openSync(lock, 'r'); } catch { continue; }
+  const held = fs.fstatSync(fd).ino;
+  if (!fs.existsSync(lock + '/owner.json') && ino() === held) { console.log('ownerless'); break; }
+  fs.closeSync(fd);
 }`, [lockPath(dir)]);
     await watcher.waitForLine(/^watching$/);
     for (let i = 0; i < 200 && !watcher.stdout().includes('ownerless'); i++) await (await acquireLock(dir)).release();
