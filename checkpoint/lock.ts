@@ -1,28 +1,39 @@
-// One process owns a checkpoint: the lock is a file, `tidemark.lock`, that names its owner
-// (host, machine, boot, PID namespace, pid, process start time, and a random nonce). It is
-// created whole — written under a temporary name, then hard-linked into place, which fails
-// if any lock is there — so a lock never exists without its owner. Its mtime is refreshed
-// every second, for readers; staleness alone proves nothing (a SIGSTOPped owner is alive).
+// One process owns a checkpoint: the lock is proper-lockfile's, the directory
+// `tidemark.lock/`, refreshed every second and watched by proper-lockfile (a lock that
+// vanished or whose mtime another process changed is reported compromised). Inside it,
+// `owner.json` names its owner (host, machine, boot, PID namespace, pid, process start time,
+// and a random nonce). proper-lockfile creates the lock with `mkdir`; tidemark gives it an
+// `fs` whose mkdir builds the directory whole under a temporary name, owner inside, then
+// renames it into place — so no one ever sees a lock without its owner. proper-lockfile's
+// own staleness rule (delete a lock not refreshed for `stale` ms) is off: `stale` is a
+// century, because a SIGSTOPped owner is alive; and a lock with its owner inside is not
+// removable by rmdir() anyway, should another program apply a shorter one.
 //
 // The rule (DESIGN.md invariant 7): a lock is taken over only when its owner is provably
 // gone — same machine, and an earlier boot, or in the same PID namespace its pid is dead or
 // runs another process (another start time). A live owner is refused, frozen or not; one
 // that cannot be checked from here (another host, another PID namespace, an unreadable
-// lock) is refused too, with the lock file named, for a human to remove once checked.
+// lock) is refused too, with the lock named, for a human to remove once checked.
 //
-// Two starters taking one dead lock over: each hard-links the lock to a name made of the
-// dead owner's nonce; link() fails if that name exists, so one wins; the winner reads the
-// linked file back (the same inode it removes) and removes the lock only if it is still the
-// dead owner's. No starter can delete a lock it did not decide on.
+// Two starters taking one dead lock over: each hard-links the lock's owner.json to a name
+// made of the dead owner's nonce; link() fails if that name exists, so one wins; the winner
+// reads the linked file back (the same inode) and, only if it is still the dead owner's,
+// renames the lock directory away and removes it, then locks again. No starter can remove
+// a lock it did not decide on, and the lock is never an empty directory that a rename would
+// replace.
 //
 // An owner whose lock is no longer its own (removed, replaced) stops before its next write:
-// assertHeld() throws once the refresh timer found it, or checks the file itself when the
-// last confirmation is late (the process was frozen or its event loop blocked).
-import { link, mkdir, readdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
-import { readFileSync, readlinkSync, unlinkSync, utimesSync } from 'node:fs';
+// assertHeld() throws once proper-lockfile reported it, or reads owner.json itself when the
+// last confirmation is late (the process was frozen or its event loop blocked; a lock
+// replaced within the same second on a file system with 1 s mtimes has an mtime that looks
+// like the owner's own, and only the nonce tells).
+import * as fs from 'node:fs';
+import { link, lstat, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import * as lockfile from 'proper-lockfile';
 import { CheckpointLockedError, LockCompromisedError } from './errors';
 
 export interface LockOwner {
@@ -50,13 +61,23 @@ export interface CheckpointLock {
 /** A lock not refreshed for this long has a frozen or dead owner: readers say so; it is never by itself a reason to take the lock. */
 export const STALE_MS = 10_000;
 const UPDATE_MS = 1_000;
+/**
+ * proper-lockfile's `stale`: a century, so that its own rule (remove a lock not refreshed
+ * for `stale` ms) never fires. It is only compared with times, never a timer's delay, and
+ * `update` stays UPDATE_MS (proper-lockfile clamps it to stale/2 at most).
+ */
+const NEVER_STALE_MS = 100 * 365 * 24 * 3600 * 1000;
 /** A confirmation of ownership older than this is late: assertHeld reads the lock file itself. */
 const LATE_MS = 2 * UPDATE_MS;
 /** A candidate or takeover mark older than this was left by a starter killed mid-way (a start takes milliseconds). */
 const ABANDONED_TAKEOVER_MS = 30_000;
 
 export const lockPath = (dir: string): string => join(dir, 'tidemark.lock');
+/** The owner record, inside proper-lockfile's lock directory. */
+export const ownerPath = (dir: string): string => join(lockPath(dir), 'owner.json');
 const takeoverPath = (dir: string, nonce: string): string => join(dir, `tidemark.lock.${nonce}.takeover`);
+/** Where a lock directory is renamed before it is removed, so the lock is never seen empty. */
+const removedPath = (dir: string, nonce: string): string => join(dir, `tidemark.lock.${nonce}.removed`);
 
 const readText = (path: string): string | null => {
   try {
@@ -124,7 +145,7 @@ function parseOwner(text: string | null): LockOwner | null {
 }
 
 export async function readLockOwner(dir: string): Promise<LockOwner | undefined> {
-  return parseOwner(await readFile(lockPath(dir), 'utf8').catch(() => null)) ?? undefined;
+  return parseOwner(await readFile(ownerPath(dir), 'utf8').catch(() => null)) ?? undefined;
 }
 
 export function describeOwner(owner: LockOwner | undefined): string {
@@ -137,7 +158,7 @@ export interface LockState {
   readonly present: boolean;
   /** When its owner last refreshed it (mtime, ms since the epoch); null when absent. */
   readonly refreshedAt: number | null;
-  /** The recorded owner; null when the lock cannot be read (a directory left by an older tidemark, a damaged file). */
+  /** The recorded owner; null when it cannot be read (a lock left by an older tidemark or another program, a damaged record). */
   readonly owner: LockOwner | null;
   /** Whether the owner's process runs: null when it cannot be told from here. */
   readonly alive: boolean | null;
@@ -149,9 +170,13 @@ export interface LockState {
 export async function readLockState(dir: string): Promise<LockState> {
   const st = await stat(lockPath(dir)).catch(() => undefined);
   if (!st) return { present: false, refreshedAt: null, owner: null, alive: null, unverifiable: null };
-  const owner = st.isFile() ? await readLockOwner(dir) ?? null : null;
+  const owner = st.isDirectory() ? await readLockOwner(dir) ?? null : null;
   if (owner === null) {
-    const why = st.isDirectory() ? 'the lock is a directory, left by a tidemark older than this one' : 'the lock file cannot be read';
+    // Released or taken over meanwhile (the directory renamed away): free, the caller looks again.
+    if (st.isDirectory() && !(await stat(lockPath(dir)).catch(() => undefined))) return readLockState(dir);
+    const why = !st.isDirectory() ? 'the lock is a file, left by a tidemark older than this one'
+      : (await readdir(lockPath(dir)).catch(() => [])).length === 0 ? 'the lock is an empty directory, left by a tidemark older than this one or another program'
+        : 'its owner record cannot be read';
     return { present: true, refreshedAt: st.mtimeMs, owner, alive: null, unverifiable: why };
   }
   return { present: true, refreshedAt: st.mtimeMs, owner, ...ownerLiveness(owner) };
@@ -195,7 +220,7 @@ function refusal(dir: string, state: LockState): CheckpointLockedError {
 async function removeDeadLock(dir: string, dead: LockOwner): Promise<void> {
   const mark = takeoverPath(dir, dead.nonce);
   try {
-    await link(lockPath(dir), mark);
+    await link(ownerPath(dir), mark);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return; // gone already
@@ -208,93 +233,125 @@ async function removeDeadLock(dir: string, dead: LockOwner): Promise<void> {
   }
   try {
     // The mark is the inode the lock named when linked: if that is no longer the dead
-    // owner's, another starter took it over first and this one leaves it alone.
+    // owner's, another starter took it over first and this one leaves it alone. While the
+    // mark is there, no other starter removes the lock, and so no one can lock anew.
     if (parseOwner(await readFile(mark, 'utf8').catch(() => null))?.nonce !== dead.nonce) return;
-    await unlink(lockPath(dir)).catch(() => undefined);
+    await removeLockDir(dir, dead.nonce);
   } finally {
     await rm(mark, { force: true });
   }
 }
 
+/** Renames the lock directory away, then removes it: the lock is gone at once, and never an empty directory a starter's rename would replace. */
+async function removeLockDir(dir: string, nonce: string): Promise<void> {
+  const removed = removedPath(dir, nonce);
+  await rm(removed, { recursive: true, force: true }); // left by a process killed while removing it
+  await rename(lockPath(dir), removed).catch(() => undefined);
+  await rm(removed, { recursive: true, force: true });
+}
+
+/**
+ * The `fs` proper-lockfile locks with, but for mkdir(): the lock directory is built whole,
+ * owner inside, under a temporary name, then renamed into place — a lock never exists
+ * without its owner. rename() fails on a directory that is not empty (another starter's
+ * lock) and on a file, and would replace an empty one: a lock there, never made by this
+ * tidemark, is left for the caller to refuse (looked for just before the rename: only a
+ * foreign one made in that instant could be replaced).
+ */
+function lockFs(me: LockOwner): typeof fs {
+  const exists = (path: string): NodeJS.ErrnoException => Object.assign(new Error(`EEXIST: ${path} exists`), { code: 'EEXIST' });
+  const mkdirWhole = (path: string, done: (err: NodeJS.ErrnoException | null) => void): void => {
+    const temp = `${path}.${me.nonce}.new`;
+    void (async () => {
+      if (await lstat(path).then(() => true, () => false)) throw exists(path);
+      await mkdir(temp);
+      try {
+        await writeFile(join(temp, 'owner.json'), JSON.stringify(me));
+        await rename(temp, path);
+      } catch (err) {
+        await rm(temp, { recursive: true, force: true });
+        if (['EEXIST', 'ENOTEMPTY', 'ENOTDIR'].includes((err as NodeJS.ErrnoException).code ?? '')) throw exists(path);
+        throw err;
+      }
+    })().then(() => done(null), (err: NodeJS.ErrnoException) => done(err));
+  };
+  return { ...fs, mkdir: mkdirWhole } as unknown as typeof fs;
+}
+
 export async function acquireLock(dir: string, onCompromised: (err: Error) => void = () => {}): Promise<CheckpointLock> {
   await mkdir(dir, { recursive: true });
   const me = thisProcess();
-  const candidate = join(dir, `tidemark.lock.${me.nonce}.new`);
-  await writeFile(candidate, JSON.stringify(me));
-  try {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await link(candidate, lockPath(dir));
-        break;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      }
-      const state = await readLockState(dir);
-      const decision = decideTakeover(state);
-      if (decision === 'refuse-live-owner' || decision === 'refuse-unverifiable') throw refusal(dir, state);
-      if (attempt >= 100) throw refusal(dir, await readLockState(dir)); // other starters keep winning: one of them owns it
-      if (decision === 'take-over') await removeDeadLock(dir, state.owner!);
+  // Set as soon as the lock is taken, before proper-lockfile's first refresh can report it lost.
+  let held: ReturnType<typeof heldLock> | undefined = undefined;
+  let unlock: () => Promise<void>;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      unlock = await lockfile.lock(dir, {
+        lockfilePath: lockPath(dir), realpath: false, retries: 0, stale: NEVER_STALE_MS, update: UPDATE_MS, fs: lockFs(me),
+        // The lock vanished, or another process changed its mtime (replaced it).
+        onCompromised: (err) => held?.compromised(err),
+      });
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err;
     }
-  } finally {
-    await rm(candidate, { force: true });
+    const state = await readLockState(dir);
+    const decision = decideTakeover(state);
+    if (decision === 'refuse-live-owner' || decision === 'refuse-unverifiable') throw refusal(dir, state);
+    if (attempt >= 100) throw refusal(dir, await readLockState(dir)); // other starters keep winning: one of them owns it
+    if (decision === 'take-over') await removeDeadLock(dir, state.owner!);
   }
+  held = heldLock(dir, me, unlock, onCompromised);
   await removeAbandoned(dir);
-  return heldLock(dir, me, onCompromised);
+  return held.lock;
 }
 
-/** Candidates and takeover marks of starters killed mid-way (a starter needs milliseconds, not ABANDONED_TAKEOVER_MS): removed by the next owner. */
+/** Candidates, takeover marks and lock directories being removed, of starters killed mid-way (a starter needs milliseconds, not ABANDONED_TAKEOVER_MS): removed by the next owner. */
 async function removeAbandoned(dir: string): Promise<void> {
   for (const name of await readdir(dir).catch(() => [])) {
-    if (!/^tidemark\.lock\..+\.(new|takeover)$/.test(name)) continue;
+    if (!/^tidemark\.lock\..+\.(new|takeover|removed)$/.test(name)) continue;
     const st = await stat(join(dir, name)).catch(() => undefined);
-    if (st && Date.now() - st.ctimeMs > ABANDONED_TAKEOVER_MS) await rm(join(dir, name), { force: true });
+    if (st && Date.now() - st.ctimeMs > ABANDONED_TAKEOVER_MS) await rm(join(dir, name), { recursive: true, force: true });
   }
 }
 
-function heldLock(dir: string, me: LockOwner, onCompromised: (err: Error) => void): CheckpointLock {
+function heldLock(dir: string, me: LockOwner, unlock: () => Promise<void>, onCompromised: (err: Error) => void) {
   let compromised: Error | undefined;
   let confirmedAt = Date.now();
   const lose = (reason: string): void => {
     if (compromised) return;
     compromised = new Error(reason);
-    clearInterval(timer);
     onCompromised(compromised);
   };
-  /** Whether the lock file is still this process's own (synchronous: a stat and a read of a small file). */
+  /** Whether the lock is still this process's own (synchronous: a read of a small file). */
   const confirm = (): boolean => {
     if (compromised) return false;
-    const current = parseOwner(readText(lockPath(dir)));
+    const current = parseOwner(readText(ownerPath(dir)));
     if (current?.nonce !== me.nonce) {
-      lose(current ? `the lock is now held by ${describeOwner(current)}` : 'the lock file was removed or replaced');
+      lose(current ? `the lock is now held by ${describeOwner(current)}` : 'the lock was removed or replaced');
       return false;
     }
     confirmedAt = Date.now();
     return true;
   };
-  const timer = setInterval(() => {
-    if (!confirm()) return;
-    try {
-      const now = new Date();
-      utimesSync(lockPath(dir), now, now);
-    } catch {
-      // A failed refresh only makes the lock look stale to readers; ownership is the file's content.
-    }
-  }, UPDATE_MS);
-  timer.unref();
-  return {
+  const lock: CheckpointLock = {
     assertHeld() {
       if (!compromised && Date.now() - confirmedAt > LATE_MS) confirm();
       if (compromised) throw new LockCompromisedError(dir, compromised.message);
     },
     async release() {
-      clearInterval(timer);
-      if (compromised) return;
-      compromised = new Error('released');
-      try {
-        if (parseOwner(readText(lockPath(dir)))?.nonce === me.nonce) unlinkSync(lockPath(dir));
-      } catch {
-        // Gone already.
-      }
+      const mine = !compromised && parseOwner(readText(ownerPath(dir)))?.nonce === me.nonce;
+      compromised ??= new Error('released');
+      // proper-lockfile stops refreshing first (so the lock leaving is not reported as lost);
+      // its rmdir() fails on a directory with an owner inside, which is removed here.
+      await unlock().catch(() => undefined);
+      if (mine) await removeLockDir(dir, me.nonce);
+    },
+  };
+  return {
+    lock,
+    compromised(err: Error): void {
+      if (confirm()) lose(`another process changed the lock's mtime (${err.message})`);
     },
   };
 }

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync,
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { CheckpointLockedError, LockCompromisedError } from '../../checkpoint/errors';
-import { acquireLock, isLocked, lockPath, readLockOwner, STALE_MS, type LockOwner } from '../../checkpoint/lock';
+import { acquireLock, isLocked, lockPath, ownerPath, readLockOwner, STALE_MS, type LockOwner } from '../../checkpoint/lock';
 import { openCheckpoint } from '../../checkpoint/store';
 import { EmbeddedLog } from '../../src/sources/embedded-log';
 import { killAll, nodeScript, repoRoot, runTidemark, start, tidemark } from '../support/processes';
@@ -22,7 +22,8 @@ function writeOwner(dir: string, fields: Partial<LockOwner>): void {
   const here = { host: hostname(), pid: process.pid, startTime: null, since: Date.now(), nonce: `other-${++n}`,
     machineId: readFileSync('/etc/machine-id', 'utf8').trim(), bootId: readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(),
     pidNs: readlinkSync('/proc/self/ns/pid') };
-  writeFileSync(lockPath(dir), JSON.stringify({ ...here, ...fields }));
+  mkdirSync(lockPath(dir));
+  writeFileSync(ownerPath(dir), JSON.stringify({ ...here, ...fields }));
 }
 
 /** A child process that opens (and so locks) the checkpoint, says so, and stays. */
@@ -101,7 +102,8 @@ describe('acquireLock', () => {
       // Its pid is not visible from here (999999999 runs nowhere), and that proves nothing: it lives in another namespace.
       ['another PID namespace', (dir) => writeOwner(dir, { pid: 999_999_999, pidNs: 'pid:[1]' })],
       ['another host', (dir) => writeOwner(dir, { pid: 999_999_999, host: `not-${hostname()}` })],
-      ['a directory, left by a tidemark older', (dir) => mkdirSync(lockPath(dir), { recursive: true })],
+      ['an empty directory, left by a tidemark older', (dir) => mkdirSync(lockPath(dir), { recursive: true })],
+      ['a file, left by a tidemark older', (dir) => writeFileSync(lockPath(dir), '{}')],
     ];
     for (const [why, make] of cases) {
       const dir = fresh();
@@ -129,6 +131,82 @@ describe('acquireLock', () => {
       expect(readdirSync(dir)).toEqual(['tidemark.lock']); // no takeover marks or candidates left behind
       await lock.release();
     }
+  });
+
+  it("is proper-lockfile's: another process's lockfile.check says locked while a daemon holds it, and lockfile.lock is refused; free once released", async () => {
+    const dir = fresh();
+    const child = holder(dir);
+    await child.waitForLine(/^locked$/);
+    // Another process, proper-lockfile's defaults (stale 10 s, which the daemon's refresh keeps it under).
+    const plf = require.resolve('proper-lockfile');
+    const ask = async (): Promise<string> => {
+      const other = nodeScript(`const lockfile = require(${JSON.stringify(plf)});
+const [dir, lockfilePath] = process.argv.slice(1);
+lockfile.check(dir, { lockfilePath, realpath: false }).then(async (locked) => {
+  const took = await lockfile.lock(dir, { lockfilePath, realpath: false }).then((release) => release().then(() => 'took'), (e) => e.code);
+  console.log(locked + ' ' + took);
+});`, [dir, lockPath(dir)]);
+      const line = await other.waitForLine(/^(true|false) /);
+      await other.exited;
+      return line;
+    };
+    await new Promise((r) => setTimeout(r, 2_500)); // refreshed since: proper-lockfile's own update, not just the creation
+    expect(await ask()).toBe('true ELOCKED');
+    expect(statSync(lockPath(dir)).isDirectory()).toBe(true); // proper-lockfile's mkdir, the owner record inside
+    expect((await readLockOwner(dir))?.pid).toBe(child.pid);
+    child.proc.kill('SIGTERM');
+    await child.exited;
+    rmSync(lockPath(dir), { recursive: true, force: true }); // its owner is gone (as a takeover would do)
+    expect(await ask()).toBe('false took');
+  });
+
+  it("proper-lockfile's compromise signal: another process changing the lock's mtime makes its owner stop", async () => {
+    const dir = fresh();
+    const compromised: Error[] = [];
+    const lock = await acquireLock(dir, (e) => compromised.push(e));
+    const old = new Date(Date.now() - 60_000);
+    utimesSync(lockPath(dir), old, old);
+    for (let i = 0; i < 50 && compromised.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(compromised).toHaveLength(1);
+    expect(compromised[0]!.message).toContain("another process changed the lock's mtime");
+    expect(() => lock.assertHeld()).toThrow(LockCompromisedError);
+    await lock.release();
+    expect((await readLockOwner(dir))?.pid).toBe(process.pid); // not its own any more: left for a takeover to decide
+  });
+
+  it('of starters racing for a free checkpoint, exactly one wins, refused as a live owner\'s', async () => {
+    for (let round = 0; round < 5; round++) {
+      const dir = fresh();
+      mkdirSync(dir, { recursive: true });
+      const results = await Promise.allSettled(Array.from({ length: 8 }, () => acquireLock(dir)));
+      const won = results.filter((r) => r.status === 'fulfilled');
+      expect(won).toHaveLength(1);
+      // Never as a lock whose owner cannot be read (that refusal names the lock to remove by hand).
+      for (const r of results) if (r.status === 'rejected') expect((r.reason as Error).message).not.toContain('by hand');
+      await (won[0] as PromiseFulfilledResult<Awaited<ReturnType<typeof acquireLock>>>).value.release();
+      expect(readdirSync(dir)).toEqual([]); // released: renamed away and removed
+    }
+  });
+
+  it('another process never sees the lock without its owner record, while it is taken and released again and again', async () => {
+    const dir = fresh();
+    mkdirSync(dir, { recursive: true });
+    // Polls without pause: a lock directory that stays (same inode, held open so that it is
+    // not reused by the next lock) while owner.json is missing.
+    const watcher = nodeScript(`const fs = require('node:fs');
+const [lock] = process.argv.slice(1);
+const ino = () => { try { return fs.statSync(lock).ino; } catch { return null; } };
+console.log('watching');
+for (;;) {
+  let fd;
+  try { fd = fs.openSync(lock, 'r'); } catch { continue; }
+  const held = fs.fstatSync(fd).ino;
+  if (!fs.existsSync(lock + '/owner.json') && ino() === held) { console.log('ownerless'); break; }
+  fs.closeSync(fd);
+}`, [lockPath(dir)]);
+    await watcher.waitForLine(/^watching$/);
+    for (let i = 0; i < 200 && !watcher.stdout().includes('ownerless'); i++) await (await acquireLock(dir)).release();
+    expect(watcher.stdout()).not.toContain('ownerless');
   });
 
   it('a lock taken away from under its owner is reported compromised before the next write', async () => {
@@ -233,9 +311,10 @@ export default defineJob({
 
   /** Replaces the lock while its owner is frozen, as a takeover by another process would (one that removed it by hand, then started). */
   function takeLockFrom(cp: string): void {
-    const theirs = JSON.parse(readFileSync(lockPath(cp), 'utf8')) as LockOwner;
-    rmSync(lockPath(cp));
-    writeFileSync(lockPath(cp), JSON.stringify({ ...theirs, pid: process.pid, nonce: 'the-new-owner', since: Date.now() }));
+    const theirs = JSON.parse(readFileSync(ownerPath(cp), 'utf8')) as LockOwner;
+    rmSync(lockPath(cp), { recursive: true });
+    mkdirSync(lockPath(cp));
+    writeFileSync(ownerPath(cp), JSON.stringify({ ...theirs, pid: process.pid, nonce: 'the-new-owner', since: Date.now() }));
   }
 
   it('is not taken over: a second run exits 3 naming it, and after SIGCONT the first carries on', async () => {
