@@ -17,6 +17,9 @@ const TRAILER = 5;
 
 class Damage extends Error {}
 
+/** LevelDB stores a CRC-32C masked, so that a checksum over bytes holding checksums is not trivial. */
+const masked = (crc: number): number => ((((crc >>> 15) | (crc << 17)) >>> 0) + 0xa282ead8) >>> 0;
+
 interface Handle { readonly offset: number; readonly size: number }
 
 /** A varint at `pos`; returns the value and the position after it. */
@@ -79,8 +82,7 @@ function block(file: Uint8Array, h: Handle): Uint8Array {
   if (h.offset + h.size + TRAILER > file.length - FOOTER) throw new Damage(`a block handle (${h.offset}, ${h.size}) points past the data`);
   const stored = Buffer.from(file.buffer, file.byteOffset, file.byteLength).readUInt32LE(h.offset + h.size + 1);
   const crc = crc32c(file.subarray(h.offset, h.offset + h.size + 1));
-  const masked = ((((crc >>> 15) | (crc << 17)) >>> 0) + 0xa282ead8) >>> 0;
-  if (masked !== stored) throw new Damage(`block at ${h.offset} (${h.size} bytes): checksum mismatch`);
+  if (masked(crc) !== stored) throw new Damage(`block at ${h.offset} (${h.size} bytes): checksum mismatch`);
   const type = file[h.offset + h.size]!;
   const contents = file.subarray(h.offset, h.offset + h.size);
   if (type === 0) return contents;
@@ -124,11 +126,92 @@ export function tableDamage(file: Uint8Array): string | undefined {
   }
 }
 
-/** The damaged table files of a LevelDB directory, each with its damage. */
+/**
+ * The records of a LevelDB log-format file (the MANIFEST): 32 KiB blocks of records with a
+ * 7-byte header (masked CRC-32C, length, type: 1 full, 2 first, 3 middle, 4 last).
+ */
+function logRecords(file: Uint8Array): Uint8Array[] {
+  const view = Buffer.from(file.buffer, file.byteOffset, file.byteLength);
+  const records: Uint8Array[] = [];
+  let parts: Uint8Array[] = [];
+  for (let block = 0; block < file.length; block += 32768) {
+    const end = Math.min(block + 32768, file.length);
+    for (let pos = block; pos + 7 <= end;) {
+      const length = view.readUInt16LE(pos + 4);
+      const type = file[pos + 6]!;
+      if (type === 0 && length === 0) break; // zero padding
+      if (pos + 7 + length > end || masked(crc32c(file.subarray(pos + 6, pos + 7 + length))) !== view.readUInt32LE(pos)) throw new Damage('a MANIFEST record fails its checksum');
+      parts.push(file.subarray(pos + 7, pos + 7 + length));
+      if (type === 1 || type === 4) {
+        records.push(Buffer.concat(parts));
+        parts = [];
+      }
+      pos += 7 + length;
+    }
+  }
+  return records;
+}
+
+/** The numbers of the table files the MANIFEST's version edits leave live. */
+function liveTables(manifest: Uint8Array): Set<number> {
+  const live = new Set<number>();
+  for (const edit of logRecords(manifest)) {
+    for (let pos = 0; pos < edit.length;) {
+      let tag: number, n: number, len: number;
+      [tag, pos] = varint(edit, pos);
+      switch (tag) {
+        case 1: // comparator name
+          [len, pos] = varint(edit, pos);
+          pos += len;
+          break;
+        case 2: case 3: case 4: case 9: // log number, next file number, last sequence, previous log number
+          [, pos] = varint(edit, pos);
+          break;
+        case 5: // compaction pointer: level, key
+          [, pos] = varint(edit, pos);
+          [len, pos] = varint(edit, pos);
+          pos += len;
+          break;
+        case 6: // deleted file: level, number
+          [, pos] = varint(edit, pos);
+          [n, pos] = varint(edit, pos);
+          live.delete(n);
+          break;
+        case 7: // new file: level, number, size, smallest key, largest key
+          [, pos] = varint(edit, pos);
+          [n, pos] = varint(edit, pos);
+          [, pos] = varint(edit, pos);
+          [len, pos] = varint(edit, pos);
+          [len, pos] = varint(edit, pos + len);
+          pos += len;
+          live.add(n);
+          break;
+        default:
+          throw new Damage(`a MANIFEST edit has an unknown tag ${tag}`);
+      }
+    }
+  }
+  return live;
+}
+
+/**
+ * The damaged table files of a LevelDB directory, each with its damage. Only the tables the
+ * MANIFEST names: a kill during a compaction leaves a table without its footer, which LevelDB
+ * never read and deletes at open. Where CURRENT or the MANIFEST cannot be read, LevelDB's
+ * open fails on it (exit 7), and no table is checked here.
+ */
 export async function damagedTables(dbDir: string): Promise<string[]> {
+  let live: Set<number>;
+  try {
+    const current = (await readFile(join(dbDir, 'CURRENT'), 'utf8')).trim();
+    if (!/^MANIFEST-\d+$/.test(current)) return [];
+    live = liveTables(await readFile(join(dbDir, current)));
+  } catch {
+    return []; // a new directory, or one LevelDB refuses
+  }
   const names = await readdir(dbDir).catch(() => []);
   const found: string[] = [];
-  for (const name of names.filter((n) => /\.(ldb|sst)$/.test(n)).sort()) {
+  for (const name of names.filter((n) => /^\d+\.(ldb|sst)$/.test(n) && live.has(Number(n.split('.')[0]))).sort()) {
     const problem = tableDamage(await readFile(join(dbDir, name)));
     if (problem !== undefined) found.push(`${name}: ${problem}`);
   }
