@@ -46,7 +46,8 @@ export class LevelKV implements KV {
   private constructor(private readonly db: Level<string, Uint8Array>, private readonly snapshotDir?: string) {}
 
   static async open(dir: string, options: { readOnly?: boolean } = {}): Promise<LevelKV> {
-    // Under tidemark's lock no one writes the tables while they are read (a reader opens a copy).
+    // Under tidemark's lock no one writes the tables while they are read. Readers (inspect) open
+    // a copy unchecked, to list what LevelDB can still read of a damaged one.
     if (!options.readOnly) await LevelKV.refuseDamagedTables(dir);
     const db = new Level<string, Uint8Array>(dir, { valueEncoding: 'view', createIfMissing: !options.readOnly });
     try {
@@ -84,7 +85,6 @@ export class LevelKV implements KV {
       const copy = await mkdtemp(join(tmpdir(), 'tidemark-inspect-'));
       try {
         await cp(dir, copy, { recursive: true, filter: (src) => basename(src) !== 'LOCK' });
-        await LevelKV.refuseDamagedTables(copy);
         const db = new Level<string, Uint8Array>(copy, { valueEncoding: 'view', createIfMissing: false });
         await db.open({ passive: false });
         await LevelKV.refuseDamage(db, copy);
