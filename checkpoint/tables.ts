@@ -5,8 +5,8 @@
 // SIGABRT, not exit 7), on every start (test/property/leveldb-files.property.test.ts,
 // 2026-11-30). The format is LevelDB's doc/table_format.md: a 48-byte footer ending in a
 // magic number holds the handles of the metaindex and index blocks; the index holds a
-// handle per data block, the metaindex one for the filter block; every block is followed by a type byte (0 raw, 1 snappy) and a
-// masked CRC-32C of the block and that byte.
+// handle per data block, the metaindex one for the filter block; every block is followed by
+// a type byte (0 raw, 1 snappy) and a masked CRC-32C of the block and that byte.
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32c } from './crc32c';
