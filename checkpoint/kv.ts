@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { Level } from 'level';
 import { describeCause } from './errors';
+import { damagedTables } from './tables';
 
 export type KVOp =
   | { readonly type: 'put'; readonly key: string; readonly value: Uint8Array }
@@ -45,6 +46,9 @@ export class LevelKV implements KV {
   private constructor(private readonly db: Level<string, Uint8Array>, private readonly snapshotDir?: string) {}
 
   static async open(dir: string, options: { readOnly?: boolean } = {}): Promise<LevelKV> {
+    // Under tidemark's lock no one writes the tables while they are read. Readers (inspect) open
+    // a copy unchecked, to list what LevelDB can still read of a damaged one.
+    if (!options.readOnly) await LevelKV.refuseDamagedTables(dir);
     const db = new Level<string, Uint8Array>(dir, { valueEncoding: 'view', createIfMissing: !options.readOnly });
     try {
       await db.open({ passive: false });
@@ -55,6 +59,12 @@ export class LevelKV implements KV {
     }
     await LevelKV.refuseDamage(db, dir);
     return new LevelKV(db);
+  }
+
+  /** Before LevelDB opens them: its compaction would merge a damaged table, or abort the process (tables.ts). */
+  private static async refuseDamagedTables(dir: string): Promise<void> {
+    const damaged = await damagedTables(dir);
+    if (damaged.length > 0) throw new Error(`table files fail their block checksums: ${damaged.join('; ')}`);
   }
 
   private static async refuseDamage(db: Level<string, Uint8Array>, dir: string): Promise<void> {
