@@ -141,8 +141,13 @@ export class CorruptCheckpointError extends TidemarkError {
 }
 
 export class CheckpointWriteError extends TidemarkError {
+  /** Why a write failed, in words: a full disk by name, anything else as the OS said it. */
+  static reason(cause: unknown): string {
+    return /no space left|ENOSPC/i.test(describeCause(cause)) ? 'no space left on the device' : describeCause(cause);
+  }
+
   constructor(dir: string, cause: unknown) {
-    const reason = writeFailureReason(cause);
+    const reason = CheckpointWriteError.reason(cause);
     super('TIDEMARK_CHECKPOINT_WRITE_FAILED',
       `Could not write checkpoint ${dir}: ${reason}. Nothing was lost: the batch in flight is retried from the checkpoint on restart. ` +
       'Free space or make the directory writable (or fix the disk), then start again.', { cause });
@@ -168,21 +173,6 @@ export function causes(err: unknown, max = 10): object[] {
   return chain;
 }
 
-/** An embedded-log append that could not be written whole. `appended` holds the offset of each record that was written durably (by its index in the append), `undefined` for the others, which are not in the log. */
-export class LogWriteError extends TidemarkError {
-  constructor(dir: string, cause: unknown, readonly appended: ReadonlyArray<{ partition: number; offset: number } | undefined>) {
-    const reason = writeFailureReason(cause);
-    const written = appended.filter((a) => a !== undefined).length;
-    super('TIDEMARK_LOG_WRITE_FAILED',
-      `Could not append to the embedded log ${dir}: ${reason}. ${written} of ${appended.length} records were appended (whole partitions, in order); the rest were not written, and the log holds no part of them. ` +
-      'Free space (or fix the disk), then append the rest again.', { cause });
-  }
-}
-
-/** Why a write failed, in words: a full disk by name, anything else as the OS said it. */
-function writeFailureReason(cause: unknown): string {
-  return /no space left|ENOSPC/i.test(describeCause(cause)) ? 'no space left on the device' : describeCause(cause);
-}
 
 /** An error's message with its causes (LevelDB nests the OS error). */
 export function describeCause(err: unknown): string {

@@ -1,6 +1,6 @@
 // The errors sources, the transform and sinks raise (their codes and exit codes:
 // checkpoint/errors.ts).
-import { TidemarkError } from '../checkpoint/errors';
+import { CheckpointWriteError, TidemarkError } from '../checkpoint/errors';
 
 export class SourceWentBackwardsError extends TidemarkError {
   constructor(topic: string, partition: number, position: number, latest: number) {
@@ -87,5 +87,16 @@ export class SinkFencedError extends TidemarkError {
       `Sink ${sink} was fenced while writing batch ${batchId}: ${detail}. Another process of this job has taken over the sink; ` +
       'nothing of this batch became visible from this process, which stops. Check that only one process runs the job.',
       options);
+  }
+}
+
+/** An embedded-log append that could not be written whole. `appended` holds the offset of each record that was written durably (by its index in the append), `undefined` for the others, which are not in the log. */
+export class LogWriteError extends TidemarkError {
+  constructor(dir: string, cause: unknown, readonly appended: ReadonlyArray<{ partition: number; offset: number } | undefined>) {
+    const reason = CheckpointWriteError.reason(cause);
+    const written = appended.filter((a) => a !== undefined).length;
+    super('TIDEMARK_LOG_WRITE_FAILED',
+      `Could not append to the embedded log ${dir}: ${reason}. ${written} of ${appended.length} records were appended (whole partitions, in order); the rest were not written, and the log holds no part of them. ` +
+      'Free space (or fix the disk), then append the rest again.', { cause });
   }
 }
