@@ -28,7 +28,7 @@ const RUN_HELP = `tidemark run <job.ts|job.js> [options]
                           as staged, planned ranges are recomputed by this code           [TIDEMARK_ACCEPT_CODE_CHANGE]
   --log-level LEVEL       debug|info|warn|error|silent (default info); JSON lines on stdout [TIDEMARK_LOG_LEVEL]
   --progress MODE         auto|always|never: the one-line progress display on stderr (auto: when stderr is
-                          a terminal)                                                     [TIDEMARK_PROGRESS]
+                          a terminal; always: off a terminal too, as plain lines)         [TIDEMARK_PROGRESS]
   The job file may also come from TIDEMARK_JOB. Boolean variables take 1/true/yes or 0/false/no.
 
   SIGTERM or SIGINT finishes the batch in flight, commits it and exits 0; a second signal
