@@ -20,7 +20,7 @@ function formatDurations(d: Readonly<Record<string, number>> | undefined): strin
 }
 
 function formatCounts(c: Readonly<Record<string, number>> | undefined | null): string {
-  return c ? Object.entries(c).map(([k, n]) => `${k} ${n}`).join(', ') : '-';
+  return c ? Object.entries(c).map(([k, n]) => `${k} ${n.toLocaleString('en-US')}`).join(', ') : '-';
 }
 
 /** Says that older history existed, so that a short list is not read as the whole story. */
