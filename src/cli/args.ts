@@ -5,12 +5,54 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { BadConfigError } from '../../checkpoint/errors';
 
 export type Values = ReturnType<typeof parseArgs>['values'];
+export type Options = NonNullable<ParseArgsConfig['options']>;
 
-export function parse(argv: string[], options: ParseArgsConfig['options']): { values: Values; positionals: string[] } {
+/** Optimal string alignment distance: insertions, deletions, substitutions and swaps of neighbours. */
+export function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = v;
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/** The known flags nearest to a mistyped one: within edit distance 2, else those it is a prefix of. */
+export function nearestOptions(typed: string, known: readonly string[]): string[] {
+  const scored = known.map((k) => ({ k, d: editDistance(typed, k) })).filter((x) => x.d <= 2);
+  if (scored.length > 0) {
+    const best = Math.min(...scored.map((x) => x.d));
+    return scored.filter((x) => x.d === best).map((x) => x.k);
+  }
+  return typed.length >= 2 ? known.filter((k) => k.startsWith(typed)) : [];
+}
+
+/**
+ * Parses a command's flags (every command takes --help/-h). An unknown flag is one line
+ * naming the command and the nearest known flag; node's own message has unbalanced quotes.
+ */
+export function parse(argv: string[], options: Options, command: string): { values: Values; positionals: string[]; help: boolean } {
+  const all: Options = { ...options, help: { type: 'boolean', short: 'h' } };
+  const listed = `(${command} --help lists them)`;
   try {
-    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    const { values, positionals } = parseArgs({ args: argv, options: all, allowPositionals: true, strict: true });
+    return { values, positionals, help: values.help === true };
   } catch (err) {
-    throw new BadConfigError(`${(err as Error).message}. See \`tidemark --help\`.`);
+    if ((err as NodeJS.ErrnoException).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      const { tokens } = parseArgs({ args: argv, options: all, allowPositionals: true, strict: false, tokens: true });
+      const unknown = tokens.find((t) => t.kind === 'option' && !(t.name in all));
+      const raw = unknown?.kind === 'option' ? unknown.rawName : '?';
+      const near = raw.startsWith('--') ? nearestOptions(raw.slice(2), Object.keys(all)) : [];
+      throw new BadConfigError(near.length > 0
+        ? `Unknown option '${raw}' for ${command}: did you mean ${near.map((k) => `--${k}`).join(' or ')}? ${listed}`
+        : `Unknown option '${raw}' for ${command} ${listed}.`);
+    }
+    throw new BadConfigError(`${(err as Error).message} for ${command}. See \`${command} --help\`.`);
   }
 }
 

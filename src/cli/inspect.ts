@@ -9,28 +9,18 @@ import { RETAIN_HISTORY } from '../../checkpoint/model';
 import { FORMAT_VERSION } from '../../checkpoint/store';
 import { describeRanges } from '../../recovery/decide';
 import { parse, wholeNumberOption } from './args';
+import { formatBytes, formatMs, plural } from './format';
 
 const iso = (ms: number | null | undefined): string => (ms === null || ms === undefined ? '?' : new Date(ms).toISOString());
-
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]}`;
-}
 
 function formatDurations(d: Readonly<Record<string, number>> | undefined): string {
   if (!d) return '';
   const total = Object.values(d).reduce((a, b) => a + b, 0);
-  return `${total} ms (${Object.entries(d).map(([p, ms]) => `${p} ${ms}`).join(', ')})`;
+  return `${formatMs(total)} (${Object.entries(d).map(([p, ms]) => `${p} ${formatMs(ms)}`).join(', ')})`;
 }
 
 function formatCounts(c: Readonly<Record<string, number>> | undefined | null): string {
-  return c ? Object.entries(c).map(([k, n]) => `${k} ${n}`).join(', ') : '-';
+  return c ? Object.entries(c).map(([k, n]) => `${k} ${n.toLocaleString('en-US')}`).join(', ') : '-';
 }
 
 /** Says that older history existed, so that a short list is not read as the whole story. */
@@ -93,20 +83,20 @@ export function formatReport(r: InspectReport): string {
     const changed = Object.keys({ ...x.before, ...x.after }).filter((k) => x.before[k] !== x.after[k]);
     out.push(`  ${iso(x.at)}  to ${x.to ?? '?'}: ${changed.length === 0 ? 'no position changed' : changed.map((k) => `${k} ${x.before[k] ?? '-'} → ${x.after[k]}`).join(', ')}${x.discarded ? `; discarded batch ${x.discarded}` : ''}`);
   }
-  out.push(`last ${r.recentBatches.length} committed batches:`);
+  out.push(`last ${plural(r.recentBatches.length, 'committed batch', 'committed batches')}:`);
   for (const c of r.recentBatches) {
     if (c.discarded) {
       out.push(`  ${String(c.id).padStart(6)}  ${iso(c.committedAt)}  discarded by reset  ${describeRanges(c.ranges)}`);
       continue;
     }
-    out.push(`  ${String(c.id).padStart(6)}  ${iso(c.committedAt)}  ${c.recordsIn ?? 0} records → ${formatCounts(c.outputsOut)}  ${formatDurations(c.durations)}  ${describeRanges(c.ranges)}`);
+    out.push(`  ${String(c.id).padStart(6)}  ${iso(c.committedAt)}  ${plural(c.recordsIn ?? 0, 'record')} → ${formatCounts(c.outputsOut)}  ${formatDurations(c.durations)}  ${describeRanges(c.ranges)}`);
   }
   return `${out.join('\n')}\n`;
 }
 
 export async function inspectCommand(argv: string[], help: string): Promise<number> {
-  const { values, positionals } = parse(argv, { json: { type: 'boolean' }, last: { type: 'string' }, help: { type: 'boolean', short: 'h' } });
-  if (values.help) {
+  const { values, positionals, help: wantsHelp } = parse(argv, { json: { type: 'boolean' }, last: { type: 'string' } }, 'tidemark inspect');
+  if (wantsHelp) {
     process.stdout.write(help);
     return 0;
   }

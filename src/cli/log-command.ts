@@ -1,7 +1,8 @@
 // `tidemark log create|append|tail`: the embedded log from the command line.
 import { BadConfigError } from '../../checkpoint/errors';
 import { EmbeddedLog, type AppendRecord } from '../sources/embedded-log';
-import { parse } from './args';
+import { parse, type Options } from './args';
+import { plural } from './format';
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -16,20 +17,38 @@ function wholeNumber(v: unknown, what: string): number | undefined {
   return n;
 }
 
-export async function logCommand(argv: string[]): Promise<number> {
+/** Each subcommand's flags, so that a flag of another one is named as unknown, with a suggestion. */
+const OPTIONS = {
+  create: { partitions: { type: 'string' }, topic: { type: 'string' } },
+  append: { topic: { type: 'string' }, key: { type: 'string' }, partition: { type: 'string' } },
+  tail: { partition: { type: 'string' }, from: { type: 'string' }, limit: { type: 'string' } },
+} satisfies Record<string, Options>;
+
+export type LogHelp = { readonly [sub in keyof typeof OPTIONS | 'log']: string };
+
+export async function logCommand(argv: string[], help: LogHelp): Promise<number> {
   const [sub, ...rest] = argv;
-  const { values, positionals } = parse(rest, {
-    partitions: { type: 'string' }, topic: { type: 'string' }, key: { type: 'string' }, partition: { type: 'string' },
-    from: { type: 'string' }, limit: { type: 'string' },
-  });
+  if (sub === '--help' || sub === '-h') {
+    process.stdout.write(help.log);
+    return 0;
+  }
+  if (sub === undefined || !Object.hasOwn(OPTIONS, sub)) {
+    throw new BadConfigError(`${sub === undefined ? 'Which log command?' : `Unknown log command ${JSON.stringify(sub)}.`} Use create, append or tail. See \`tidemark log --help\`.`);
+  }
+  const name = sub as keyof typeof OPTIONS;
+  const { values, positionals, help: wantsHelp } = parse(rest, OPTIONS[name], `tidemark log ${name}`);
+  if (wantsHelp) {
+    process.stdout.write(help[name]);
+    return 0;
+  }
   const dir = positionals[0];
-  if (!dir) throw new BadConfigError(`Which log directory? Usage: tidemark log ${sub ?? 'append'} <dir>.`);
+  if (!dir) throw new BadConfigError(`Which log directory? Usage: tidemark log ${name} <dir> (tidemark log ${name} --help).`);
   const partition = wholeNumber(values.partition, '--partition');
-  switch (sub) {
+  switch (name) {
     case 'create': {
       const partitions = wholeNumber(values.partitions, '--partitions');
       const log = await EmbeddedLog.open(dir, { ...(partitions ? { partitions } : {}), ...(values.topic ? { topic: values.topic as string } : {}) });
-      process.stdout.write(`embedded log ${dir}: topic ${log.topic}, ${log.partitions} partitions\n`);
+      process.stdout.write(`embedded log ${dir}: topic ${log.topic}, ${plural(log.partitions, 'partition')}\n`);
       return 0;
     }
     case 'append': {
@@ -37,7 +56,7 @@ export async function logCommand(argv: string[]): Promise<number> {
       const texts = positionals.length > 1 ? positionals.slice(1) : (await readStdin()).split('\n').filter((l) => l !== '');
       const records: AppendRecord[] = texts.map((value) => ({ value, key: (values.key as string | undefined) ?? null, ...(partition !== undefined ? { partition } : {}) }));
       const placed = await log.append(records);
-      process.stdout.write(`appended ${placed.length} records to ${log.topic}\n`);
+      process.stdout.write(`appended ${plural(placed.length, 'record')} to ${log.topic}\n`);
       return 0;
     }
     case 'tail': {
@@ -57,7 +76,5 @@ export async function logCommand(argv: string[]): Promise<number> {
       }
       return 0;
     }
-    default:
-      throw new BadConfigError(`Unknown log command ${JSON.stringify(sub)}: use create, append or tail.`);
   }
 }

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { BadConfigError, ExitCode, exitCodeRows, isTidemarkError } from '../../checkpoint/errors';
 import { wantsDebug } from './args';
 import { inspectCommand } from './inspect';
-import { logCommand } from './log-command';
+import { logCommand, type LogHelp } from './log-command';
 import { resetCommand } from './reset';
 import { runCommand } from './run';
 
@@ -28,7 +28,7 @@ const RUN_HELP = `tidemark run <job.ts|job.js> [options]
                           as staged, planned ranges are recomputed by this code           [TIDEMARK_ACCEPT_CODE_CHANGE]
   --log-level LEVEL       debug|info|warn|error|silent (default info); JSON lines on stdout [TIDEMARK_LOG_LEVEL]
   --progress MODE         auto|always|never: the one-line progress display on stderr (auto: when stderr is
-                          a terminal)                                                     [TIDEMARK_PROGRESS]
+                          a terminal; always: off a terminal too, as plain lines)         [TIDEMARK_PROGRESS]
   The job file may also come from TIDEMARK_JOB. Boolean variables take 1/true/yes or 0/false/no.
 
   SIGTERM or SIGINT finishes the batch in flight, commits it and exits 0; a second signal
@@ -61,11 +61,19 @@ const RESET_HELP = `tidemark reset <checkpoint-dir> --to TARGET [--job job.ts] [
   Before/after positions are printed either way.
 `;
 
-const LOG_HELP = `tidemark log create <dir> [--partitions N] [--topic NAME]
-tidemark log append <dir> [--key K] [--partition P] [VALUE ...]    (no VALUE: one record per stdin line)
-tidemark log tail <dir> [--partition P] [--from OFFSET] [--limit N]
-  The embedded log: a partitioned append-only log on local disk, so a job runs with no broker.
-`;
+const LOG_ABOUT = '  The embedded log: a partitioned append-only log on local disk, so a job runs with no broker.\n';
+const LOG_USAGE = {
+  create: 'tidemark log create <dir> [--partitions N] [--topic NAME]\n',
+  append: 'tidemark log append <dir> [--key K] [--partition P] [--topic NAME] [VALUE ...]    (no VALUE: one record per stdin line)\n',
+  tail: 'tidemark log tail <dir> [--partition P] [--from OFFSET] [--limit N]\n',
+};
+const LOG_HELP = `${LOG_USAGE.create}${LOG_USAGE.append}${LOG_USAGE.tail}${LOG_ABOUT}`;
+const LOG_HELPS: LogHelp = {
+  log: LOG_HELP,
+  create: `${LOG_USAGE.create}${LOG_ABOUT}  Creates the log in <dir> (default: 4 partitions, topic events).\n`,
+  append: `${LOG_USAGE.append}${LOG_ABOUT}  Appends each VALUE as one record, with key K, to partition P (default: the key's hash, else round\n  robin); creates the log if there is none.\n`,
+  tail: `${LOG_USAGE.tail}${LOG_ABOUT}  Prints up to N records (default 10) per partition from OFFSET (default: the last N), one per line:\n  topic/partition@offset, key and value, separated by tabs.\n`,
+};
 
 /** Printed from checkpoint/errors.ts's ERRORS table, so the list cannot drift from the codes. */
 const EXIT_CODES = `Exit codes (code, error code, meaning):
@@ -137,14 +145,7 @@ export async function main(argv: string[]): Promise<void> {
       case 'run': code = await runCommand(rest, RUN_HELP); break;
       case 'inspect': code = await inspectCommand(rest, INSPECT_HELP); break;
       case 'reset': code = await resetCommand(rest, RESET_HELP); break;
-      case 'log':
-        if (rest[0] === '--help' || rest[0] === '-h') {
-          process.stdout.write(LOG_HELP);
-          code = 0;
-        } else {
-          code = await logCommand(rest);
-        }
-        break;
+      case 'log': code = await logCommand(rest, LOG_HELPS); break;
       case '--version': case '-v':
         process.stdout.write(`tidemark ${version()}\n`);
         code = 0;
@@ -159,4 +160,15 @@ export async function main(argv: string[]): Promise<void> {
   } catch (err) {
     process.exitCode = printError(err, wantsDebug(argv));
   }
+  // bin/tidemark.js exits when this resolves; into a pipe, stdout is written asynchronously,
+  // so exiting earlier would cut a long `inspect --json` at the pipe's 64 KiB.
+  await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+}
+
+/** Resolves once everything written so far has left the process (or the stream is gone). */
+function flushed(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.destroyed || stream.writableLength === 0) resolve();
+    else stream.write('', () => resolve());
+  });
 }

@@ -124,12 +124,11 @@ async function confirm(question: string): Promise<boolean> {
 }
 
 export async function resetCommand(argv: string[], help: string): Promise<number> {
-  const { values, positionals } = parse(argv, {
+  const { values, positionals, help: wantsHelp } = parse(argv, {
     to: { type: 'string' }, job: { type: 'string' }, 'discard-in-flight': { type: 'boolean' }, 'allow-new-partitions': { type: 'boolean' },
     yes: { type: 'boolean', short: 'y' },
-    help: { type: 'boolean', short: 'h' },
-  });
-  if (values.help) {
+  }, 'tidemark reset');
+  if (wantsHelp) {
     process.stdout.write(help);
     return 0;
   }

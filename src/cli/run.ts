@@ -12,12 +12,13 @@ import { Engine, type BatchStats } from '../engine';
 import { createLogger, type LogLevel } from '../log';
 import { Metrics } from '../metrics';
 import { booleanOption, choiceOption, parse, stringOption, wholeNumberOption, type Values } from './args';
+import { plural } from './format';
 import { Progress } from './progress';
 
 export const RUN_OPTIONS = {
   checkpoint: { type: 'string' }, once: { type: 'boolean' }, ranges: { type: 'string' }, 'max-batches': { type: 'string' },
   'metrics-port': { type: 'string' }, 'metrics-host': { type: 'string' }, 'accept-code-change': { type: 'boolean' },
-  'log-level': { type: 'string' }, progress: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+  'log-level': { type: 'string' }, progress: { type: 'string' },
 } as const;
 
 const LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
@@ -80,8 +81,8 @@ function settings(values: Values, positionals: string[]): RunSettings {
 }
 
 export async function runCommand(argv: string[], help: string): Promise<number> {
-  const { values, positionals } = parse(argv, RUN_OPTIONS);
-  if (values.help) {
+  const { values, positionals, help: wantsHelp } = parse(argv, RUN_OPTIONS, 'tidemark run');
+  if (wantsHelp) {
     process.stdout.write(help);
     return 0;
   }
@@ -154,7 +155,7 @@ export async function runCommand(argv: string[], help: string): Promise<number> 
       once: s.once, ...(s.ranges ? { ranges: s.ranges } : {}), ...(s.maxBatches !== undefined ? { maxBatches: s.maxBatches } : {}),
     });
     progress?.stop();
-    logger.info({ ...summary }, `stopped after ${summary.batches} batches, ${summary.records} records`);
+    logger.info({ ...summary }, `stopped after ${plural(summary.batches, 'batch')}, ${plural(summary.records, 'record')}`);
     return ExitCode.ok;
   } catch (err) {
     metrics?.failed();
