@@ -1,5 +1,6 @@
 // `tidemark log create|append|tail`: the embedded log from the command line.
 import { BadConfigError } from '../../checkpoint/errors';
+import { isWholeNumber } from '../../checkpoint/model';
 import { EmbeddedLog, type AppendRecord } from '../sources/embedded-log';
 import { parse, type Options } from './args';
 import { plural } from './format';
@@ -13,7 +14,7 @@ async function readStdin(): Promise<string> {
 function wholeNumber(v: unknown, what: string): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 0) throw new BadConfigError(`${what} must be a whole number ≥ 0; got ${JSON.stringify(v)}.`);
+  if (!isWholeNumber(n)) throw new BadConfigError(`${what} must be a whole number ≥ 0; got ${JSON.stringify(v)}.`);
   return n;
 }
 
