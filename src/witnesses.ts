@@ -2,7 +2,7 @@
 // sinks' ledgers — asked at start; recovery/crosscheck.ts decides whether the checkpoint lost
 // synced writes. This module is the I/O at the edge of that pure decision.
 import { CorruptCheckpointError } from '../checkpoint/errors';
-import { parsePartitionKey, type CheckpointView } from '../checkpoint/model';
+import { parsePartitionKey, partitionKey, type CheckpointView, type PartitionRef } from '../checkpoint/model';
 import { crossCheck, idsUsedBeforeReset, type ReportedPosition } from '../recovery/crosscheck';
 import type { Job } from './job';
 import type { Logger } from './log';
@@ -23,9 +23,18 @@ export async function checkWitnesses<T>(job: Job<T>, dir: string, view: Checkpoi
     }
   };
   const source = job.source;
-  const parts = Object.keys(view.positions).map(parsePartitionKey);
-  const reported = view.meta?.checkpointId !== undefined && parts.length > 0 && source.reportedPositions
-    ? await ask('the positions reported to the source', () => source.reportedPositions!(parts)) : undefined;
+  // Every partition the source has, not only those the checkpoint knows: a lost COMMIT may
+  // have been the first batch of a partition added since, the only one its mark names.
+  const partitions = async (): Promise<PartitionRef[]> => {
+    const known = new Map(Object.keys(view.positions).map((key) => [key, parsePartitionKey(key)]));
+    for (const p of await source.partitions()) known.set(partitionKey(p), p);
+    return [...known.values()];
+  };
+  const reported = view.meta?.checkpointId !== undefined && source.reportedPositions
+    ? await ask('the positions reported to the source', async () => {
+      const parts = await partitions();
+      return parts.length > 0 ? source.reportedPositions!(parts) : undefined;
+    }) : undefined;
   const delivered: Record<string, number> = {};
   for (const sink of [...job.sinks, ...(job.deadLetterSink ? [job.deadLetterSink] : [])]) {
     if (!sink.lastDelivered) continue;
