@@ -1,5 +1,6 @@
 // Shared fast-check parameters. On failure fast-check prints `{ seed, path }`; replay with
 //   TIDEMARK_PROPERTY_SEED=<seed> TIDEMARK_PROPERTY_PATH=<path> npx jest test/property
+// (the model-based tests replay from the seed alone: their path fails with "Unable to replay").
 // TIDEMARK_PROPERTY_RUNS raises the number of runs for a soak.
 import type * as fc from 'fast-check';
 
