@@ -19,6 +19,7 @@
 // cell is null or undefined. v8 output starts with 0xFF, so the first byte tells them apart.
 import { deserialize, serialize } from 'node:v8';
 import { BACK_TO_ROOT, propertyPath, unfaithful, UnstageableOutputError } from './faithful';
+import { isWholeNumber } from './model';
 
 export const COLUMNS_TAG = 0x01;
 
@@ -154,7 +155,7 @@ export function encodeColumns(items: readonly unknown[], first = 0): Buffer | un
   return out;
 }
 
-const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+const isCount = (v: unknown): v is number => isWholeNumber(v);
 
 /**
  * The header, checked against the chunk's own length before anything is allocated from

@@ -1,5 +1,6 @@
 // defineJob: the job API, validated once so the engine can trust it.
 import { BadConfigError } from '../checkpoint/errors';
+import { isWholeNumber } from '../checkpoint/model';
 import type { BatchContext, DeadLetter, RejectedOutput, Sink, Source, SourceRecord } from './contracts';
 import type { PlanLimits } from './planner';
 
@@ -77,13 +78,13 @@ function fail(field: string, expected: string, got: unknown): never {
 
 function positiveInt(field: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) fail(field, 'a positive whole number', value);
+  if (!isWholeNumber(value, 1)) fail(field, 'a positive whole number', value);
   return value;
 }
 
 function nonNegativeInt(field: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) fail(field, 'a whole number ≥ 0', value);
+  if (!isWholeNumber(value)) fail(field, 'a whole number ≥ 0', value);
   return value;
 }
 

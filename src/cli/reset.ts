@@ -19,7 +19,7 @@ import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import * as api from '../index';
 import { BadConfigError, ExitCode } from '../../checkpoint/errors';
-import { parsePartitionKey, partitionKey, type CheckpointMeta, type OffsetMap, type PartitionRef } from '../../checkpoint/model';
+import { isWholeNumber, parsePartitionKey, partitionKey, type CheckpointMeta, type OffsetMap, type PartitionRef } from '../../checkpoint/model';
 import { checkpointPlace } from '../../checkpoint/damage';
 import { FORMAT_VERSION, openCheckpoint, requireCheckpoint } from '../../checkpoint/store';
 import { describeRanges, firstMeta as newCheckpointMeta } from '../../recovery/decide';
@@ -35,7 +35,7 @@ type Target =
   | { readonly kind: 'timestamp'; readonly ms: number }
   | { readonly kind: 'file'; readonly path: string; readonly offsets: OffsetMap };
 
-const isOffset = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+const isOffset = (v: unknown): v is number => isWholeNumber(v);
 
 /** An offsets file: `{"topic/partition": offset, …}` (the shape `inspect --json` prints as positions) or `[{topic, partition, offset}, …]`. */
 export function readOffsetsFile(path: string): OffsetMap {
@@ -58,7 +58,7 @@ export function readOffsetsFile(path: string): OffsetMap {
   } else if (typeof json === 'object' && json !== null) {
     for (const [key, offset] of Object.entries(json)) {
       const p = parsePartitionKey(key);
-      if (p.topic === '' || !Number.isSafeInteger(p.partition) || p.partition < 0 || key !== partitionKey(p)) {
+      if (p.topic === '' || !isWholeNumber(p.partition) || key !== partitionKey(p)) {
         throw new BadConfigError(`--to ${path}: key ${JSON.stringify(key)} must be "<topic>/<partition>".`);
       }
       if (!isOffset(offset)) throw new BadConfigError(`--to ${path}: the offset of ${key} must be a whole number ≥ 0; got ${JSON.stringify(offset)}.`);
@@ -76,7 +76,7 @@ export function parseTarget(to: string): Target {
   if (to.startsWith('timestamp:')) {
     const text = to.slice('timestamp:'.length);
     const ms = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
-    if (!Number.isSafeInteger(ms) || ms < 0) throw new BadConfigError(`--to ${to}: give milliseconds since the epoch or an ISO date, like timestamp:1700000000000.`);
+    if (!isWholeNumber(ms)) throw new BadConfigError(`--to ${to}: give milliseconds since the epoch or an ISO date, like timestamp:1700000000000.`);
     return { kind: 'timestamp', ms };
   }
   return { kind: 'file', path: to, offsets: readOffsetsFile(to) };

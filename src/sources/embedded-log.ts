@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import * as lockfile from 'proper-lockfile';
 import { BadConfigError } from '../../checkpoint/errors';
 import { LogWriteError } from '../errors';
-import { partitionKey } from '../../checkpoint/model';
+import { isWholeNumber, partitionKey } from '../../checkpoint/model';
 import type { OffsetMap, PartitionRef, Range, Source, SourceRecord } from '../contracts';
 import { writeAll, writeFileAtomic, writevAll } from '../../checkpoint/fs-atomic';
 
@@ -74,7 +74,7 @@ export class EmbeddedLog {
     if (!existsSync(metaPath)) {
       if (options.create === false) throw new BadConfigError(`There is no embedded log in ${dir}. Create one with \`tidemark log create ${dir}\` or append to it.`);
       const partitions = options.partitions ?? 4;
-      if (!Number.isSafeInteger(partitions) || partitions < 1) throw new BadConfigError(`An embedded log needs at least one partition; got ${partitions}.`);
+      if (!isWholeNumber(partitions, 1)) throw new BadConfigError(`An embedded log needs at least one partition; got ${partitions}.`);
       await mkdir(dir, { recursive: true });
       const meta: LogMeta = { format: 1, topic: options.topic ?? 'events', partitions };
       await writeFileAtomic(metaPath, JSON.stringify(meta));
@@ -127,7 +127,7 @@ export class EmbeddedLog {
   }
 
   private checkPartition(partition: number): void {
-    if (!Number.isSafeInteger(partition) || partition < 0 || partition >= this.partitions) {
+    if (!isWholeNumber(partition) || partition >= this.partitions) {
       throw new BadConfigError(`Partition ${partition} does not exist in the embedded log ${this.dir} (it has ${this.partitions}).`);
     }
   }

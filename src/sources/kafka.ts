@@ -13,7 +13,7 @@
 //     source of truth.
 import { Kafka, logLevel as KafkaLogLevel, type KafkaConfig, type LogEntry } from 'kafkajs';
 import { BadConfigError } from '../../checkpoint/errors';
-import { parsePartitionKey, partitionKey } from '../../checkpoint/model';
+import { isWholeNumber, parsePartitionKey, partitionKey } from '../../checkpoint/model';
 import type { OffsetMap, PartitionRef, Range, Source, SourceRecord } from '../contracts';
 import { SourceUnreachableError } from '../errors';
 import { KafkaAdmin, type ReconnectBudget } from '../kafka/admin';
@@ -99,7 +99,7 @@ function fail(field: string, expected: string, got: unknown): never {
 
 function parseAssign(entry: string | PartitionRef, i: number): PartitionRef {
   const ref = typeof entry === 'string' ? parsePartitionKey(entry) : entry;
-  if (typeof ref !== 'object' || ref === null || typeof ref.topic !== 'string' || ref.topic === '' || !Number.isSafeInteger(ref.partition) || ref.partition < 0) {
+  if (typeof ref !== 'object' || ref === null || typeof ref.topic !== 'string' || ref.topic === '' || !isWholeNumber(ref.partition)) {
     fail(`assign[${i}]`, "a partition, as 'topic/0' or { topic, partition }", entry);
   }
   return { topic: ref.topic, partition: ref.partition };
@@ -138,13 +138,13 @@ function checkStarting(o: KafkaSourceOptions): void {
   const s = o.startingOffsets;
   if (s === undefined || s === 'earliest' || s === 'latest' || s === 'group') return;
   if (typeof s === 'object' && s !== null && 'timestamp' in s) {
-    if (!Number.isSafeInteger(s.timestamp) || s.timestamp < 0) fail('startingOffsets.timestamp', 'milliseconds since the epoch', s.timestamp);
+    if (!isWholeNumber(s.timestamp)) fail('startingOffsets.timestamp', 'milliseconds since the epoch', s.timestamp);
     return;
   }
   if (typeof s === 'object' && s !== null && 'offsets' in s && typeof s.offsets === 'object' && s.offsets !== null) {
     for (const [key, offset] of Object.entries(s.offsets)) {
       if (!key.includes('/')) fail(`startingOffsets.offsets['${key}']`, "keyed by partition, as 'topic/0'", key);
-      if (!Number.isSafeInteger(offset) || offset < 0) fail(`startingOffsets.offsets['${key}']`, 'a whole number ≥ 0', offset);
+      if (!isWholeNumber(offset)) fail(`startingOffsets.offsets['${key}']`, 'a whole number ≥ 0', offset);
     }
     return;
   }
@@ -173,8 +173,8 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   if (typeof o.groupId !== 'string' || o.groupId === '') fail('groupId', "the job's consumer group (a non-empty string)", o.groupId);
   if (o.isolation !== undefined && o.isolation !== 'read_committed' && o.isolation !== 'read_uncommitted') fail('isolation', "'read_committed' or 'read_uncommitted'", o.isolation);
   if (o.startingFallback !== undefined && o.startingFallback !== 'earliest' && o.startingFallback !== 'latest') fail('startingFallback', "'earliest' or 'latest'", o.startingFallback);
-  if (o.maxBufferedBytes !== undefined && (!Number.isSafeInteger(o.maxBufferedBytes) || o.maxBufferedBytes < 1)) fail('maxBufferedBytes', 'a positive whole number', o.maxBufferedBytes);
-  if (o.readAheadBytes !== undefined && (!Number.isSafeInteger(o.readAheadBytes) || o.readAheadBytes < 0)) fail('readAheadBytes', 'a whole number ≥ 0', o.readAheadBytes);
+  if (o.maxBufferedBytes !== undefined && !isWholeNumber(o.maxBufferedBytes, 1)) fail('maxBufferedBytes', 'a positive whole number', o.maxBufferedBytes);
+  if (o.readAheadBytes !== undefined && !isWholeNumber(o.readAheadBytes)) fail('readAheadBytes', 'a whole number ≥ 0', o.readAheadBytes);
   const subscription = subscriptionOf(options);
   checkStarting(options);
   registerKafkaCodecs();
