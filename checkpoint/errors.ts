@@ -28,6 +28,7 @@ export const ERRORS = {
   TIDEMARK_SINK_REJECTED: { exitCode: 9, summary: "a sink rejected outputs for good, under onSinkError: 'fail' (the batch stays staged)" },
   TIDEMARK_LOCK_COMPROMISED: { exitCode: 10, summary: 'checkpoint lock lost while running' },
   TIDEMARK_SINK_FENCED: { exitCode: 10, summary: 'a sink was fenced: another process of the job took it over' },
+  TIDEMARK_PARTITION_FENCED: { exitCode: 10, summary: 'group mode: a newer owner of a partition refused this write (handled by dropping the partition; exit only if it escapes)' },
   TIDEMARK_SOURCE_WENT_BACKWARDS: { exitCode: 11, summary: 'source went backwards (topic deleted or recreated)' },
   TIDEMARK_CHECKPOINT_WRITE_FAILED: { exitCode: 12, summary: 'the checkpoint cannot be written (disk full, read-only file system); nothing is lost' },
   TIDEMARK_LOG_WRITE_FAILED: { exitCode: 12, summary: 'the embedded log cannot be written (disk full): an append keeps only whole records, nothing partial' },

@@ -55,6 +55,13 @@ export interface ReportedPositions {
   readonly positions: ReadonlyArray<{ readonly partition: string; readonly offset: number; readonly metadata: string | null }>;
 }
 
+/** Group mode: which partition a write is for, and the epoch (group generation) of the owner that makes it. */
+export interface PartitionOwner {
+  readonly topic: string;
+  readonly partition: number;
+  readonly epoch: number;
+}
+
 export interface SinkBatch<T> {
   readonly id: number;
   /** The job's name (set by the engine): sinks that keep a ledger key it by job, sink and batch id. */
@@ -63,6 +70,13 @@ export interface SinkBatch<T> {
   readonly checkpoint?: string;
   readonly ranges: readonly Range[];
   readonly outputs: readonly T[];
+  /**
+   * Group mode (docs/scale-out.md): the write is one partition's range (`ranges` holds exactly
+   * it) by the owner of `owner.epoch`. A sink with a ledger keeps it per (job, sink, topic,
+   * partition) and refuses an older epoch (PartitionFencedError, nothing written); a range it
+   * already holds is a duplicate and does nothing (recovery/handoff.ts judgeLedgerWrite).
+   */
+  readonly owner?: PartitionOwner;
 }
 
 export interface Sink<T> {
@@ -79,6 +93,12 @@ export interface Sink<T> {
    * at start the engine checks the checkpoint is not behind it (recovery/crosscheck.ts).
    */
   lastDelivered?(job?: string): Promise<number | undefined>;
+  /**
+   * Group mode: called when this daemon is assigned a partition, before any write for it.
+   * Records that `epoch` owns the partition, so writes of older epochs are refused from now on;
+   * throws PartitionFencedError when a newer epoch already has (recovery/handoff.ts claimLedger).
+   */
+  claim?(claim: { readonly job: string } & PartitionOwner): Promise<void>;
   close?(): Promise<void>;
 }
 

@@ -90,6 +90,21 @@ export class SinkFencedError extends TidemarkError {
   }
 }
 
+/**
+ * Group mode: a newer owner (a later group generation) has claimed the partition in a sink's
+ * ledger or in the group, so this owner's write for it was refused and nothing of it was
+ * written. The engine drops the partition's work in flight and goes on with the partitions it
+ * still owns; the error reaches the CLI only if it escapes that (then: exit 10).
+ */
+export class PartitionFencedError extends TidemarkError {
+  constructor(where: string, topic: string, partition: number, epoch: number, newer: number | undefined) {
+    super('TIDEMARK_PARTITION_FENCED',
+      `${where} refused a write for ${topic}/${partition} by the owner of epoch ${epoch}: ` +
+      `${newer !== undefined ? `epoch ${newer} owns it now` : 'a newer owner has claimed it'} (the group moved the partition). ` +
+      'Nothing of this write was applied; the new owner continues the partition exactly. Nothing to do unless it repeats: then check the consumer group\'s session timeout.');
+  }
+}
+
 /** An embedded-log append that could not be written whole. `appended` holds the offset of each record that was written durably (by its index in the append), `undefined` for the others, which are not in the log. */
 export class LogWriteError extends TidemarkError {
   constructor(dir: string, cause: unknown, readonly appended: ReadonlyArray<{ partition: number; offset: number } | undefined>) {

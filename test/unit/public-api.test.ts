@@ -16,7 +16,7 @@ const ROOT_DIR = join(__dirname, '..', '..');
 const ERROR_VALUES = [
   'BadConfigError', 'CheckpointLockedError', 'CheckpointWriteError', 'CodeChangedError', 'CorruptCheckpointError',
   'DataLossError', 'ERRORS', 'ExitCode', 'InvariantError', 'LockCompromisedError', 'LogWriteError', 'NewerFormatError', 'OtherJobError', 'SinkError',
-  'SinkFencedError', 'SinkLedgerMismatchError', 'SinkRejectedError', 'SourceUnreachableError', 'SourceWentBackwardsError',
+  'SinkFencedError', 'PartitionFencedError', 'SinkLedgerMismatchError', 'SinkRejectedError', 'SourceUnreachableError', 'SourceWentBackwardsError',
   'OTHER_EXITS', 'TidemarkError', 'TransformError', 'causes', 'describeCause', 'exitCodeRows', 'isTidemarkError',
 ];
 const ERROR_TYPES = ['ErrorCode', 'ExitCodeRow', 'RejectedRow'];
