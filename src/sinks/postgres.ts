@@ -36,6 +36,7 @@ import { BadConfigError, InvariantError, isTidemarkError } from '../../checkpoin
 import { claimLedger, judgeLedgerWrite, type LedgerEntry } from '../../recovery/handoff';
 import { PartitionFencedError, SinkLedgerMismatchError, SinkRejectedError, type RejectedRow } from '../errors';
 import type { PartitionOwner, Range, Sink, SinkBatch } from '../contracts';
+import { ownedRange } from './owned';
 
 export interface PostgresSinkOptions<T> {
   /** A connection string, node-postgres pool settings, or a `Pool` you own (then `close()` leaves it open). */
@@ -322,11 +323,8 @@ export function postgresSink<T>(options: PostgresSinkOptions<T>): PostgresSink<T
 
   /** Group mode: the partition's ledger judges the write (recovery/handoff.ts) in the rows' transaction. */
   async function writeOwnedInTransaction(client: PoolClient, batch: SinkBatch<T>, job: string, owner: PartitionOwner): Promise<void> {
-    const range = batch.ranges[0];
-    if (batch.ranges.length !== 1 || range?.topic !== owner.topic || range.partition !== owner.partition) {
-      throw new BadConfigError(`${where}: a group-mode write must hold exactly the range of ${owner.topic}/${owner.partition}; batch ${batch.id} holds ${JSON.stringify(batch.ranges)}.`);
-    }
-    const write = { epoch: owner.epoch, from: Number(range.from), until: Number(range.until) };
+    const { from, until } = ownedRange(where, batch, owner);
+    const write = { epoch: owner.epoch, from, until };
     const entry = await lockPartition(client, job, owner);
     const verdict = judgeLedgerWrite(entry, write);
     if (verdict !== 'write') {
