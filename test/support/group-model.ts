@@ -7,8 +7,9 @@
 // of docs/scale-out.md one step at a time, so a crash (kill, or power loss dropping the
 // unsynced PLAN — harmless here by design: the group's metadata, not the local plan, decides
 // a takeover) or a freeze falls between any two of them; invariants are checked after every
-// command. Rebalances are eager, as kafkajs's: every member's work in flight is dropped and
-// each partition is claimed again with the new generation.
+// command. Rebalances are eager, as kafkajs's: each partition is claimed again with the new
+// generation at once, and a member's batch in flight goes on with its old epoch before any
+// new work on its partition (design point 5) — and so meets its own new claim.
 //
 // `decisions` carries the pure functions under test, so a test can mutate one and see an
 // invariant catch it.
@@ -132,6 +133,8 @@ type Phase = 'idle' | 'planned' | 'announced' | 'staged' | 'committed';
 
 /** An owner's work on one assigned partition (volatile: gone with the process). */
 interface Cursor {
+  /** The generation it was assigned in: its writes and group commits carry it. */
+  readonly epoch: number;
   next: number;
   rerun?: { readonly from: number; readonly until: number };
   redeliverStaged: boolean;
@@ -153,13 +156,18 @@ interface LocalPartition {
 export class Owner {
   alive = true;
   frozen = false;
-  epoch: number | undefined;
   cursors = new Map<number, Cursor>();
+  /** Batches in flight when a rebalance came: finished (or dropped) before new work on the partition. */
+  draining = new Map<number, Cursor>();
   readonly local = new Map<number, LocalPartition>();
   batches = 0;
   constructor(readonly index: number) {}
   get id(): string {
     return `cp${this.index}`;
+  }
+  /** The partitions it has work for, current or draining. */
+  partitions(): number[] {
+    return [...new Set([...this.draining.keys(), ...this.cursors.keys()])].sort((a, b) => a - b);
   }
   localOf(p: number): LocalPartition {
     let l = this.local.get(p);
@@ -199,8 +207,9 @@ export class World {
     const members = this.owners.filter((o) => o.alive && !o.frozen);
     c.members = new Set(members.map((o) => o.index));
     for (const o of members) {
-      o.epoch = c.generation;
-      o.cursors = new Map(); // eager: everything is revoked, then assigned
+      // eager: everything is revoked, then assigned; a batch in flight goes on with its old epoch
+      for (const [p, cur] of o.cursors) if (cur.phase !== 'idle') o.draining.set(p, cur);
+      o.cursors = new Map();
     }
     if (members.length === 0) return;
     for (let p = 0; p < this.log.length; p++) {
@@ -213,7 +222,7 @@ export class World {
       this.newestClaim.set(p, c.generation);
       const found = c.commits.get(p);
       const takeover = this.decisions.takeover(found && { offset: found.offset, planned: parsePlan(found.metadata) }, owner.id);
-      const cursor: Cursor = { next: 0, redeliverStaged: false, tokens, phase: 'idle', batch: 0, outputs: [], delivered: 0 };
+      const cursor: Cursor = { epoch: c.generation, next: 0, redeliverStaged: false, tokens, phase: 'idle', batch: 0, outputs: [], delivered: 0 };
       if (takeover.kind === 'resume') cursor.next = takeover.at;
       if (takeover.kind === 'rerun') {
         cursor.rerun = takeover.range;
@@ -227,11 +236,14 @@ export class World {
 
   /** One protocol point of `owner` on partition `p`; false when there was nothing to do. */
   step(owner: Owner, p: number): boolean {
-    const cur = owner.cursors.get(p);
-    if (!owner.alive || owner.frozen || !cur || owner.epoch === undefined) return false;
+    // a batch in flight from before a rebalance comes first: the daemon has one batch at a time
+    const draining = owner.draining.get(p);
+    const cur = draining ?? owner.cursors.get(p);
+    if (!owner.alive || owner.frozen || !cur) return false;
     const local = owner.localOf(p);
+    const epoch = cur.epoch;
     const drop = (): true => {
-      owner.cursors.delete(p); // the group or a sink says the partition is no longer ours
+      (draining ? owner.draining : owner.cursors).delete(p); // the group or a sink says the partition is no longer ours
       return true;
     };
     switch (cur.phase) {
@@ -246,7 +258,7 @@ export class World {
       }
       case 'planned': { // (b) the write-ahead to the group, before any side effect
         const { from, until } = cur.range!;
-        if (!this.coordinator.commit(owner.index, owner.epoch, p, from, formatPlan({ from, until, epoch: owner.epoch, owner: owner.id, batch: cur.batch }))) {
+        if (!this.coordinator.commit(owner.index, epoch, p, from, formatPlan({ from, until, epoch, owner: owner.id, batch: cur.batch }))) {
           this.refusedCommits++;
           return drop();
         }
@@ -265,7 +277,7 @@ export class World {
       case 'staged': {
         if (cur.delivered < this.sinks.length) { // (e) deliver to sink k
           const k = cur.delivered;
-          const verdict = this.sinks[k]!.write({ partition: p, epoch: owner.epoch, ...cur.range!, outputs: cur.outputs }, cur.tokens[k]!);
+          const verdict = this.sinks[k]!.write({ partition: p, epoch, ...cur.range!, outputs: cur.outputs }, cur.tokens[k]!);
           if (verdict === 'fenced') {
             this.fencedWrites++;
             return drop();
@@ -280,10 +292,11 @@ export class World {
         return true;
       }
       case 'committed': { // (g) the group commit of `until`, no plan
-        if (!this.coordinator.commit(owner.index, owner.epoch, p, cur.range!.until, '')) {
+        if (!this.coordinator.commit(owner.index, epoch, p, cur.range!.until, '')) {
           this.refusedCommits++;
           return drop();
         }
+        if (draining) return drop(); // done: the new assignment's cursor goes on
         cur.next = cur.range!.until;
         delete cur.rerun;
         cur.redeliverStaged = false;
@@ -297,7 +310,7 @@ export class World {
     owner.alive = false;
     owner.frozen = false;
     owner.cursors = new Map();
-    owner.epoch = undefined;
+    owner.draining = new Map();
     if (power) for (const l of owner.local.values()) delete l.plan; // the PLAN was never synced
   }
 
@@ -306,7 +319,7 @@ export class World {
     for (let moved = true, rounds = 0; moved; rounds++) {
       if (rounds > 10_000) violated('the owners never settle');
       moved = false;
-      for (const o of this.owners) for (const p of [...o.cursors.keys()]) moved = this.step(o, p) || moved;
+      for (const o of this.owners) for (const p of o.partitions()) moved = this.step(o, p) || moved;
       this.check();
     }
   }
@@ -376,7 +389,7 @@ export const rebalance = (rotate: number): Command => command(`rebalance(${rotat
 /** `times` protocol points of `owner` on its `pick`-th partition. */
 export const step = (owner: number, pick: number, times: number): Command => command(`step(${owner}, ${pick}, ${times})`, (w) => {
   const o = w.owners[owner % w.owners.length]!;
-  const parts = [...o.cursors.keys()].sort((a, b) => a - b);
+  const parts = o.partitions();
   if (parts.length === 0) return;
   const p = parts[pick % parts.length]!;
   for (let i = 0; i < times; i++) {
@@ -407,7 +420,7 @@ export const zombie = (owner: number, rotate: number): Command => command(`zombi
   w.check();
   o.frozen = false;
   // it goes on with its batches in flight at once, as a resumed process does
-  for (const p of [...o.cursors.keys()]) {
+  for (const p of o.partitions()) {
     while (w.step(o, p)) w.check();
   }
 });
