@@ -103,7 +103,7 @@ export async function runCommand(argv: string[], help: string): Promise<number> 
   const logger = createLogger(s.logLevel, destination);
 
   const bundle = await bundleJob(s.jobFile);
-  const job = loadJob(bundle, api);
+  const job = await loadJob(bundle, api);
   const checkpointDir = s.checkpoint ?? job.checkpointDir;
   if (!checkpointDir) throw new BadConfigError('No checkpoint directory: pass --checkpoint DIR, set TIDEMARK_CHECKPOINT, or set checkpoint.dir in the job.');
 
