@@ -158,13 +158,17 @@ export class Engine<T> {
       this.recovered = true;
       const bounds: Bounds | undefined = options.ranges ? await rangeBounds(this.job.source, this.positions, options.ranges)
         : options.once ? { until: await this.latestOffsets() } : undefined;
+      let caughtUp = false; // said once each time the loop goes idle
       while (!this.stopping && (options.maxBatches === undefined || batches < options.maxBatches)) {
         const batch = await this.planBatch(bounds);
         if (batch) {
           counted(await this.advance(batch, false));
+          caughtUp = false;
         } else if (bounds) {
           break; // available-now, or the given ranges: everything there was to do is done
         } else {
+          if (!caughtUp) this.log.info({ lastCommitted: this.lastCommitted, positions: this.positions }, 'caught up, waiting for data');
+          caughtUp = true;
           this.progressAt = Date.now();
           await this.idle();
           this.store!.assertHeld(); // woken after a freeze: the lock may have been taken meanwhile
