@@ -215,8 +215,9 @@ export async function loadJob(bundle: JobBundle, api: object): Promise<Job<unkno
   } catch (err) {
     if (isTidemarkError(err)) throw err; // e.g. defineJob naming a field of the wrong type
     const message = err instanceof Error ? err.message : String(err);
-    // An ES module has no __dirname, __filename or require: say what it has instead.
-    const hint = bundle.format === 'esm' && /\b(__dirname|__filename|require) is not defined/.test(message)
+    // An ES module has no __dirname, __filename or require: say what it has instead (Node's
+    // own message varies: "__dirname is not defined", "Cannot determine intended module format").
+    const hint = bundle.format === 'esm' && /\b(__dirname|__filename|require)\b/.test(message)
       ? ' (the job is an ES module, for its top-level await or an ES module package: use import.meta.dirname, import.meta.filename, import)' : '';
     const loadError = new BadConfigError(`Job file ${bundle.entry} failed while loading: ${message}${hint}`);
     (loadError as { cause?: unknown }).cause = err;

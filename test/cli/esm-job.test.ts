@@ -60,7 +60,7 @@ describe('ES module jobs', () => {
     const file = write(join(dir, 'job.ts'), esmJob(dir, 'console.log(__dirname);'));
     const r = await tidemark(['run', file, '--checkpoint', join(dir, 'cp'), '--once', ...quiet]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/^tidemark: Job file .*job\.ts failed while loading: __dirname is not defined.*import\.meta\.dirname/);
+    expect(r.stderr).toMatch(/^tidemark: Job file .*job\.ts failed while loading: .*\(the job is an ES module, .*: use import\.meta\.dirname, import\.meta\.filename, import\)$/m);
     expect(r.stderr.split('\n').filter((l) => l !== '')).toHaveLength(1);
     expect(readdirSync(dir).sort()).toEqual(['job.ts', 'node_modules']);
   });
