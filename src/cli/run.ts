@@ -1,5 +1,5 @@
 // `tidemark run <job>`: the daemon. Bundles the job (its fingerprint is the bundle's
-// hash), runs the very bundle it hashed, logs JSON lines, serves metrics, shows progress
+// hash), runs the very bundle it hashed, logs (JSON lines, readable ones on a terminal), serves metrics, shows progress
 // on a terminal, and stops cleanly on SIGTERM/SIGINT after the batch in flight.
 import { readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
