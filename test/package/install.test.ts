@@ -12,10 +12,15 @@ import { tempDir } from '../support/tmp';
 
 const exec = promisify(execFile);
 
-/** The child's environment without the npm_* variables of an enclosing `npm test`, which would point npm at this repository. */
+/**
+ * The child's environment without the npm_* variables of an enclosing `npm test`, which
+ * would point npm at this repository, and without NODE_V8_COVERAGE: the installed copy runs
+ * from outside dist/, so scripts/coverage.js cannot count it, and measuring npm and tsc made
+ * the test three times slower (87 s instead of 30 s on 2026-11-30).
+ */
 function env(): NodeJS.ProcessEnv {
   const keep = /^npm_config_(cache|registry|userconfig)$/i;
-  return Object.fromEntries(Object.entries(childEnv()).filter(([k]) => !/^npm_/i.test(k) || keep.test(k)));
+  return Object.fromEntries(Object.entries(childEnv()).filter(([k]) => (!/^npm_/i.test(k) || keep.test(k)) && k !== 'NODE_V8_COVERAGE'));
 }
 
 async function run(cwd: string, file: string, args: readonly string[]): Promise<{ stdout: string; stderr: string }> {
