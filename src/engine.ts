@@ -167,8 +167,10 @@ export class Engine<T> {
         } else if (bounds) {
           break; // available-now, or the given ranges: everything there was to do is done
         } else {
-          if (!caughtUp) this.log.info({ lastCommitted: this.lastCommitted, positions: this.positions }, 'caught up, waiting for data');
-          caughtUp = true;
+          // Not while a batch fills up (minRecords, maxWaitMs): then there is lag, only too little of it.
+          const noLag = Object.values(this.lag).every((n) => n === 0);
+          if (noLag && !caughtUp) this.log.info({ lastCommitted: this.lastCommitted, positions: this.positions }, 'caught up, waiting for data');
+          caughtUp = noLag;
           this.progressAt = Date.now();
           await this.idle();
           this.store!.assertHeld(); // woken after a freeze: the lock may have been taken meanwhile

@@ -56,6 +56,25 @@ describe('saying what the daemon is doing', () => {
     expect(daemon.logs().filter((l) => l.msg === 'caught up, waiting for data')).toHaveLength(1);
   });
 
+  it('does not say it has caught up while a batch fills up (minRecords, maxWaitMs)', async () => {
+    const dir = join(root, 'filling');
+    const job = write(join(dir, 'job.ts'), `import { defineJob, fileSink, generatorSource } from 'tidemark';
+export default defineJob({
+  name: 'filling', source: generatorSource({ partitions: 1, size: 25 }), sinks: [fileSink({ dir: ${JSON.stringify(join(dir, 'out'))} })],
+  transform: (records) => records.map((r) => r.offset),
+  batch: { maxRecordsPerPartition: 20, minRecords: 10, maxWaitMs: 1000, pollIntervalMs: 20 },
+});
+`);
+    const daemon = start(['run', job, '--checkpoint', join(dir, 'cp')]);
+    await daemon.waitForLog(/^caught up, waiting for data$/);
+    daemon.kill('SIGTERM');
+    expect((await daemon.exited).code).toBe(0);
+    const messages = daemon.logs().map((l) => String(l.msg));
+    // Batch 1 takes 20 records; the other 5 wait up to maxWaitMs for more: lag, not caught up.
+    expect(messages.indexOf('batch 2 committed')).toBeGreaterThan(messages.indexOf('batch 1 committed'));
+    expect(messages.indexOf('caught up, waiting for data')).toBeGreaterThan(messages.indexOf('batch 2 committed'));
+  });
+
   it('on a terminal, the progress line says when it has caught up', async () => {
     const { job, cp } = setup();
     const r = await onTerminal(['run', job, '--checkpoint', cp, '--once', '--log-level', 'warn'], '');
