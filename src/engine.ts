@@ -7,6 +7,7 @@
 // decisions (src/planner.ts, recovery/decide.ts), the writes (checkpoint/store.ts) and
 // the delivery to sinks (src/delivery.ts).
 import { randomUUID } from 'node:crypto';
+import type { Registry } from 'prom-client';
 import { BadConfigError } from '../checkpoint/errors';
 import { UnstageableOutputError } from '../checkpoint/faithful';
 import type { BatchRecord, OffsetMap, PartitionRef, Range } from '../checkpoint/model';
@@ -21,6 +22,7 @@ import { checkWitnesses } from './witnesses';
 import { deliverBatch, streamsOf, type Streams } from './delivery';
 import type { Job } from './job';
 import { silentLogger, type Logger } from './log';
+import { Metrics } from './metrics';
 import { advancePositions, planRanges } from './planner';
 import { PositionReporter } from './position-report';
 import { rangeBounds, type Bounds } from './run-bounds';
@@ -41,6 +43,8 @@ export interface EngineOptions {
   readonly store?: CheckpointStore;
   /** Called after every committed batch (progress, metrics). */
   readonly onBatch?: (stats: BatchStats) => void;
+  /** A prom-client registry to publish the daemon's tidemark_* metrics in (README, "Metrics"). */
+  readonly registry?: Registry;
 }
 
 export interface RunOptions {
@@ -106,6 +110,7 @@ export class Engine<T> {
   private readonly log: Logger;
   private readonly crash: CrashPoint;
   readonly fingerprint: string;
+  private readonly metrics: Metrics | undefined;
   /** True once recovery is done (for /readyz). */
   recovered = false;
 
@@ -114,6 +119,9 @@ export class Engine<T> {
     this.crash = options.crashPoint ?? (() => {});
     this.fingerprint = jobFingerprint(job, options.fingerprint);
     this.reporter = new PositionReporter(job.source, this.log);
+    const checkpointDir = options.checkpointDir ?? job.checkpointDir;
+    this.metrics = options.registry && checkpointDir !== undefined
+      ? new Metrics({ engine: this, checkpointDir, job: job.name, registry: options.registry }) : undefined;
   }
 
   /** Finish the batch in flight, commit it, then return from `run()`. */
@@ -140,21 +148,29 @@ export class Engine<T> {
       batches++;
       records += stats.records;
       this.progressAt = Date.now();
+      this.metrics?.observe(stats);
       this.options.onBatch?.(stats);
     };
+    this.metrics?.watchSize();
     try {
       const recovered = await this.recover();
       if (recovered) counted(await this.advance(recovered, true));
       this.recovered = true;
       const bounds: Bounds | undefined = options.ranges ? await rangeBounds(this.job.source, this.positions, options.ranges)
         : options.once ? { until: await this.latestOffsets() } : undefined;
+      let caughtUp = false; // said once each time the loop goes idle
       while (!this.stopping && (options.maxBatches === undefined || batches < options.maxBatches)) {
         const batch = await this.planBatch(bounds);
         if (batch) {
           counted(await this.advance(batch, false));
+          caughtUp = false;
         } else if (bounds) {
           break; // available-now, or the given ranges: everything there was to do is done
         } else {
+          // Not while a batch fills up (minRecords, maxWaitMs): then there is lag, only too little of it.
+          const noLag = Object.values(this.lag).every((n) => n === 0);
+          if (noLag && !caughtUp) this.log.info({ lastCommitted: this.lastCommitted, positions: this.positions }, 'caught up, waiting for data');
+          caughtUp = noLag;
           this.progressAt = Date.now();
           await this.idle();
           this.store!.assertHeld(); // woken after a freeze: the lock may have been taken meanwhile
@@ -163,7 +179,11 @@ export class Engine<T> {
       // A lock lost while idle stops the loop (onLockCompromised): that is exit 10, not a clean stop.
       this.store?.assertHeld();
       return { batches, records, lastCommitted: this.lastCommitted, positions: this.positions };
+    } catch (err) {
+      this.metrics?.failed();
+      throw err;
     } finally {
+      await this.metrics?.close();
       await this.close();
     }
   }

@@ -18,7 +18,7 @@ import type { AddressInfo } from 'node:net';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { parsePartitionKey } from '../checkpoint/model';
 import { sizeOnDisk } from '../checkpoint/store';
-import type { BatchStats, EngineStatus } from './engine';
+import type { BatchStats, EngineStatus } from './batch-stats';
 
 export interface MetricsSource {
   status(): EngineStatus;
@@ -40,6 +40,11 @@ export interface MetricsOptions {
   readonly maxConnections?: number;
   /** How often the checkpoint size is measured while no batch commits (default 10 s). */
   readonly sizeEveryMs?: number;
+  /**
+   * A library user's registry (the Engine's `registry` option): the same tidemark_* metrics
+   * go there, without Node's process metrics or a default `job` label, which are the owner's.
+   */
+  readonly registry?: Registry;
 }
 
 export interface Readiness {
@@ -60,7 +65,7 @@ const ERROR_LOG_EVERY_MS = 10_000;
 const SECONDS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
 export class Metrics {
-  readonly registry = new Registry();
+  readonly registry: Registry;
   private readonly batches: Counter<'outcome'>;
   private readonly recordsIn: Counter;
   private readonly recordsOut: Counter;
@@ -82,11 +87,17 @@ export class Metrics {
   private readonly errorsLoggedAt = new Map<string, { at: number; suppressed: number }>();
 
   constructor(private readonly options: MetricsOptions) {
+    this.registry = options.registry ?? new Registry();
     const registers = [this.registry];
     this.stallMs = options.stallMs ?? 60_000;
     this.now = options.now ?? Date.now;
-    this.registry.setDefaultLabels({ job: options.job });
-    collectDefaultMetrics({ register: this.registry });
+    if (!options.registry) {
+      this.registry.setDefaultLabels({ job: options.job });
+      collectDefaultMetrics({ register: this.registry });
+    } else {
+      // A new Engine on the same registry (a restart in the same process) replaces the last one's metrics.
+      for (const m of this.registry.getMetricsAsArray()) if (m.name.startsWith('tidemark_')) this.registry.removeSingleMetric(m.name);
+    }
     this.batches = new Counter({ name: 'tidemark_batches_total', help: 'Batches by outcome: committed, recovered (a batch in flight at start, committed), failed', labelNames: ['outcome'], registers });
     for (const outcome of ['committed', 'recovered', 'failed']) this.batches.inc({ outcome }, 0);
     this.recordsIn = new Counter({ name: 'tidemark_records_in_total', help: 'Records read from the source', registers });
@@ -264,9 +275,15 @@ export class Metrics {
       socket.destroy();
     });
     this.server = server;
-    this.refreshSize();
-    this.sizeTimer = setInterval(() => this.refreshSize(), this.options.sizeEveryMs ?? 10_000).unref();
+    this.watchSize();
     return (server.address() as AddressInfo).port;
+  }
+
+  /** Measures the checkpoint's size now and every `sizeEveryMs` until `close()` (listen does it; the Engine without a server). */
+  watchSize(): void {
+    this.refreshSize();
+    clearInterval(this.sizeTimer);
+    this.sizeTimer = setInterval(() => this.refreshSize(), this.options.sizeEveryMs ?? 10_000).unref();
   }
 
   private handle(req: IncomingMessage, res: ServerResponse, fail: (res: ServerResponse, err: unknown) => void): void {

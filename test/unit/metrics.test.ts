@@ -3,6 +3,8 @@
 // The checkpoint size comes from a background measurement, not from a walk per scrape.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Counter, Registry } from 'prom-client';
+import { defineJob, Engine, generatorSource, memorySink } from 'tidemark';
 import type { EngineStatus } from '../../src/engine';
 import { Metrics } from '../../src/metrics';
 import { tempDir } from '../support/tmp';
@@ -60,4 +62,26 @@ it('reports the checkpoint size measured in the background, not per scrape', asy
   } finally {
     await metrics.close();
   }
+});
+
+it('an Engine with a registry option publishes the daemon\'s tidemark_* metrics there, and a new Engine replaces them', async () => {
+  const names = (r: Registry): string[] => r.getMetricsAsArray().map((m) => m.name).filter((n) => n.startsWith('tidemark_')).sort();
+  const daemon = new Metrics({ engine: { status: () => status }, checkpointDir: join(root, 'none'), job: 'j' });
+  const registry = new Registry();
+  const mine = new Counter({ name: 'app_requests_total', help: 'the owner\'s own', registers: [registry] });
+  mine.inc(2);
+  const job = defineJob({ name: 'lib', source: generatorSource({ partitions: 2, size: 25 }), sinks: [memorySink<number>()], transform: (records) => records.map((r) => r.offset), batch: { maxRecordsPerPartition: 10 } });
+  const dir = join(root, 'lib-cp');
+  await new Engine(job, { checkpointDir: dir, registry }).run({ once: true });
+  expect(names(registry)).toEqual(names(daemon.registry));
+  const text = await registry.metrics();
+  expect(text).toMatch(/^tidemark_records_in_total 50$/m);
+  expect(text).toMatch(/^tidemark_batches_total\{outcome="committed"\} 3$/m);
+  expect(text).toMatch(/^tidemark_position\{topic="generated",partition="1"\} 25$/m);
+  expect(text).toMatch(/^tidemark_checkpoint_size_bytes \d+$/m); // measured in the background, at most once a second
+  expect(text).toMatch(/^app_requests_total 2$/m);
+  expect(text).not.toMatch(/process_cpu|job="/); // Node's process metrics and labels are the owner's to choose
+
+  await new Engine(job, { checkpointDir: dir, registry }).run({ once: true }); // nothing new: counters start again
+  expect(await registry.metrics()).toMatch(/^tidemark_records_in_total 0$/m);
 });
