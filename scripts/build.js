@@ -16,3 +16,18 @@ esbuild.buildSync({
   sourcemap: true,
   logLevel: 'warning',
 });
+
+// The status page the metrics port serves (src/status.ts): its script with uPlot, and their
+// CSS, for the browser; no CDN, nothing fetched at run time.
+const page = path.join(root, 'dist', 'status-page');
+esbuild.buildSync({
+  entryPoints: { main: path.join(root, 'src/status-page/main.ts') },
+  outdir: page,
+  bundle: true,
+  platform: 'browser',
+  target: 'es2020',
+  format: 'iife',
+  minify: true,
+  logLevel: 'warning',
+});
+require('node:fs').copyFileSync(path.join(root, 'src/status-page/index.html'), path.join(page, 'index.html'));

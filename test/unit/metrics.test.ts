@@ -3,13 +3,14 @@
 // The checkpoint size comes from a background measurement, not from a walk per scrape.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { EngineStatus } from '../../src/engine';
+import type { EngineCheckpoint, EngineStatus } from '../../src/engine';
 import { Metrics } from '../../src/metrics';
 import { tempDir } from '../support/tmp';
 
 const root = tempDir('tidemark-metrics-unit-');
 
 const status: EngineStatus = { recovered: true, stopping: false, lockHeld: true, lastCommitted: 3, positions: {}, lag: {}, progressAt: Date.now() };
+const checkpoint = (): EngineCheckpoint => ({ meta: undefined, inFlight: undefined });
 
 it('a throwing handler answers 500, is reported, and the server keeps serving', async () => {
   const reported: string[] = [];
@@ -20,6 +21,7 @@ it('a throwing handler answers 500, is reported, and the server keeps serving', 
         if (broken) throw new Error('status exploded');
         return status;
       },
+      checkpoint,
     },
     checkpointDir: join(root, 'none'), job: 'j', onError: (err, what) => reported.push(`${what}: ${(err as Error).message}`),
   });
@@ -31,7 +33,8 @@ it('a throwing handler answers 500, is reported, and the server keeps serving', 
     const scrape = await fetch(`http://127.0.0.1:${port}/metrics`);
     expect(scrape.status).toBe(500);
     await scrape.text();
-    expect(reported).toEqual(['serving a request: status exploded']); // the second is within 10 s: counted, not logged
+    // The status page's first sample (at listen) failed too, and went on; the second request's failure is within 10 s: counted, not logged.
+    expect(reported).toEqual(['sampling the status page: status exploded', 'serving a request: status exploded']);
     expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
     broken = false;
     await new Promise((resolve) => setTimeout(resolve, 250)); // past the shared rendering of the failed scrape
@@ -45,7 +48,7 @@ it('reports the checkpoint size measured in the background, not per scrape', asy
   const dir = join(root, 'cp');
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'a'), Buffer.alloc(1000));
-  const metrics = new Metrics({ engine: { status: () => status }, checkpointDir: dir, job: 'j' });
+  const metrics = new Metrics({ engine: { status: () => status, checkpoint }, checkpointDir: dir, job: 'j' });
   const size = async (): Promise<number> => Number(/^tidemark_checkpoint_size_bytes\{[^}]*\} (\d+)$/m.exec(await metrics.registry.metrics())?.[1]);
   const port = await metrics.listen(0, '127.0.0.1');
   try {
