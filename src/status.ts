@@ -39,6 +39,7 @@ export interface StatusOptions {
   readonly onError?: (err: unknown, what: string) => void;
 }
 
+/** The bounds of what is kept and sent: seconds of samples, batches, partitions plotted, ranges per batch, fingerprints. */
 const SAMPLES = 300;
 const BATCHES = 120;
 const TOP_PARTITIONS = 10;
