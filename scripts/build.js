@@ -22,6 +22,21 @@ esbuild.buildSync({
   logLevel: 'warning',
 });
 
+// The status page the metrics port serves (src/status.ts): its script with uPlot, and their
+// CSS, for the browser; no CDN, nothing fetched at run time.
+const page = path.join(root, 'dist', 'status-page');
+esbuild.buildSync({
+  entryPoints: { main: path.join(root, 'src/status-page/main.ts') },
+  outdir: page,
+  bundle: true,
+  platform: 'browser',
+  target: 'es2020',
+  format: 'iife',
+  minify: true,
+  logLevel: 'warning',
+});
+fs.copyFileSync(path.join(root, 'src/status-page/index.html'), path.join(page, 'index.html'));
+
 if (require.main === module && process.argv.includes('--types')) {
   fs.rmSync(path.join(root, 'dist', 'types'), { recursive: true, force: true });
   execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(root, 'tsconfig.build.json')], { stdio: 'inherit' });

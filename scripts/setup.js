@@ -3,7 +3,7 @@
 // Makes `npm start` and `npm test` work on a fresh clone with nothing else typed:
 // installs the npm dependencies when node_modules is missing or older than the lock file
 // (`npm ci`), for `npm test` also the system packages the test servers need
-// (scripts/install-system-deps: Java, Maven, PostgreSQL), then builds dist/.
+// (scripts/install-system-deps: Java, Maven, PostgreSQL, chromium), then builds dist/.
 //   node scripts/setup.js [--system]
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');

@@ -10,12 +10,12 @@ import { randomUUID } from 'node:crypto';
 import type { Registry } from 'prom-client';
 import { BadConfigError } from '../checkpoint/errors';
 import { UnstageableOutputError } from '../checkpoint/faithful';
-import type { BatchRecord, OffsetMap, PartitionRef, Range } from '../checkpoint/model';
+import type { BatchRecord, CheckpointMeta, OffsetMap, PartitionRef, Range } from '../checkpoint/model';
 import { parsePartitionKey, partitionKey } from '../checkpoint/model';
 import { FORMAT_VERSION, openCheckpoint, type CheckpointStore } from '../checkpoint/store';
 import { formatMark, type ProgressMark } from '../recovery/crosscheck';
 import { decideRecovery, describeRanges, hasStagedOutputs } from '../recovery/decide';
-import { elapsedMs, lagAfterCommit, lagAtPlan, PhaseTimer, type BatchStats, type EngineStatus, type RunSummary } from './batch-stats';
+import { elapsedMs, lagAfterCommit, lagAtPlan, PhaseTimer, type BatchStats, type EngineCheckpoint, type EngineStatus, type RunSummary } from './batch-stats';
 import type { SourceRecord } from './contracts';
 import type { CrashPoint } from './crash-seam';
 import { checkWitnesses } from './witnesses';
@@ -28,7 +28,7 @@ import { PositionReporter } from './position-report';
 import { rangeBounds, type Bounds } from './run-bounds';
 import { runTransform, setAsideUnstageable, type TransformResult } from './transform';
 
-export type { BatchStats, EngineStatus, RunSummary } from './batch-stats';
+export type { BatchStats, EngineCheckpoint, EngineStatus, RunSummary } from './batch-stats';
 
 export interface EngineOptions {
   /** Where the checkpoint lives; defaults to the job's `checkpoint.dir`. */
@@ -107,6 +107,9 @@ export class Engine<T> {
   /** The checkpoint's id and reset count, sent with each batch's positions to the source (recovery/crosscheck.ts). */
   private lineage: Omit<ProgressMark, 'batch'> | undefined;
   private progressAt: number | undefined;
+  /** The checkpoint's meta as recovery left it, and the batch between PLANNED and COMMITTED (the status page). */
+  private meta: CheckpointMeta | undefined;
+  private inFlight: BatchRecord | undefined;
   private readonly log: Logger;
   private readonly crash: CrashPoint;
   readonly fingerprint: string;
@@ -139,6 +142,12 @@ export class Engine<T> {
       recovered: this.recovered, stopping: this.stopping, lockHeld: this.lockHeld, lastCommitted: this.lastCommitted,
       positions: this.positions, lag: this.lag, progressAt: this.progressAt,
     };
+  }
+
+  /** What the engine holds of its checkpoint; never reads the checkpoint, so a page asking it cannot hold a batch up. */
+  checkpoint(): EngineCheckpoint {
+    const b = this.inFlight;
+    return { meta: this.meta, inFlight: b && { ...b, staged: b.stagedChunks ? b.outputsOut ?? null : null } };
   }
 
   async run(options: RunOptions = {}): Promise<RunSummary> {
@@ -226,6 +235,7 @@ export class Engine<T> {
     for (const note of decision.notes) this.log.info({ lastCommitted: decision.lastCommitted }, note);
     if (decision.meta) await this.store.writeMeta(decision.meta);
     const meta = decision.meta ?? view.meta;
+    this.meta = meta;
     this.checkpointId = meta?.checkpointId;
     this.lineage = meta?.checkpointId !== undefined ? { checkpoint: meta.checkpointId, resets: meta.resets.length } : undefined;
     this.positions = decision.resumeAt;
@@ -286,6 +296,7 @@ export class Engine<T> {
   private async advance(batch: BatchRecord, recovered: boolean): Promise<BatchStats> {
     const store = this.store!;
     const timer = new PhaseTimer(batch.durations);
+    this.inFlight = batch;
     if (recovered) this.log.info({ batch: batch.id, state: batch.state, ranges: batch.ranges }, `recovering batch ${batch.id} (${batch.state}): ${describeRanges(batch.ranges)}`);
 
     let staged = batch;
@@ -315,6 +326,7 @@ export class Engine<T> {
         if (!(err instanceof UnstageableOutputError)) throw err;
         return stage(setAsideUnstageable(this.job, result, batch.id));
       }));
+      this.inFlight = staged;
       await this.crash('staged');
     }
 
@@ -327,6 +339,7 @@ export class Engine<T> {
     this.positions = positions;
     this.lag = lagAfterCommit(this.lag, this.latestSeen, staged.ranges);
     this.lastCommitted = staged.id;
+    this.inFlight = undefined;
     this.lastBatchAt = Date.now();
     await this.crash('committed');
     this.reporter.report(positions, this.lineage && formatMark({ ...this.lineage, batch: staged.id }));

@@ -3,6 +3,7 @@
 //   GET /metrics   the registry below, plus Node's process metrics
 //   GET /healthz   200 while the process serves requests (liveness)
 //   GET /readyz    200 once recovery is done and the loop keeps making progress (readiness)
+//   GET /          the status page, and /status.json its data (src/status.ts)
 //
 // Counters and histograms are fed from the engine's `onBatch` statistics; gauges (lag,
 // positions, lock, readiness) are read from `engine.status()` at scrape time, so they are
@@ -18,14 +19,13 @@ import type { AddressInfo } from 'node:net';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { parsePartitionKey } from '../checkpoint/model';
 import { sizeOnDisk } from '../checkpoint/store';
-import type { BatchStats, EngineStatus } from './batch-stats';
+import { PHASES, type BatchStats } from './batch-stats';
+import { StatusPage, type StatusSource } from './status';
 
-export interface MetricsSource {
-  status(): EngineStatus;
-}
+export type MetricsSource = StatusSource;
 
 export interface MetricsOptions {
-  /** The engine (or anything with its `status()`). */
+  /** The engine (or anything with its `status()` and `checkpoint()`). */
   readonly engine: MetricsSource;
   /** The checkpoint directory, for its size on disk. */
   readonly checkpointDir: string;
@@ -52,7 +52,6 @@ export interface Readiness {
   readonly reason: string;
 }
 
-const PHASES = ['plan', 'read', 'transform', 'stage', 'deliver', 'commit'] as const;
 /** Limits of the server (ms): a scrape is one small request, so anything slower is stuck or hostile. */
 const HEADERS_TIMEOUT = 5_000;
 const REQUEST_TIMEOUT = 10_000;
@@ -85,12 +84,17 @@ export class Metrics {
   private sizeDue: NodeJS.Timeout | undefined;
   private rendered: { at: number; text: Promise<string> } | undefined;
   private readonly errorsLoggedAt = new Map<string, { at: number; suppressed: number }>();
+  readonly page: StatusPage;
 
   constructor(private readonly options: MetricsOptions) {
     this.registry = options.registry ?? new Registry();
     const registers = [this.registry];
     this.stallMs = options.stallMs ?? 60_000;
     this.now = options.now ?? Date.now;
+    this.page = new StatusPage({
+      engine: options.engine, job: options.job, checkpointDir: options.checkpointDir, now: this.now,
+      checkpointBytes: () => this.checkpointBytes, readiness: () => this.readiness(), onError: (err, what) => this.report(err, what),
+    });
     if (!options.registry) {
       this.registry.setDefaultLabels({ job: options.job });
       collectDefaultMetrics({ register: this.registry });
@@ -170,6 +174,7 @@ export class Metrics {
       this.phaseSeconds.observe({ phase }, ms / 1000);
     }
     this.batchSeconds.observe(total / 1000);
+    this.page.observe(stats);
     this.sizeSoon();
   }
 
@@ -236,7 +241,7 @@ export class Metrics {
     return { ready: true, reason: 'ok' };
   }
 
-  /** Serves /metrics, /healthz and /readyz; resolves with the bound port (useful with port 0). */
+  /** Serves /metrics, /healthz, /readyz and the status page; resolves with the bound port (useful with port 0). */
   async listen(port: number, host: string): Promise<number> {
     const fail = (res: ServerResponse, err: unknown): void => {
       this.report(err, 'serving a request');
@@ -276,6 +281,7 @@ export class Metrics {
     });
     this.server = server;
     this.watchSize();
+    this.page.start();
     return (server.address() as AddressInfo).port;
   }
 
@@ -298,8 +304,10 @@ export class Metrics {
     } else if (path === '/readyz') {
       const r = this.readiness();
       res.writeHead(r.ready ? 200 : 503, { 'content-type': 'text/plain' }).end(`${r.reason}\n`);
+    } else if (this.page.serves(path)) {
+      this.page.handle(path, res, fail);
     } else {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics, /healthz or /readyz\n');
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /, /status.json, /metrics, /healthz or /readyz\n');
     }
   }
 
@@ -308,6 +316,7 @@ export class Metrics {
     this.server = undefined;
     clearInterval(this.sizeTimer);
     clearTimeout(this.sizeDue);
+    this.page.stop();
     if (!server) return;
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -21,8 +21,8 @@ const RUN_HELP = `tidemark run <job.ts|job.js> [options]
                           a JSON array of {"topic","partition","from","until"}, one range per partition
                           (use a fresh checkpoint directory for a one-off job)                [TIDEMARK_RANGES]
   --max-batches N         stop after N batches                                            [TIDEMARK_MAX_BATCHES]
-  --metrics-port P        serve Prometheus /metrics, /healthz and /readyz on port P (0: any free port;
-                          the port is logged)                                             [TIDEMARK_METRICS_PORT]
+  --metrics-port P        serve Prometheus /metrics, /healthz, /readyz and the status page / on port P
+                          (0: any free port; the port is logged)                          [TIDEMARK_METRICS_PORT]
   --metrics-host H        the address to serve them on (default 0.0.0.0)                  [TIDEMARK_METRICS_HOST]
   --accept-code-change    continue a batch in flight that other code wrote: staged outputs are delivered
                           as staged, planned ranges are recomputed by this code           [TIDEMARK_ACCEPT_CODE_CHANGE]

@@ -136,7 +136,7 @@ export async function runCommand(argv: string[], help: string): Promise<number> 
     } catch (err) {
       throw new BadConfigError(`Cannot serve metrics on ${s.metricsHost}:${s.metricsPort}: ${(err as Error).message}. Choose another --metrics-port.`);
     }
-    logger.info({ metricsPort: port, metricsHost: s.metricsHost }, `metrics on http://${s.metricsHost}:${port}/metrics (also /healthz, /readyz)`);
+    logger.info({ metricsPort: port, metricsHost: s.metricsHost }, `metrics on http://${s.metricsHost}:${port}/metrics (also /healthz, /readyz; the status page on /)`);
   }
   if (showProgress) {
     progress = new Progress(() => engine.status());
