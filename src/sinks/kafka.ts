@@ -161,8 +161,8 @@ export function kafkaSink<T>(options: KafkaSinkOptions<T>): KafkaSink<T> {
   /** Kafka's refusal (credentials, TLS, an ACL) as its typed error, naming every resource the sink's ACLs must cover. */
   function refused(err: unknown, job: string, doing: string): Error | undefined {
     const { transactionalId, group } = ids(job);
-    return accessFailure(err, options.brokers, `${doing} (Write and Describe on topic ${options.topic}, Read on ledger topic ${ledgerTopic}, ` +
-      `Read on group ${group}, Write and Describe on transactional id ${transactionalId})`);
+    return accessFailure(err, options.brokers, `${doing} (it needs Write on topic ${options.topic}, Read on ledger topic ${ledgerTopic}, ` +
+      `Read on group ${group}, Write on transactional id ${transactionalId})`);
   }
 
   async function getAdmin(): Promise<Admin> {
