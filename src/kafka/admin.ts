@@ -81,24 +81,24 @@ export class KafkaAdmin {
    * throws SourceUnreachableError. Other errors are passed through (refused credentials,
    * TLS and ACLs as their typed errors: `refused`).
    */
-  async call<R>(what: string, op: (admin: Admin) => Promise<R>): Promise<R> {
+  async call<R>(what: string, op: (admin: Admin) => Promise<R>, coordinatorKeys: readonly string[] = []): Promise<R> {
     try {
-      return await this.callOnce(what, op);
+      return await this.callOnce(what, op, coordinatorKeys);
     } catch (err) {
       // A topic this client once asked about may be gone (kafkajs keeps asking for it): one
       // more try on a fresh client. An unknown topic there is the broker's answer.
       if (!isUnknownTopic(err)) throw err;
       await this.renew();
-      return this.callOnce(what, op);
+      return this.callOnce(what, op, coordinatorKeys);
     }
   }
 
-  private async callOnce<R>(what: string, op: (admin: Admin) => Promise<R>): Promise<R> {
+  private async callOnce<R>(what: string, op: (admin: Admin) => Promise<R>, coordinatorKeys: readonly string[] = []): Promise<R> {
     const result = await retry(async () => {
       try {
         return await op(await this.client());
       } catch (err) {
-        throw this.refused(err, what) ?? err;
+        throw this.refused(err, what, coordinatorKeys) ?? err;
       }
     }, {
       // A refusal keeps kafkajs's connection error as its cause: never retried.
@@ -116,8 +116,8 @@ export class KafkaAdmin {
   }
 
   /** Kafka's refusal of `what` (credentials, TLS, an ACL) as its typed error, or undefined (errors.ts: accessFailure). */
-  refused(err: unknown, what: string): TidemarkError | undefined {
-    return accessFailure(err, this.brokers, what);
+  refused(err: unknown, what: string, coordinatorKeys: readonly string[] = []): TidemarkError | undefined {
+    return accessFailure(err, this.brokers, what, coordinatorKeys);
   }
 
   /**
@@ -205,7 +205,8 @@ export class KafkaAdmin {
 
   /** The consumer group's committed offsets with the metadata committed beside them. */
   async groupCommits(groupId: string, topics: readonly string[]): Promise<Map<string, { offset: number; metadata: string | null }>> {
-    const rows = await this.call(`reading the offsets of group ${groupId}`, (a) => a.fetchOffsets({ groupId, topics: [...topics] }));
+    const rows = await this.call(`reading the offsets of group ${groupId} (Describe, implied by Read, on the group)`,
+      (a) => a.fetchOffsets({ groupId, topics: [...topics] }), [groupId]);
     const out = new Map<string, { offset: number; metadata: string | null }>();
     for (const t of rows) {
       for (const p of t.partitions) {

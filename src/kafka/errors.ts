@@ -4,6 +4,7 @@
 import { causes, type TidemarkError } from '../../checkpoint/errors';
 import { AuthenticationError, NotAuthorizedError, TlsError } from '../errors';
 import { tlsFailure } from '../tls-failure';
+import { coordinatorRefusal } from './coordinator-refusals';
 
 /** The fields of kafkajs's errors the questions below read. */
 interface KafkaJsErrorShape {
@@ -55,10 +56,13 @@ const MISSING_ACL: Readonly<Record<string, string>> = {
  * the typed error that says so (`what`: the operation and the resources it needs); undefined
  * for anything else. kafkajs reports a TLS failure as a retriable connection error and a
  * missing ACL as a bare protocol error: retrying cures neither, so callers stop on these.
+ * `coordinatorKeys`: the groups and transactional ids `what` looks coordinators up for, whose
+ * refusal kafkajs loses (coordinator-refusals.ts).
  */
-export function accessFailure(err: unknown, brokers: readonly string[], what: string): TidemarkError | undefined {
+export function accessFailure(err: unknown, brokers: readonly string[], what: string, coordinatorKeys: readonly string[] = []): TidemarkError | undefined {
   const server = `Kafka ${brokers.join(',')}`;
-  const list = chain(err);
+  const lost = chain(err).some((e) => e.name === 'KafkaJSGroupCoordinatorNotFound') ? coordinatorRefusal(coordinatorKeys) : undefined;
+  const list = [...chain(err), ...chain(lost)];
   const sasl = list.find((e) => e.name === 'KafkaJSSASLAuthenticationError' || e.type === 'SASL_AUTHENTICATION_FAILED');
   if (sasl) return new AuthenticationError(server, `${sasl.message ?? 'SASL authentication failed'} (${what})`, { cause: err });
   const tls = tlsFailure(err);

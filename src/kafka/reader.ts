@@ -262,7 +262,7 @@ export class KafkaReader {
   private refused(err: unknown, ranges?: readonly Range[]): Error | undefined {
     const topics = ranges ? [...new Set(ranges.map((r) => r.topic))] : [...this.subscribed];
     return this.o.admin.refused(err, `reading ${topics.join(', ')} as a member of group ${this.group} ` +
-      `(Read on the topic${topics.length > 1 ? 's' : ''}; Read on the groups whose names start with ${this.o.groupId}, the job's group and its readers')`);
+      `(Read on the topic${topics.length > 1 ? 's' : ''}; Read on the groups whose names start with ${this.o.groupId}, the job's group and its readers')`, [this.group]);
   }
 
   /** No progress: ask the broker why, and act (throw, put the consumer back, or wait on). */
@@ -340,7 +340,7 @@ export class KafkaReader {
         topics: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })),
       });
     } catch (err) {
-      throw this.o.admin.refused(err, `committing positions to group ${this.o.groupId} (Read on the group and the topics)`) ?? err;
+      throw this.o.admin.refused(err, `committing positions to group ${this.o.groupId} (Read on the group and the topics)`, [this.o.groupId]) ?? err;
     }
   }
 

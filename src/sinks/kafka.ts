@@ -162,7 +162,7 @@ export function kafkaSink<T>(options: KafkaSinkOptions<T>): KafkaSink<T> {
   function refused(err: unknown, job: string, doing: string): Error | undefined {
     const { transactionalId, group } = ids(job);
     return accessFailure(err, options.brokers, `${doing} (it needs Write on topic ${options.topic}, Read on ledger topic ${ledgerTopic}, ` +
-      `Read on group ${group}, Write on transactional id ${transactionalId})`);
+      `Read on group ${group}, Write on transactional id ${transactionalId})`, [transactionalId, group]);
   }
 
   async function getAdmin(): Promise<Admin> {
@@ -257,7 +257,9 @@ export function kafkaSink<T>(options: KafkaSinkOptions<T>): KafkaSink<T> {
           ? `the ledger group ${ids(job).group} records batch ${batch.id} with other offset ranges`
           : `the ledger group ${ids(job).group} records a later batch (${last.batch}) as delivered`);
       }
-      const tx = await p.transaction();
+      const tx = await p.transaction().catch((err: unknown) => {
+        throw refused(err, job, `writing batch ${batch.id}`) ?? err;
+      });
       try {
         let chunk = new Map<string, Message[]>();
         let chunkBytes = 0;
