@@ -107,9 +107,9 @@ const describe = (err: unknown): string => {
 /** The server a connection setting names, without user or password: `PostgreSQL host:port/database`. */
 function serverOf(connection: string | PoolConfig | Pool): string {
   const c = connection instanceof Pool ? (connection as unknown as { options: PoolConfig }).options : connection;
-  if (typeof c !== 'string') return `PostgreSQL ${c.host ?? 'localhost'}:${c.port ?? 5432}/${c.database ?? ''}`;
+  if (typeof c !== 'string' && c.connectionString === undefined) return `PostgreSQL ${c.host ?? 'localhost'}:${c.port ?? 5432}/${c.database ?? ''}`;
   try {
-    const url = new URL(c);
+    const url = new URL(typeof c === 'string' ? c : c.connectionString ?? '');
     return `PostgreSQL ${url.host}${url.pathname}`;
   } catch {
     return 'PostgreSQL (connection string not a URL)';
