@@ -7,8 +7,8 @@ import { readFileSync } from 'node:fs';
 import { defineJob, Engine, kafkaSource, memorySink, type SourceRecord } from 'tidemark';
 import { tempDir } from '../support/tmp';
 import {
-  aclNames, closeClients, committedValues, createTopics, documentedAcls, grant, inspect, produce, runJob, secretsFound, secureBroker, secureJob,
-  TIDEMARK, TIDEMARK_MTLS, unique, type SecureJob,
+  aclNames, closeClients, committedValues, createTopics, documentedAcls, grant, inspect, outputs, produce, runJob, secretsFound, secureBroker, secureJob,
+  startJob, TIDEMARK, TIDEMARK_MTLS, unique, type SecureJob,
 } from '../support/kafka-secure';
 
 const dir = tempDir('tidemark-secure-');
@@ -68,6 +68,24 @@ describe('the Kafka source and sink on a secured broker, with only the minimal A
     }), { checkpointDir: `${dir}/${topic}` });
     await engine.run({ once: true });
     expect([...sink.batches.values()].flat()).toEqual(['x', 'y']);
+  });
+
+  it('a daemon on the secured broker: its metrics and health endpoints, kept for the secrets check', async () => {
+    const job = secureJob(dir);
+    await createTopics(job.topic, job.out);
+    await grant(minimalAcls(job, TIDEMARK));
+    await produce(job.topic, ['m']);
+    const daemon = startJob(job, ['--metrics-port', '0']);
+    const port = Number((await daemon.waitForLog(/^metrics on /)).metricsPort);
+    await daemon.waitForLog(/^batch 1 committed$/);
+    for (const path of ['/metrics', '/healthz', '/readyz']) {
+      const res = await fetch(`http://127.0.0.1:${port}${path}`);
+      expect(res.status).toBe(200);
+      outputs.push(await res.text());
+    }
+    daemon.kill('SIGTERM');
+    expect((await daemon.exited).code).toBe(0);
+    expect(await committedValues(job.out)).toEqual(['M']);
   });
 
   it('no password or private key appears in any output of the runs above, nor in their checkpoints', () => {
