@@ -133,6 +133,7 @@ export class KafkaAdmin {
         (a) => a.fetchTopicMetadata({ topics: [...topics] }));
     } catch (err) {
       if (!isUnknownTopic(err) && !isMetadataLost(err)) throw err;
+      await this.renew(); // absent indeed: a fresh client, or kafkajs would ask for it in every later call
     }
   }
 
