@@ -31,10 +31,14 @@
 //
 // The lock serialises a zombie and the new owner: a claim waits for a write in flight and
 // then fences the writes after it; a write waits for a claim and then finds itself fenced.
+// A connection the server refuses for good — the password (SQLSTATE class 28) or the TLS
+// handshake (an untrusted or misnamed certificate) — is AuthenticationError or TlsError (not
+// retried), naming the server by host and database only: a URL may hold a password.
 import { Pool, type PoolClient, type PoolConfig } from 'pg';
 import { BadConfigError, InvariantError, isTidemarkError } from '../../checkpoint/errors';
 import { claimLedger, judgeLedgerWrite, type LedgerEntry } from '../../recovery/handoff';
-import { PartitionFencedError, SinkLedgerMismatchError, SinkRejectedError, type RejectedRow } from '../errors';
+import { AuthenticationError, PartitionFencedError, SinkLedgerMismatchError, SinkRejectedError, TlsError, type RejectedRow } from '../errors';
+import { tlsFailure } from '../tls-failure';
 import type { PartitionOwner, Range, Sink, SinkBatch } from '../contracts';
 import { ownedRange } from './owned';
 
@@ -137,6 +141,25 @@ const describe = (err: unknown): string => {
   return `${e.message ?? String(err)}${e.code ? ` (SQLSTATE ${e.code})` : ''}${e.detail ? `: ${e.detail}` : ''}`;
 };
 
+/** The server a connection setting names, without user or password: `PostgreSQL host:port/database`. */
+function serverOf(connection: string | PoolConfig | Pool): string {
+  const c = connection instanceof Pool ? (connection as unknown as { options: PoolConfig }).options : connection;
+  if (typeof c !== 'string' && c.connectionString === undefined) return `PostgreSQL ${c.host ?? 'localhost'}:${c.port ?? 5432}/${c.database ?? ''}`;
+  try {
+    const url = new URL(typeof c === 'string' ? c : c.connectionString ?? '');
+    return `PostgreSQL ${url.host}${url.pathname}`;
+  } catch {
+    return 'PostgreSQL (connection string not a URL)';
+  }
+}
+
+/** The server's refusal of the connection itself, as its typed error; undefined for anything else. */
+function refusal(err: unknown, server: string): Error | undefined {
+  if (sqlState(err)?.startsWith('28')) return new AuthenticationError(server, describe(err), { cause: err });
+  const tls = tlsFailure(err);
+  return tls ? new TlsError(server, tls, { cause: err }) : undefined;
+}
+
 /** Ranges in a canonical order and shape, to compare a ledger row with a batch. */
 function canonicalRanges(ranges: readonly Range[]): string {
   return ranges.map((r) => JSON.stringify([r.topic, r.partition, Number(r.from), Number(r.until)])).sort().join('\n');
@@ -180,6 +203,7 @@ export function postgresSink<T>(options: PostgresSinkOptions<T>): PostgresSink<T
   const partitionDDL = partitionLedgerDDL(partitionLedgerTable);
   const perStatement = Math.max(1, Math.min(options.rowsPerStatement ?? 10_000, Math.floor(MAX_PARAMS / Math.max(1, columns.length))));
 
+  const server = serverOf(options.connection);
   const ownPool = !(options.connection instanceof Pool);
   let pool: Pool | undefined = ownPool ? undefined : (options.connection as Pool);
   const getPool = (): Pool => {
@@ -341,7 +365,9 @@ export function postgresSink<T>(options: PostgresSinkOptions<T>): PostgresSink<T
 
   /** Runs `work` in a transaction on a pooled client, the ledger `tableDDL` made first; sorts its errors as the header says. */
   async function inTransaction(what: string, tableDDL: string, work: (client: PoolClient) => Promise<void>): Promise<void> {
-    const client = await getPool().connect();
+    const client = await getPool().connect().catch((err: unknown) => {
+      throw refusal(err, server) ?? err;
+    });
     const onError = (): void => {}; // reported by the pending query; keeps a dropped connection from crashing the process
     client.on('error', onError);
     let broken: Error | undefined;
@@ -393,7 +419,7 @@ export function postgresSink<T>(options: PostgresSinkOptions<T>): PostgresSink<T
         return found.rows[0]?.max ? Number(found.rows[0].max) : undefined;
       } catch (err) {
         if (sqlState(err) === '42P01') return undefined; // no ledger yet: nothing delivered
-        throw err;
+        throw refusal(err, server) ?? err;
       }
     },
     async close() {
