@@ -69,8 +69,13 @@ const UPDATE_MS = 1_000;
 const NEVER_STALE_MS = 100 * 365 * 24 * 3600 * 1000;
 /** A confirmation of ownership older than this is late: assertHeld reads the lock file itself. */
 const LATE_MS = 2 * UPDATE_MS;
-/** A candidate or takeover mark older than this was left by a starter killed mid-way (a start takes milliseconds). */
-const ABANDONED_TAKEOVER_MS = 30_000;
+/**
+ * A candidate or takeover mark older than this was left by a starter killed mid-way (a
+ * takeover takes milliseconds). A starter that finds a younger one waits for it to go.
+ */
+const ABANDONED_TAKEOVER_MS = 10_000;
+/** How long a starter keeps trying to take a dead owner's lock over: past one abandoned mark's age. */
+const TAKEOVER_PATIENCE_MS = ABANDONED_TAKEOVER_MS + 5_000;
 
 export const lockPath = (dir: string): string => join(dir, 'tidemark.lock');
 /** The owner record, inside proper-lockfile's lock directory. */
@@ -213,7 +218,9 @@ function refusal(dir: string, state: LockState): CheckpointLockedError {
     owner += `; not refreshed for ${Math.round((Date.now() - state.refreshedAt) / 1000)} s: stopped or frozen`;
   }
   if (state.alive === true) return new CheckpointLockedError(dir, owner);
-  return new CheckpointLockedError(dir, owner, { why: state.unverifiable ?? 'it cannot be checked from here', lockFile: lockPath(dir) });
+  const why = state.unverifiable
+    ?? (state.alive === false ? `it is gone, but other starters kept taking its lock over for ${TAKEOVER_PATIENCE_MS / 1000} s (or one was killed doing so)` : 'it cannot be checked from here');
+  return new CheckpointLockedError(dir, owner, { why, lockFile: lockPath(dir) });
 }
 
 /** Removes the lock of an owner that is gone, unless another starter does; returns once the caller should look again. */
@@ -284,7 +291,8 @@ export async function acquireLock(dir: string, onCompromised: (err: Error) => vo
   // Set as soon as the lock is taken, before proper-lockfile's first refresh can report it lost.
   let held: ReturnType<typeof heldLock> | undefined = undefined;
   let unlock: () => Promise<void>;
-  for (let attempt = 0; ; attempt++) {
+  const giveUpAt = Date.now() + TAKEOVER_PATIENCE_MS;
+  for (;;) {
     try {
       unlock = await lockfile.lock(dir, {
         lockfilePath: lockPath(dir), realpath: false, retries: 0, stale: NEVER_STALE_MS, update: UPDATE_MS, fs: lockFs(me),
@@ -298,7 +306,8 @@ export async function acquireLock(dir: string, onCompromised: (err: Error) => vo
     const state = await readLockState(dir);
     const decision = decideTakeover(state);
     if (decision === 'refuse-live-owner' || decision === 'refuse-unverifiable') throw refusal(dir, state);
-    if (attempt >= 100) throw refusal(dir, await readLockState(dir)); // other starters keep winning: one of them owns it
+    // Other starters keep winning (one of them owns it now), or a mark outlives its patience.
+    if (Date.now() > giveUpAt) throw refusal(dir, await readLockState(dir));
     if (decision === 'take-over') await removeDeadLock(dir, state.owner!);
   }
   held = heldLock(dir, me, unlock, onCompromised);

@@ -1,6 +1,6 @@
 // One process owns a checkpoint: the lock, its takeover after SIGKILL, and two real
 // `tidemark run` processes on one directory.
-import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { CheckpointLockedError, LockCompromisedError } from '../../checkpoint/errors';
@@ -74,6 +74,19 @@ describe('acquireLock', () => {
     lock.assertHeld();
     await lock.release();
   });
+
+  it('a takeover mark left by a starter killed mid-way is waited out, not refused as "cannot be checked" (2026-11-30, the PostgreSQL torture)', async () => {
+    const dir = fresh();
+    writeOwner(dir, { pid: 2 ** 22 + 7, nonce: 'dead-owner' }); // a pid no process has: gone
+    // The killed starter had linked the owner record to its mark and died before removing it.
+    linkSync(ownerPath(dir), join(dir, 'tidemark.lock.dead-owner.takeover'));
+    const started = Date.now();
+    const lock = await acquireLock(dir);
+    expect((await readLockOwner(dir))?.pid).toBe(process.pid);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(9_000); // not before the mark is abandoned: a live starter may hold it
+    expect(readdirSync(dir).sort()).toEqual(['tidemark.lock']);
+    await lock.release();
+  }, 30_000);
 
   it('does not take over a lock whose owner is alive', async () => {
     const dir = fresh();
