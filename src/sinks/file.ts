@@ -21,7 +21,7 @@ interface Owner {
 }
 
 /** Records the batch's checkpoint as the directory's owner, or refuses a batch of another checkpoint. */
-async function claim(dir: string, sink: string, batch: SinkBatch<unknown>): Promise<void> {
+export async function claim(dir: string, sink: string, batch: SinkBatch<unknown>): Promise<void> {
   if (batch.checkpoint === undefined) return; // a library user's Engine over a store without meta: nothing to compare
   const path = join(dir, OWNER_FILE);
   let text: string | undefined;
@@ -64,7 +64,7 @@ export function batchFileName(id: number): string {
  * staged values come back unchanged, so it would throw on every redelivery too — a
  * rejection (onSinkError decides), not a failure to retry.
  */
-function unwritable<T>(sink: string, batchId: number, outputs: readonly T[], format: (output: T) => string, from: number): SinkRejectedError {
+export function unwritable<T>(sink: string, batchId: number, outputs: readonly T[], format: (output: T) => string, from: number): SinkRejectedError {
   const rows: RejectedRow[] = [];
   for (let index = from; index < outputs.length; index++) {
     try {
@@ -77,7 +77,7 @@ function unwritable<T>(sink: string, batchId: number, outputs: readonly T[], for
 }
 
 /** The file's text in pieces of about 1 MiB: a batch is never held in memory a second time as one string. */
-function* lines<T>(outputs: readonly T[], format: (output: T) => string, rejected: (from: number) => Error): Generator<string> {
+export function* lines<T>(outputs: readonly T[], format: (output: T) => string, rejected: (from: number) => Error): Generator<string> {
   let text = '';
   for (let i = 0; i < outputs.length; i++) {
     let line: string;
