@@ -69,6 +69,8 @@ export class CheckpointStore {
   private committed: Committed | undefined;
   /** Whether unsealed values are read (a format-1 checkpoint); known once meta is read. */
   private plain: boolean | undefined;
+  /** Whether a commit of this run pruned the batch records an earlier run left beyond `retain` (pruneBatches). */
+  private prunedOlder = false;
 
   constructor(private readonly kv: KV, readonly dir: string, options: StoreOptions = {}) {
     this.retain = Math.max(1, options.retainBatches ?? 100);
@@ -253,10 +255,26 @@ export class CheckpointStore {
       for (let i = 0; i < count; i++) ops.push({ type: 'del', key: keys.output(batch.id, sink, i) });
     }
     if (lost.length > 0) ops.push(...await this.recordLost(batch.id, lost, committedAt));
-    if (batch.id > this.retain) ops.push({ type: 'del', key: keys.batch(batch.id - this.retain) });
+    ops.push(...await this.pruneBatches(batch.id));
     await this.write(ops, true);
+    this.prunedOlder = true;
     this.committed = state;
     return committed;
+  }
+
+  /**
+   * The deletes that keep the newest `retain` batch records once `id` commits. Each commit
+   * drops the one record that falls out; the first commit of a run drops every older one,
+   * since a run with a lower retainBatches than the last left them all behind (before
+   * 2026-11-30 they stayed for good).
+   */
+  private async pruneBatches(id: number): Promise<KVOp[]> {
+    const keep = id - this.retain + 1; // the oldest id kept
+    if (keep <= 1) return [];
+    if (this.prunedOlder) return [{ type: 'del', key: keys.batch(keep - 1) }];
+    const ops: KVOp[] = [];
+    for await (const [key] of this.kv.entries({ gte: keys.batches.gte, lt: keys.batch(keep) })) ops.push({ type: 'del', key });
+    return ops;
   }
 
   /**

@@ -186,6 +186,27 @@ describe('CheckpointStore transitions over LevelDB', () => {
     }
   });
 
+  it('retainBatches lowered between runs: the next commit drops every batch record beyond the new limit', async () => {
+    const dir = fresh();
+    let positions: Record<string, number> = {};
+    const first = await openCheckpoint(dir, { retainBatches: 10 });
+    try {
+      await first.writeMeta(meta);
+      for (let id = 1; id <= 12; id++) positions = await runBatch(first, id, [range(0, (id - 1) * 10, id * 10)], [id], positions);
+      expect((await first.batches()).map((b) => b.id)).toEqual([12, 11, 10, 9, 8, 7, 6, 5, 4, 3]);
+    } finally {
+      await first.close();
+    }
+    const second = await openCheckpoint(dir, { retainBatches: 3 });
+    try {
+      positions = await runBatch(second, 13, [range(0, 120, 130)], [13], positions);
+      // Before 2026-11-30 only batch 10 went: 3 … 9 stayed for good.
+      expect((await second.batches()).map((b) => b.id)).toEqual([13, 12, 11]);
+    } finally {
+      await second.close();
+    }
+  });
+
   it('records lost ranges at commit, with their batch id', async () => {
     const store = await openCheckpoint(fresh());
     try {
