@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { rollingFileSink, SinkLedgerMismatchError, SinkRejectedError } from 'tidemark';
 import { checkIdempotentSink } from 'tidemark/testing';
+import { finishedParts, rollingLines } from '../support/rolling';
 import { tempDir } from '../support/tmp';
 
 const root = tempDir('tidemark-rolling-');
@@ -13,29 +14,8 @@ const fresh = (): string => join(root, `d${++n}`);
 const range = { topic: 't', partition: 0, from: 0, until: 2 };
 const batch = <T>(id: number, outputs: T[]) => ({ id, ranges: [range], outputs });
 
-const finished = (dir: string): string[] => readdirSync(dir).filter((f) => f.startsWith('part-')).sort();
-
-/** The bodies of an in-progress file's frames (header: 40 bytes, body length as a double at 16). */
-function framesOf(path: string): string[] {
-  if (!existsSync(path)) return [];
-  const bytes = readFileSync(path);
-  const out: string[] = [];
-  for (let at = 0; at + 40 <= bytes.length;) {
-    const length = bytes.readDoubleBE(at + 16);
-    out.push(bytes.subarray(at + 40, at + 40 + length).toString());
-    at += 40 + length;
-  }
-  return out;
-}
-
-/** Every line the sink holds: finished parts (in name order), then what is in progress. */
-function held(dir: string): string[] {
-  const text = finished(dir).map((f) => {
-    const raw = readFileSync(join(dir, f));
-    return (f.endsWith('.gz') ? gunzipSync(raw) : raw).toString();
-  }).join('') + readdirSync(dir).filter((f) => f.startsWith('.inprogress-')).map((f) => framesOf(join(dir, f)).join('')).join('');
-  return text.split('\n').filter((l) => l !== '');
-}
+const finished = finishedParts;
+const held = rollingLines;
 
 describe('rollingFileSink', () => {
   it('appends batches to one in-progress part and rolls it by size into part-all-<first>-<last>.jsonl', async () => {
