@@ -138,15 +138,27 @@ async function main(): Promise<void> {
     },
   });
 
-  // The producer: RATE records/s in slices every 100 ms, keyed round the partitions.
+  // The producer: RATE records/s in slices every 100 ms, keyed round the partitions. One append
+  // at a time: overlapping appends of one process wait on the log's lock file, and under load
+  // (a 10-minute run, 2026-11-30) they ran out of its retries. A slice that is late is caught
+  // up by the next one.
   let produced = 0;
+  let appending = false;
+  let appendErrors = 0;
   const started = Date.now();
   const producer = setInterval(() => {
     const due = Math.floor(((Date.now() - started) / 1000) * RATE) - produced;
-    if (due <= 0) return;
+    if (due <= 0 || appending) return;
     const slice = Array.from({ length: due }, (_, i) => ({ key: `k${(produced + i) % 997}`, value: `{"n":${produced + i},"f":"${filler}"}` }));
-    produced += due;
-    void log.append(slice);
+    appending = true;
+    log.append(slice).then(() => {
+      produced += due;
+    }, (err: unknown) => {
+      appendErrors++;
+      console.error(`append failed (${appendErrors}): ${String(err)}`);
+    }).finally(() => {
+      appending = false;
+    });
   }, 100);
 
   const run = engine.run();
@@ -179,6 +191,7 @@ async function main(): Promise<void> {
   await new Promise((r) => setTimeout(r, MINUTES * 60_000));
   clearInterval(sampler);
   clearInterval(producer);
+  while (appending) await new Promise((r) => setTimeout(r, 10));
   engine.stop();
   const summary = await run;
   gc.disconnect();
@@ -205,7 +218,7 @@ async function main(): Promise<void> {
   const growing = Object.entries(series).filter(([, s]) => s.verdict.startsWith('GROWS')).map(([k]) => k);
   const report = {
     at: new Date(started).toISOString(), minutes: MINUTES, rate: RATE, partitions: PARTITIONS, postgres: PG_URL !== undefined, node: process.version,
-    produced, processed: totalRecords, batches: totalBatches, lastCommitted: summary.lastCommitted,
+    produced, appendErrors, processed: totalRecords, batches: totalBatches, lastCommitted: summary.lastCommitted,
     verdict: growing.length === 0 ? 'flat: no series grows' : `growing: ${growing.join(', ')}`, series, samples,
   };
   mkdirSync(OUT, { recursive: true });
