@@ -187,7 +187,9 @@ async function main(): Promise<void> {
     samples.push(s);
     console.log(JSON.stringify(s));
   };
-  const sampler = setInterval(() => void sample(), SAMPLE_MS);
+  const sampler = setInterval(() => {
+    sample().catch((err: unknown) => console.error(`sample failed: ${String(err)}`)); // a missed sample must not end an hour's run
+  }, SAMPLE_MS);
   await new Promise((r) => setTimeout(r, MINUTES * 60_000));
   clearInterval(sampler);
   clearInterval(producer);
