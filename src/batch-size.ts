@@ -32,6 +32,13 @@ export interface BatchSizer {
   /** Σ error (ms), accumulated only while the size limits the batch. */
   readonly integral: number;
   readonly lastError: number | undefined;
+  /** The batch before this one (records, ms): tells a cost per write from a cost per record. */
+  readonly last?: BatchObservation;
+  /**
+   * A size below which shrinking was seen not to help (a late batch a third smaller was no
+   * faster): the cost is per write, above the target. Cleared by a batch on time.
+   */
+  readonly floor?: number;
 }
 
 export interface BatchObservation {
@@ -60,7 +67,16 @@ export function nextBatchSizer(sizer: BatchSizer, batch: BatchObservation, targe
   const step = (gains.proportional * error + gains.integral * integral + gains.derivative * derivative) * rate;
   // The step is taken from what the batch held, not from the size it was allowed: a batch the source kept small says nothing about a bigger one.
   const base = Math.min(sizer.size, batch.records);
-  return { size: clamp(base + step, maxRecords), integral, lastError: error };
+  // Shrinking did not help: a late batch with a third fewer records than a late one before took
+  // as long (within noise). The time is a cost per write (a round trip) above the target, and a
+  // smaller batch would only cut throughput: before this guard, batches went to one record.
+  const last = sizer.last;
+  const perWrite = error < 0 && last !== undefined && last.ms > targetMs && batch.records <= (2 / 3) * last.records && batch.ms >= 0.95 * last.ms;
+  const floor = error >= 0 ? undefined : perWrite ? Math.max(sizer.floor ?? 0, last.records) : sizer.floor;
+  return {
+    size: clamp(Math.max(base + step, floor ?? 0), maxRecords), integral: perWrite ? 0 : integral, lastError: error, last: batch,
+    ...(floor !== undefined ? { floor } : {}),
+  };
 }
 
 /**

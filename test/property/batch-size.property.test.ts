@@ -3,7 +3,7 @@
 // noise: it converges on the target, never leaves [1, maxRecords], and recovers after a
 // slow sink speeds up. Plus the planner: maxRecords caps a plan and nothing else changes.
 import * as fc from 'fast-check';
-import { firstBatchSizer, nextBatchSizer, type BatchSizer } from '../../src/batch-size';
+import { FIRST_SIZE, firstBatchSizer, nextBatchSizer, type BatchSizer } from '../../src/batch-size';
 import { planRanges } from '../../src/planner';
 import { prng } from '../support/prng';
 import { propertyParams } from './params';
@@ -75,6 +75,14 @@ describe('batch-size controller', () => {
       const fast = drive(slow.sizer, { fixedMs, perMs }, 30, target, max, 0.05, rand);
       expect(Math.abs(mean(fast.times.slice(-10)) - target) / target).toBeLessThan(0.1);
       expect(mean(fast.sizes.slice(-10))).toBeGreaterThan(mean(slow.sizes.slice(-10)));
+    }), propertyParams(300));
+  });
+
+  it('a sink whose cost per write is above the target: batches stop shrinking instead of going to one record', () => {
+    fc.assert(fc.property(fc.integer({ min: 10, max: 1_000 }), fc.double({ min: 2, max: 20, noNaN: true }), fc.integer(), (target, over, seed) => {
+      // Records are almost free; every write costs `over` targets.
+      const { sizes } = drive(firstBatchSizer(10_000_000), { fixedMs: target * over, perMs: 1e6 }, 40, target, 10_000_000, 0.02, prng(seed));
+      expect(Math.min(...sizes.slice(-10))).toBeGreaterThanOrEqual(FIRST_SIZE / 2);
     }), propertyParams(300));
   });
 
