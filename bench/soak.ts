@@ -126,7 +126,7 @@ async function main(): Promise<void> {
   let records = 0;
   let totalRecords = 0;
   let totalBatches = 0;
-  const metrics = new Metrics({ engine: { status: () => engine.status() }, checkpointDir, job: 'soak' });
+  const metrics = new Metrics({ engine: { status: () => engine.status(), checkpoint: () => engine.checkpoint() }, checkpointDir, job: 'soak' });
   const engine: Engine<Out> = new Engine(job, {
     checkpointDir,
     onBatch: (stats: BatchStats) => {

@@ -32,6 +32,9 @@ export const ERRORS = {
   TIDEMARK_SOURCE_WENT_BACKWARDS: { exitCode: 11, summary: 'source went backwards (topic deleted or recreated)' },
   TIDEMARK_CHECKPOINT_WRITE_FAILED: { exitCode: 12, summary: 'the checkpoint cannot be written (disk full, read-only file system); nothing is lost' },
   TIDEMARK_LOG_WRITE_FAILED: { exitCode: 12, summary: 'the embedded log cannot be written (disk full): an append keeps only whole records, nothing partial' },
+  TIDEMARK_AUTH_FAILED: { exitCode: 13, summary: 'a server refused the credentials (wrong password, unknown user, wrong SASL mechanism)' },
+  TIDEMARK_TLS_FAILED: { exitCode: 14, summary: "TLS failed: the server's certificate is not trusted or does not name the host, or the server refused the client's" },
+  TIDEMARK_NOT_AUTHORIZED: { exitCode: 15, summary: 'a server refused an operation: a missing ACL (the topic, group or transactional id named)' },
   TIDEMARK_INVARIANT_BROKEN: { exitCode: 1, summary: 'a broken invariant of the protocol, checked before every batch write: a bug in tidemark (report it with tidemark inspect output)' },
 } as const satisfies Record<string, { readonly exitCode: number; readonly summary: string }>;
 

@@ -1,7 +1,11 @@
 // What the engine tells about its batches and about itself: the stats of each committed
 // batch (counts, phase durations, lag) for logs, metrics and progress; the status snapshot
 // for health checks; and the summary a run returns.
-import { partitionKey, type OffsetMap, type Range } from '../checkpoint/model';
+import type { InFlightReport } from '../checkpoint/inspect';
+import { partitionKey, type CheckpointMeta, type OffsetMap, type Range } from '../checkpoint/model';
+
+/** The phases of a batch, in order, as `durations` names them. */
+export const PHASES = ['plan', 'read', 'transform', 'stage', 'deliver', 'commit'] as const;
 
 export interface BatchStats {
   readonly id: number;
@@ -33,6 +37,15 @@ export interface EngineStatus {
   readonly lag: OffsetMap;
   /** When the loop last finished a step (a committed batch, or a poll that found nothing to do). */
   readonly progressAt: number | undefined;
+}
+
+/**
+ * What a running engine holds of its checkpoint, from memory (the status page): the meta it
+ * recovered with, and the batch in flight as `tidemark inspect` reports it.
+ */
+export interface EngineCheckpoint {
+  readonly meta: CheckpointMeta | undefined;
+  readonly inFlight: InFlightReport | undefined;
 }
 
 export interface RunSummary {

@@ -8,14 +8,15 @@
 // the delivery to sinks (src/delivery.ts).
 import { randomUUID } from 'node:crypto';
 import { getHeapStatistics } from 'node:v8';
+import type { Registry } from 'prom-client';
 import { BadConfigError } from '../checkpoint/errors';
 import { UnstageableOutputError } from '../checkpoint/faithful';
-import type { BatchRecord, OffsetMap, PartitionRef, Range } from '../checkpoint/model';
+import type { BatchRecord, CheckpointMeta, OffsetMap, PartitionRef, Range } from '../checkpoint/model';
 import { parsePartitionKey, partitionKey } from '../checkpoint/model';
 import { FORMAT_VERSION, openCheckpoint, type CheckpointStore } from '../checkpoint/store';
 import { formatMark, type ProgressMark } from '../recovery/crosscheck';
 import { decideRecovery, describeRanges, hasStagedOutputs } from '../recovery/decide';
-import { elapsedMs, lagAfterCommit, lagAtPlan, PhaseTimer, type BatchStats, type EngineStatus, type RunSummary } from './batch-stats';
+import { elapsedMs, lagAfterCommit, lagAtPlan, PhaseTimer, type BatchStats, type EngineCheckpoint, type EngineStatus, type RunSummary } from './batch-stats';
 import type { SourceRecord } from './contracts';
 import type { CrashPoint } from './crash-seam';
 import { checkWitnesses } from './witnesses';
@@ -23,12 +24,13 @@ import { deliverBatch, streamsOf, type Streams } from './delivery';
 import type { Job } from './job';
 import { silentLogger, type Logger } from './log';
 import { firstBatchSizer, memoryRecordCap, nextBatchSizer, type BatchSizer } from './batch-size';
+import { Metrics } from './metrics';
 import { advancePositions, planRanges } from './planner';
 import { PositionReporter } from './position-report';
 import { rangeBounds, type Bounds } from './run-bounds';
 import { runTransform, setAsideUnstageable, type TransformResult } from './transform';
 
-export type { BatchStats, EngineStatus, RunSummary } from './batch-stats';
+export type { BatchStats, EngineCheckpoint, EngineStatus, RunSummary } from './batch-stats';
 
 export interface EngineOptions {
   /** Where the checkpoint lives; defaults to the job's `checkpoint.dir`. */
@@ -43,6 +45,8 @@ export interface EngineOptions {
   readonly store?: CheckpointStore;
   /** Called after every committed batch (progress, metrics). */
   readonly onBatch?: (stats: BatchStats) => void;
+  /** A prom-client registry to publish the daemon's tidemark_* metrics in (README, "Metrics"). */
+  readonly registry?: Registry;
 }
 
 export interface RunOptions {
@@ -107,9 +111,13 @@ export class Engine<T> {
   /** The checkpoint's id and reset count, sent with each batch's positions to the source (recovery/crosscheck.ts). */
   private lineage: Omit<ProgressMark, 'batch'> | undefined;
   private progressAt: number | undefined;
+  /** The checkpoint's meta as recovery left it, and the batch between PLANNED and COMMITTED (the status page). */
+  private meta: CheckpointMeta | undefined;
+  private inFlight: BatchRecord | undefined;
   private readonly log: Logger;
   private readonly crash: CrashPoint;
   readonly fingerprint: string;
+  private readonly metrics: Metrics | undefined;
   /** True once recovery is done (for /readyz). */
   recovered = false;
 
@@ -118,6 +126,9 @@ export class Engine<T> {
     this.crash = options.crashPoint ?? (() => {});
     this.fingerprint = jobFingerprint(job, options.fingerprint);
     this.reporter = new PositionReporter(job.source, this.log);
+    const checkpointDir = options.checkpointDir ?? job.checkpointDir;
+    this.metrics = options.registry && checkpointDir !== undefined
+      ? new Metrics({ engine: this, checkpointDir, job: job.name, registry: options.registry }) : undefined;
   }
 
   /** Finish the batch in flight, commit it, then return from `run()`. */
@@ -137,6 +148,12 @@ export class Engine<T> {
     };
   }
 
+  /** What the engine holds of its checkpoint; never reads the checkpoint, so a page asking it cannot hold a batch up. */
+  checkpoint(): EngineCheckpoint {
+    const b = this.inFlight;
+    return { meta: this.meta, inFlight: b && { ...b, staged: b.stagedChunks ? b.outputsOut ?? null : null } };
+  }
+
   async run(options: RunOptions = {}): Promise<RunSummary> {
     let batches = 0;
     let records = 0;
@@ -144,21 +161,29 @@ export class Engine<T> {
       batches++;
       records += stats.records;
       this.progressAt = Date.now();
+      this.metrics?.observe(stats);
       this.options.onBatch?.(stats);
     };
+    this.metrics?.watchSize();
     try {
       const recovered = await this.recover();
       if (recovered) counted(await this.advance(recovered, true));
       this.recovered = true;
       const bounds: Bounds | undefined = options.ranges ? await rangeBounds(this.job.source, this.positions, options.ranges)
         : options.once ? { until: await this.latestOffsets() } : undefined;
+      let caughtUp = false; // said once each time the loop goes idle
       while (!this.stopping && (options.maxBatches === undefined || batches < options.maxBatches)) {
         const batch = await this.planBatch(bounds);
         if (batch) {
           counted(await this.advance(batch, false));
+          caughtUp = false;
         } else if (bounds) {
           break; // available-now, or the given ranges: everything there was to do is done
         } else {
+          // Not while a batch fills up (minRecords, maxWaitMs): then there is lag, only too little of it.
+          const noLag = Object.values(this.lag).every((n) => n === 0);
+          if (noLag && !caughtUp) this.log.info({ lastCommitted: this.lastCommitted, positions: this.positions }, 'caught up, waiting for data');
+          caughtUp = noLag;
           this.progressAt = Date.now();
           await this.idle();
           this.store!.assertHeld(); // woken after a freeze: the lock may have been taken meanwhile
@@ -167,7 +192,11 @@ export class Engine<T> {
       // A lock lost while idle stops the loop (onLockCompromised): that is exit 10, not a clean stop.
       this.store?.assertHeld();
       return { batches, records, lastCommitted: this.lastCommitted, positions: this.positions };
+    } catch (err) {
+      this.metrics?.failed();
+      throw err;
     } finally {
+      await this.metrics?.close();
       await this.close();
     }
   }
@@ -210,6 +239,7 @@ export class Engine<T> {
     for (const note of decision.notes) this.log.info({ lastCommitted: decision.lastCommitted }, note);
     if (decision.meta) await this.store.writeMeta(decision.meta);
     const meta = decision.meta ?? view.meta;
+    this.meta = meta;
     this.checkpointId = meta?.checkpointId;
     this.lineage = meta?.checkpointId !== undefined ? { checkpoint: meta.checkpointId, resets: meta.resets.length } : undefined;
     this.positions = decision.resumeAt;
@@ -270,6 +300,7 @@ export class Engine<T> {
   private async advance(batch: BatchRecord, recovered: boolean): Promise<BatchStats> {
     const store = this.store!;
     const timer = new PhaseTimer(batch.durations);
+    this.inFlight = batch;
     if (recovered) this.log.info({ batch: batch.id, state: batch.state, ranges: batch.ranges }, `recovering batch ${batch.id} (${batch.state}): ${describeRanges(batch.ranges)}`);
 
     let staged = batch;
@@ -299,6 +330,7 @@ export class Engine<T> {
         if (!(err instanceof UnstageableOutputError)) throw err;
         return stage(setAsideUnstageable(this.job, result, batch.id));
       }));
+      this.inFlight = staged;
       await this.crash('staged');
     }
 
@@ -311,6 +343,7 @@ export class Engine<T> {
     this.positions = positions;
     this.lag = lagAfterCommit(this.lag, this.latestSeen, staged.ranges);
     this.lastCommitted = staged.id;
+    this.inFlight = undefined;
     this.lastBatchAt = Date.now();
     await this.crash('committed');
     this.reporter.report(positions, this.lineage && formatMark({ ...this.lineage, batch: staged.id }));

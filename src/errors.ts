@@ -105,6 +105,32 @@ export class PartitionFencedError extends TidemarkError {
   }
 }
 
+const NOTHING_LOST = 'Nothing is lost: a batch in flight stays in the checkpoint and is delivered again on restart.';
+
+/** A server refused tidemark's credentials. `server` names it without any secret (brokers, host:port). */
+export class AuthenticationError extends TidemarkError {
+  constructor(server: string, detail: string, options?: { cause?: unknown }) {
+    super('TIDEMARK_AUTH_FAILED',
+      `${server} refused tidemark's credentials: ${detail}. Check the user name and password (and the SASL mechanism) the job file passes ` +
+      `(e.g. from KAFKA_SASL_USERNAME / KAFKA_SASL_PASSWORD), then restart. ${NOTHING_LOST}`, options);
+  }
+}
+
+/** A TLS handshake that failed on identity, not on reachability: `detail` says what and the way on (src/tls-failure.ts). */
+export class TlsError extends TidemarkError {
+  constructor(server: string, detail: string, options?: { cause?: unknown }) {
+    super('TIDEMARK_TLS_FAILED', `TLS connection to ${server} failed: ${detail}; then restart. ${NOTHING_LOST}`, options);
+  }
+}
+
+/** A server refused an operation for want of an ACL or grant; `what` names the operation and its resources. */
+export class NotAuthorizedError extends TidemarkError {
+  constructor(server: string, what: string, detail: string, options?: { cause?: unknown }) {
+    super('TIDEMARK_NOT_AUTHORIZED',
+      `${server} did not authorize ${what}: ${detail}. Grant it (the minimal ACLs: docs/kafka-source.md and docs/sinks.md), then restart. ${NOTHING_LOST}`, options);
+  }
+}
+
 /** An embedded-log append that could not be written whole. `appended` holds the offset of each record that was written durably (by its index in the append), `undefined` for the others, which are not in the log. */
 export class LogWriteError extends TidemarkError {
   constructor(dir: string, cause: unknown, readonly appended: ReadonlyArray<{ partition: number; offset: number } | undefined>) {

@@ -3,6 +3,7 @@
 //   GET /metrics   the registry below, plus Node's process metrics
 //   GET /healthz   200 while the process serves requests (liveness)
 //   GET /readyz    200 once recovery is done and the loop keeps making progress (readiness)
+//   GET /          the status page, and /status.json its data (src/status.ts)
 //
 // Counters and histograms are fed from the engine's `onBatch` statistics; gauges (lag,
 // positions, lock, readiness) are read from `engine.status()` at scrape time, so they are
@@ -18,14 +19,13 @@ import type { AddressInfo } from 'node:net';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { parsePartitionKey } from '../checkpoint/model';
 import { sizeOnDisk } from '../checkpoint/store';
-import type { BatchStats, EngineStatus } from './engine';
+import { PHASES, type BatchStats } from './batch-stats';
+import { StatusPage, type StatusSource } from './status';
 
-export interface MetricsSource {
-  status(): EngineStatus;
-}
+export type MetricsSource = StatusSource;
 
 export interface MetricsOptions {
-  /** The engine (or anything with its `status()`). */
+  /** The engine (or anything with its `status()` and `checkpoint()`). */
   readonly engine: MetricsSource;
   /** The checkpoint directory, for its size on disk. */
   readonly checkpointDir: string;
@@ -40,6 +40,11 @@ export interface MetricsOptions {
   readonly maxConnections?: number;
   /** How often the checkpoint size is measured while no batch commits (default 10 s). */
   readonly sizeEveryMs?: number;
+  /**
+   * A library user's registry (the Engine's `registry` option): the same tidemark_* metrics
+   * go there, without Node's process metrics or a default `job` label, which are the owner's.
+   */
+  readonly registry?: Registry;
 }
 
 export interface Readiness {
@@ -47,7 +52,6 @@ export interface Readiness {
   readonly reason: string;
 }
 
-const PHASES = ['plan', 'read', 'transform', 'stage', 'deliver', 'commit'] as const;
 /** Limits of the server (ms): a scrape is one small request, so anything slower is stuck or hostile. */
 const HEADERS_TIMEOUT = 5_000;
 const REQUEST_TIMEOUT = 10_000;
@@ -60,7 +64,7 @@ const ERROR_LOG_EVERY_MS = 10_000;
 const SECONDS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
 export class Metrics {
-  readonly registry = new Registry();
+  readonly registry: Registry;
   private readonly batches: Counter<'outcome'>;
   private readonly recordsIn: Counter;
   private readonly recordsOut: Counter;
@@ -80,13 +84,24 @@ export class Metrics {
   private sizeDue: NodeJS.Timeout | undefined;
   private rendered: { at: number; text: Promise<string> } | undefined;
   private readonly errorsLoggedAt = new Map<string, { at: number; suppressed: number }>();
+  readonly page: StatusPage;
 
   constructor(private readonly options: MetricsOptions) {
+    this.registry = options.registry ?? new Registry();
     const registers = [this.registry];
     this.stallMs = options.stallMs ?? 60_000;
     this.now = options.now ?? Date.now;
-    this.registry.setDefaultLabels({ job: options.job });
-    collectDefaultMetrics({ register: this.registry });
+    this.page = new StatusPage({
+      engine: options.engine, job: options.job, checkpointDir: options.checkpointDir, now: this.now,
+      checkpointBytes: () => this.checkpointBytes, readiness: () => this.readiness(), onError: (err, what) => this.report(err, what),
+    });
+    if (!options.registry) {
+      this.registry.setDefaultLabels({ job: options.job });
+      collectDefaultMetrics({ register: this.registry });
+    } else {
+      // A new Engine on the same registry (a restart in the same process) replaces the last one's metrics.
+      for (const m of this.registry.getMetricsAsArray()) if (m.name.startsWith('tidemark_')) this.registry.removeSingleMetric(m.name);
+    }
     this.batches = new Counter({ name: 'tidemark_batches_total', help: 'Batches by outcome: committed, recovered (a batch in flight at start, committed), failed', labelNames: ['outcome'], registers });
     for (const outcome of ['committed', 'recovered', 'failed']) this.batches.inc({ outcome }, 0);
     this.recordsIn = new Counter({ name: 'tidemark_records_in_total', help: 'Records read from the source', registers });
@@ -159,6 +174,7 @@ export class Metrics {
       this.phaseSeconds.observe({ phase }, ms / 1000);
     }
     this.batchSeconds.observe(total / 1000);
+    this.page.observe(stats);
     this.sizeSoon();
   }
 
@@ -225,7 +241,7 @@ export class Metrics {
     return { ready: true, reason: 'ok' };
   }
 
-  /** Serves /metrics, /healthz and /readyz; resolves with the bound port (useful with port 0). */
+  /** Serves /metrics, /healthz, /readyz and the status page; resolves with the bound port (useful with port 0). */
   async listen(port: number, host: string): Promise<number> {
     const fail = (res: ServerResponse, err: unknown): void => {
       this.report(err, 'serving a request');
@@ -264,9 +280,16 @@ export class Metrics {
       socket.destroy();
     });
     this.server = server;
-    this.refreshSize();
-    this.sizeTimer = setInterval(() => this.refreshSize(), this.options.sizeEveryMs ?? 10_000).unref();
+    this.watchSize();
+    this.page.start();
     return (server.address() as AddressInfo).port;
+  }
+
+  /** Measures the checkpoint's size now and every `sizeEveryMs` until `close()` (listen does it; the Engine without a server). */
+  watchSize(): void {
+    this.refreshSize();
+    clearInterval(this.sizeTimer);
+    this.sizeTimer = setInterval(() => this.refreshSize(), this.options.sizeEveryMs ?? 10_000).unref();
   }
 
   private handle(req: IncomingMessage, res: ServerResponse, fail: (res: ServerResponse, err: unknown) => void): void {
@@ -281,8 +304,10 @@ export class Metrics {
     } else if (path === '/readyz') {
       const r = this.readiness();
       res.writeHead(r.ready ? 200 : 503, { 'content-type': 'text/plain' }).end(`${r.reason}\n`);
+    } else if (this.page.serves(path)) {
+      this.page.handle(path, res, fail);
     } else {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics, /healthz or /readyz\n');
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /, /status.json, /metrics, /healthz or /readyz\n');
     }
   }
 
@@ -291,6 +316,7 @@ export class Metrics {
     this.server = undefined;
     clearInterval(this.sizeTimer);
     clearTimeout(this.sizeDue);
+    this.page.stop();
     if (!server) return;
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));

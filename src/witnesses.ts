@@ -1,11 +1,13 @@
 // The witnesses of a checkpoint's progress outside it — the source's progress marks and the
 // sinks' ledgers — asked at start; recovery/crosscheck.ts decides whether the checkpoint lost
 // synced writes. This module is the I/O at the edge of that pure decision.
-import { CorruptCheckpointError } from '../checkpoint/errors';
+import { CorruptCheckpointError, isTidemarkError, type ErrorCode } from '../checkpoint/errors';
 import { parsePartitionKey, partitionKey, type CheckpointView, type PartitionRef } from '../checkpoint/model';
 import { crossCheck, idsUsedBeforeReset, type ReportedPosition } from '../recovery/crosscheck';
 import type { Job } from './job';
 import type { Logger } from './log';
+
+const REFUSALS: ReadonlySet<ErrorCode> = new Set(['TIDEMARK_AUTH_FAILED', 'TIDEMARK_TLS_FAILED', 'TIDEMARK_NOT_AUTHORIZED']);
 
 /**
  * Stops when the outside already holds work the checkpoint does not: the source's progress
@@ -18,6 +20,8 @@ export async function checkWitnesses<T>(job: Job<T>, dir: string, view: Checkpoi
     try {
       return await f();
     } catch (err) {
+      // A refusal (credentials, TLS, an ACL) is configuration to fix, not a witness out of reach.
+      if (isTidemarkError(err) && REFUSALS.has(err.code)) throw err;
       log.warn({ err: (err as Error).message }, `cross-check at start: could not read ${what}; not checked`);
       return undefined;
     }

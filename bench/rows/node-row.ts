@@ -14,9 +14,12 @@
 //   --checkpoint DIR --out DIR              (defaults: a temp dir, removed at the end)
 //   --max-per-partition N --max-wait-ms N   batch limits (default 100000, 0)
 //   --daemon                                run until killed (recovery test); never prints a summary
+//   --secure                                the tidemark rows connect as the secured broker's super user (SASL_SSL,
+//                                           SCRAM-SHA-512, its CA): the KAFKA_SECURE_* variables of
+//                                           `scripts/kafka start --secure`, --bootstrap its KAFKA_SECURE_BROKERS (bench/secure.ts)
 //
 // The job is the peers' job (bench/peers/README.md): value + `|<partition>:<offset>`, key kept.
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -34,12 +37,16 @@ const { values: a } = parseArgs({
     expect: { type: 'string' }, once: { type: 'boolean' }, latency: { type: 'boolean' }, stage: { type: 'string' },
     checkpoint: { type: 'string' }, out: { type: 'string' }, log: { type: 'string' }, records: { type: 'string' },
     size: { type: 'string' }, 'max-per-partition': { type: 'string' }, 'max-wait-ms': { type: 'string' },
-    'max-batch-bytes': { type: 'string' }, daemon: { type: 'boolean' }, group: { type: 'string' },
+    'max-batch-bytes': { type: 'string' }, daemon: { type: 'boolean' }, group: { type: 'string' }, secure: { type: 'boolean' },
   },
 });
 const row = a.row ?? 'file';
 const expect = Number(a.expect ?? 0);
 const brokers = a.bootstrap ? [a.bootstrap] : [];
+const secure = a.secure ? {
+  ssl: { ca: [readFileSync(process.env.KAFKA_SECURE_CA!)] },
+  sasl: { mechanism: 'scram-sha-512' as const, username: 'admin', password: process.env.KAFKA_SECURE_ADMIN_PASSWORD! },
+} : {};
 
 function cpuSeconds(since = cpu0): number {
   const u = process.cpuUsage(since);
@@ -126,12 +133,12 @@ async function tidemark(): Promise<void> {
     source = embeddedLogSource({ dir: a.log!, topic: 'bench' });
   } else {
     registerKafkaCodecs();
-    source = kafkaSource({ brokers, topics: [a.topic!], groupId: a.group ?? `bench-tidemark-${process.pid}-${Date.now()}`, startingOffsets: 'earliest' });
+    source = kafkaSource({ brokers, ...secure, topics: [a.topic!], groupId: a.group ?? `bench-tidemark-${process.pid}-${Date.now()}`, startingOffsets: 'earliest' });
   }
   let inner: Sink<Out>;
   if (row === 'kafka') {
     inner = kafkaSink<Out>({
-      brokers, topic: a.output!, name: 'kafka', lineage: false,
+      brokers, ...secure, topic: a.output!, name: 'kafka', lineage: false,
       message: (o): KafkaMessageOut => ({ key: o.k, value: Buffer.concat([o.v, Buffer.from(o.suffix)]) }),
     });
   } else {

@@ -4,6 +4,7 @@
 //
 //   npm start                                 (seeds 1,000,000 clicks on first run)
 //   node bin/tidemark.js log append data/clickstream/log '{"user":"u1","page":"/home"}'
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { defineJob, embeddedLogSource, fileSink, type AppendRecord } from 'tidemark';
 
@@ -20,6 +21,12 @@ function clicks(): AppendRecord[] {
     records.push({ key: user, value: JSON.stringify({ user, page }), timestamp: 1_700_000_000_000 + i });
   }
   return records;
+}
+
+// Said when the job is loaded, before the progress line starts: seeding takes a few seconds,
+// during which no batch runs.
+if (!existsSync(join(data, 'log', 'log.json'))) {
+  process.stderr.write(`clickstream: first run: seeding ${SEED.toLocaleString('en-US')} click events into ${join(data, 'log')} (a few seconds); the first batch follows\n`);
 }
 
 export interface PageCount {

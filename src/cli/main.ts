@@ -21,12 +21,14 @@ const RUN_HELP = `tidemark run <job.ts|job.js> [options]
                           a JSON array of {"topic","partition","from","until"}, one range per partition
                           (use a fresh checkpoint directory for a one-off job)                [TIDEMARK_RANGES]
   --max-batches N         stop after N batches                                            [TIDEMARK_MAX_BATCHES]
-  --metrics-port P        serve Prometheus /metrics, /healthz and /readyz on port P (0: any free port;
-                          the port is logged)                                             [TIDEMARK_METRICS_PORT]
+  --metrics-port P        serve Prometheus /metrics, /healthz, /readyz and the status page / on port P
+                          (0: any free port; the port is logged)                          [TIDEMARK_METRICS_PORT]
   --metrics-host H        the address to serve them on (default 0.0.0.0)                  [TIDEMARK_METRICS_HOST]
   --accept-code-change    continue a batch in flight that other code wrote: staged outputs are delivered
                           as staged, planned ranges are recomputed by this code           [TIDEMARK_ACCEPT_CODE_CHANGE]
-  --log-level LEVEL       debug|info|warn|error|silent (default info); JSON lines on stdout [TIDEMARK_LOG_LEVEL]
+  --log-level LEVEL       debug|info|warn|error|silent (default info); log lines on stdout   [TIDEMARK_LOG_LEVEL]
+  --log-format FORMAT     auto|json|pretty: JSON lines (pino), or lines for people (time, level, message,
+                          key=value); auto: pretty on a terminal, JSON elsewhere         [TIDEMARK_LOG_FORMAT]
   --progress MODE         auto|always|never: the one-line progress display on stderr (auto: when stderr is
                           a terminal; always: off a terminal too, as plain lines)         [TIDEMARK_PROGRESS]
   The job file may also come from TIDEMARK_JOB. Boolean variables take 1/true/yes or 0/false/no.

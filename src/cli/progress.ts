@@ -65,8 +65,10 @@ export class Progress {
     const status = this.status();
     const lag = lagPerTopic(status.lag);
     const batch = this.batch ?? status.lastCommitted;
-    const state = !status.recovered ? 'recovering · ' : status.stopping ? 'stopping · ' : '';
-    return `${state}batch ${batch} · ${fmt(rate)} records/s · ${plural(this.total, 'record')} · lag ${lag.length === 0 ? '—' : lag.map(([t, n]) => `${t} ${fmt(n)}`).join(', ')}`;
+    const state = !status.recovered ? 'recovering · ' : status.stopping ? 'stopping · '
+      : lag.length === 0 ? 'waiting for the source · ' : ''; // no plan yet: a source connecting, or seeding (the demo)
+    const caughtUp = lag.length > 0 && lag.every(([, n]) => n === 0) ? ' · caught up' : '';
+    return `${state}batch ${batch} · ${fmt(rate)} records/s · ${plural(this.total, 'record')} · lag ${lag.length === 0 ? '—' : lag.map(([t, n]) => `${t} ${fmt(n)}`).join(', ')}${caughtUp}`;
   }
 
   draw(): void {

@@ -154,7 +154,7 @@ export async function resetCommand(argv: string[], help: string): Promise<number
   let firstMeta: CheckpointMeta | undefined;
   if (jobFile) {
     const bundle = await bundleJob(jobFile);
-    job = loadJob(bundle, api);
+    job = await loadJob(bundle, api);
     firstMeta = newCheckpointMeta({ name: job.name, sourceId: job.source.id, sinks: sinkNames(job) }, jobFingerprint(job, bundle.fingerprint), FORMAT_VERSION, Date.now(), randomUUID(), 'created by tidemark reset');
   }
   try {

@@ -1,5 +1,5 @@
 // `tidemark run <job>`: the daemon. Bundles the job (its fingerprint is the bundle's
-// hash), runs the very bundle it hashed, logs JSON lines, serves metrics, shows progress
+// hash), runs the very bundle it hashed, logs (JSON lines, readable ones on a terminal), serves metrics, shows progress
 // on a terminal, and stops cleanly on SIGTERM/SIGINT after the batch in flight.
 import { readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
@@ -13,12 +13,13 @@ import { createLogger, type LogLevel } from '../log';
 import { Metrics } from '../metrics';
 import { booleanOption, choiceOption, parse, stringOption, wholeNumberOption, type Values } from './args';
 import { plural } from './format';
+import { prettyStream } from './pretty-log';
 import { Progress } from './progress';
 
 export const RUN_OPTIONS = {
   checkpoint: { type: 'string' }, once: { type: 'boolean' }, ranges: { type: 'string' }, 'max-batches': { type: 'string' },
   'metrics-port': { type: 'string' }, 'metrics-host': { type: 'string' }, 'accept-code-change': { type: 'boolean' },
-  'log-level': { type: 'string' }, progress: { type: 'string' },
+  'log-level': { type: 'string' }, 'log-format': { type: 'string' }, progress: { type: 'string' },
 } as const;
 
 const LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
@@ -53,6 +54,7 @@ interface RunSettings {
   readonly metricsHost: string;
   readonly acceptCodeChange: boolean;
   readonly logLevel: LogLevel;
+  readonly logFormat: 'auto' | 'json' | 'pretty';
   readonly progress: 'auto' | 'always' | 'never';
 }
 
@@ -76,6 +78,7 @@ function settings(values: Values, positionals: string[]): RunSettings {
     metricsHost: stringOption(values, 'metrics-host')?.value ?? '0.0.0.0',
     acceptCodeChange: booleanOption(values, 'accept-code-change'),
     logLevel: choiceOption(values, 'log-level', LEVELS, 'info'),
+    logFormat: choiceOption(values, 'log-format', ['auto', 'json', 'pretty'] as const, 'auto'),
     progress: choiceOption(values, 'progress', ['auto', 'always', 'never'] as const, 'auto'),
   };
 }
@@ -100,10 +103,12 @@ export async function runCommand(argv: string[], help: string): Promise<number> 
       },
     })
     : process.stdout;
-  const logger = createLogger(s.logLevel, destination);
+  const pretty = s.logFormat === 'pretty' || (s.logFormat === 'auto' && process.stdout.isTTY === true);
+  const color = process.stdout.isTTY === true && !process.env.NO_COLOR;
+  const logger = createLogger(s.logLevel, pretty ? prettyStream(destination, color) : destination);
 
   const bundle = await bundleJob(s.jobFile);
-  const job = loadJob(bundle, api);
+  const job = await loadJob(bundle, api);
   const checkpointDir = s.checkpoint ?? job.checkpointDir;
   if (!checkpointDir) throw new BadConfigError('No checkpoint directory: pass --checkpoint DIR, set TIDEMARK_CHECKPOINT, or set checkpoint.dir in the job.');
 
@@ -131,7 +136,7 @@ export async function runCommand(argv: string[], help: string): Promise<number> 
     } catch (err) {
       throw new BadConfigError(`Cannot serve metrics on ${s.metricsHost}:${s.metricsPort}: ${(err as Error).message}. Choose another --metrics-port.`);
     }
-    logger.info({ metricsPort: port, metricsHost: s.metricsHost }, `metrics on http://${s.metricsHost}:${port}/metrics (also /healthz, /readyz)`);
+    logger.info({ metricsPort: port, metricsHost: s.metricsHost }, `metrics on http://${s.metricsHost}:${port}/metrics (also /healthz, /readyz; the status page on /)`);
   }
   if (showProgress) {
     progress = new Progress(() => engine.status());

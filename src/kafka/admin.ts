@@ -12,11 +12,11 @@
 //     about in its metadata requests forever, so after a deletion every later call fails
 //     with UNKNOWN_TOPIC_OR_PARTITION; the client is then replaced by a fresh one.
 import type { Admin, Kafka } from 'kafkajs';
-import { BadConfigError } from '../../checkpoint/errors';
+import { isTidemarkError, type TidemarkError } from '../../checkpoint/errors';
 import { SourceUnreachableError } from '../errors';
 import type { Logger } from '../log';
 import { retry } from '../retry';
-import { isAuthFailure, isMetadataLost, isTransient, isUnknownTopic, rootMessage, toOffset } from './errors';
+import { accessFailure, isMetadataLost, isTransient, isUnknownTopic, rootMessage, toOffset } from './errors';
 
 export interface ReconnectBudget {
   /** How long to keep trying before the first successful call (default 15 s). */
@@ -78,31 +78,31 @@ export class KafkaAdmin {
 
   /**
    * Runs `op` with retries on transient failures for at most the current budget, then
-   * throws SourceUnreachableError. Other errors are passed through (auth failures as
-   * BadConfigError).
+   * throws SourceUnreachableError. Other errors are passed through (refused credentials,
+   * TLS and ACLs as their typed errors: `refused`).
    */
-  async call<R>(what: string, op: (admin: Admin) => Promise<R>): Promise<R> {
+  async call<R>(what: string, op: (admin: Admin) => Promise<R>, coordinatorKeys: readonly string[] = []): Promise<R> {
     try {
-      return await this.callOnce(what, op);
+      return await this.callOnce(what, op, coordinatorKeys);
     } catch (err) {
       // A topic this client once asked about may be gone (kafkajs keeps asking for it): one
       // more try on a fresh client. An unknown topic there is the broker's answer.
       if (!isUnknownTopic(err)) throw err;
       await this.renew();
-      return this.callOnce(what, op);
+      return this.callOnce(what, op, coordinatorKeys);
     }
   }
 
-  private async callOnce<R>(what: string, op: (admin: Admin) => Promise<R>): Promise<R> {
+  private async callOnce<R>(what: string, op: (admin: Admin) => Promise<R>, coordinatorKeys: readonly string[] = []): Promise<R> {
     const result = await retry(async () => {
       try {
         return await op(await this.client());
       } catch (err) {
-        if (isAuthFailure(err)) throw new BadConfigError(`Kafka refused tidemark (${what}): ${rootMessage(err)}. Check the sasl/ssl options and the ACLs.`);
-        throw err;
+        throw this.refused(err, what, coordinatorKeys) ?? err;
       }
     }, {
-      baseMs: 250, maxMs: 5_000, budgetMs: this.unreachableAfterMs, retryable: isTransient,
+      // A refusal keeps kafkajs's connection error as its cause: never retried.
+      baseMs: 250, maxMs: 5_000, budgetMs: this.unreachableAfterMs, retryable: (err) => !isTidemarkError(err) && isTransient(err),
       onRetry: async (err, attempt, wait) => {
         this.log.warn({ err: rootMessage(err), attempt, what }, `Kafka not reachable (${what}); retrying in ${wait} ms`);
         await this.renew();
@@ -113,6 +113,28 @@ export class KafkaAdmin {
     });
     this.everWorked = true;
     return result;
+  }
+
+  /** Kafka's refusal of `what` (credentials, TLS, an ACL) as its typed error, or undefined (errors.ts: accessFailure). */
+  refused(err: unknown, what: string, coordinatorKeys: readonly string[] = []): TidemarkError | undefined {
+    return accessFailure(err, this.brokers, what, coordinatorKeys);
+  }
+
+  /**
+   * Throws NotAuthorizedError when these topics, absent from the listing, are there but hidden:
+   * Kafka lists only the topics the principal may describe, and answers a metadata request
+   * for any other with TOPIC_AUTHORIZATION_FAILED, whether it exists or not. (This admin
+   * never creates topics: kafkajs's admin asks metadata without auto-creation.)
+   */
+  async checkDescribable(topics: readonly string[]): Promise<void> {
+    if (topics.length === 0) return;
+    try {
+      await this.callOnce(`describing topic${topics.length > 1 ? 's' : ''} ${topics.join(', ')} (Describe, implied by Read, on the topic)`,
+        (a) => a.fetchTopicMetadata({ topics: [...topics] }));
+    } catch (err) {
+      if (!isUnknownTopic(err) && !isMetadataLost(err)) throw err;
+      await this.renew(); // absent indeed: a fresh client, or kafkajs would ask for it in every later call
+    }
   }
 
   /** Every topic of the cluster (internal ones included). */
@@ -184,7 +206,8 @@ export class KafkaAdmin {
 
   /** The consumer group's committed offsets with the metadata committed beside them. */
   async groupCommits(groupId: string, topics: readonly string[]): Promise<Map<string, { offset: number; metadata: string | null }>> {
-    const rows = await this.call(`reading the offsets of group ${groupId}`, (a) => a.fetchOffsets({ groupId, topics: [...topics] }));
+    const rows = await this.call(`reading the offsets of group ${groupId} (Describe, implied by Read, on the group)`,
+      (a) => a.fetchOffsets({ groupId, topics: [...topics] }), [groupId]);
     const out = new Map<string, { offset: number; metadata: string | null }>();
     for (const t of rows) {
       for (const p of t.partitions) {

@@ -2,6 +2,7 @@
 // and the kafkajs config those become.
 import type { KafkaConfig, RetryOptions, SASLOptions } from 'kafkajs';
 import type { ConnectionOptions } from 'node:tls';
+import { installCoordinatorHook } from './coordinator-refusals';
 
 export interface KafkaConnectionOptions {
   /** Bootstrap servers, `host:port`. */
@@ -21,6 +22,7 @@ export interface KafkaConnectionOptions {
 
 /** The kafkajs config for `options`; `defaults` (the client's own) stand where the options say nothing. */
 export function kafkaConfig(options: KafkaConnectionOptions, defaults: Omit<Partial<KafkaConfig>, 'brokers'> = {}): KafkaConfig {
+  installCoordinatorHook(); // a missing group or transactional-id ACL, named (errors.ts: accessFailure)
   return {
     ...defaults,
     clientId: options.clientId ?? 'tidemark',

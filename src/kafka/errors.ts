@@ -1,7 +1,10 @@
 // What a kafkajs error means to tidemark, for the source and the sink alike. kafkajs wraps
 // the broker's answer (a KafkaJSProtocolError with a `type`) in retry and connection errors
 // (`cause`), so every question walks the whole chain.
-import { causes } from '../../checkpoint/errors';
+import { causes, type TidemarkError } from '../../checkpoint/errors';
+import { AuthenticationError, NotAuthorizedError, TlsError } from '../errors';
+import { tlsFailure } from '../tls-failure';
+import { coordinatorRefusal } from './coordinator-refusals';
 
 /** The fields of kafkajs's errors the questions below read. */
 interface KafkaJsErrorShape {
@@ -40,9 +43,33 @@ export function isTransient(err: unknown): boolean {
   return chain(err).some((e) => TRANSIENT_NAMES.has(e.name ?? '') || (e.name === 'KafkaJSProtocolError' && e.retriable === true));
 }
 
-/** Kafka refused the credentials or the ACLs: a configuration problem, not an outage. */
-export function isAuthFailure(err: unknown): boolean {
-  return chain(err).some((e) => e.name === 'KafkaJSSASLAuthenticationError' || e.type === 'SASL_AUTHENTICATION_FAILED' || e.type === 'TOPIC_AUTHORIZATION_FAILED' || e.type === 'GROUP_AUTHORIZATION_FAILED');
+/** The broker's refusals for want of an ACL, by the kind of resource the ACL is on. */
+const MISSING_ACL: Readonly<Record<string, string>> = {
+  TOPIC_AUTHORIZATION_FAILED: 'no ACL lets this principal do it on the topic (TOPIC_AUTHORIZATION_FAILED)',
+  GROUP_AUTHORIZATION_FAILED: 'no ACL lets this principal do it on the consumer group (GROUP_AUTHORIZATION_FAILED)',
+  TRANSACTIONAL_ID_AUTHORIZATION_FAILED: 'no ACL lets this principal use the transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED)',
+  CLUSTER_AUTHORIZATION_FAILED: 'no ACL lets this principal do it on the cluster (CLUSTER_AUTHORIZATION_FAILED)',
+};
+
+/**
+ * Kafka refused tidemark for good — the credentials (SASL), the TLS handshake, or an ACL — as
+ * the typed error that says so (`what`: the operation and the resources it needs); undefined
+ * for anything else. kafkajs reports a TLS failure as a retriable connection error and a
+ * missing ACL as a bare protocol error: retrying cures neither, so callers stop on these.
+ * `coordinatorKeys`: the groups and transactional ids `what` looks coordinators up for, whose
+ * refusal kafkajs loses (coordinator-refusals.ts).
+ */
+export function accessFailure(err: unknown, brokers: readonly string[], what: string, coordinatorKeys: readonly string[] = []): TidemarkError | undefined {
+  const server = `Kafka ${brokers.join(',')}`;
+  const lost = chain(err).some((e) => e.name === 'KafkaJSGroupCoordinatorNotFound') ? coordinatorRefusal(coordinatorKeys) : undefined;
+  const list = [...chain(err), ...chain(lost)];
+  const sasl = list.find((e) => e.name === 'KafkaJSSASLAuthenticationError' || e.type === 'SASL_AUTHENTICATION_FAILED');
+  if (sasl) return new AuthenticationError(server, `${sasl.message ?? 'SASL authentication failed'} (${what})`, { cause: err });
+  const tls = tlsFailure(err);
+  if (tls) return new TlsError(server, tls, { cause: err });
+  const acl = list.find((e) => e.type !== undefined && e.type in MISSING_ACL);
+  if (acl) return new NotAuthorizedError(server, what, MISSING_ACL[acl.type!]!, { cause: err });
+  return undefined;
 }
 
 /** A newer producer with the same transactionalId exists (or this transaction outlived its timeout). */

@@ -21,10 +21,11 @@ declare module 'kafkajs/src/consumer/runner' {
   export = Runner;
 }
 
-// kafkajs's broker connection (fetch-hook.ts wraps its fetch).
+// kafkajs's broker connection (fetch-hook.ts wraps its fetch, coordinator-refusals.ts its findGroupCoordinator).
 declare module 'kafkajs/src/broker' {
   class Broker {
     fetch(request: unknown): Promise<unknown>;
+    findGroupCoordinator(request: { groupId: string; coordinatorType?: number }): Promise<unknown>;
   }
   export = Broker;
 }

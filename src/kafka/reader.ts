@@ -103,9 +103,9 @@ export class KafkaReader {
       if (restart) {
         this.o.log.warn({ err: rootMessage(error) }, 'Kafka consumer failed; kafkajs restarts it');
       } else if (this.running && !this.closed) {
-        this.failure = isTransient(error)
+        this.failure = this.refused(error) ?? (isTransient(error)
           ? new SourceUnreachableError(`The Kafka consumer (group ${this.group}) stopped: ${rootMessage(error)}`, { cause: error })
-          : error;
+          : error);
       }
       this.changes.notify();
     });
@@ -250,12 +250,19 @@ export class KafkaReader {
     } catch (err) {
       // kafkajs's "unknown topic" can surface from any step (subscribe, a crash, a lookup),
       // whichever sees the deletion first: each becomes the same typed error.
-      throw isUnknownTopic(err) ? await this.unknownTopicError(ranges, err) : err;
+      throw isUnknownTopic(err) ? await this.unknownTopicError(ranges, err) : this.refused(err, ranges) ?? err;
     } finally {
       this.buffers.release(ranges);
       this.steer();
       this.reading = false;
     }
+  }
+
+  /** Kafka's refusal (credentials, TLS, an ACL) of what the consumer does, naming the resources its ACLs must cover. */
+  private refused(err: unknown, ranges?: readonly Range[]): Error | undefined {
+    const topics = ranges ? [...new Set(ranges.map((r) => r.topic))] : [...this.subscribed];
+    return this.o.admin.refused(err, `reading ${topics.join(', ')} as a member of group ${this.group} ` +
+      `(Read on the topic${topics.length > 1 ? 's' : ''}; Read on the groups whose names start with ${this.o.groupId}, the job's group and its readers')`, [this.group]);
   }
 
   /** No progress: ask the broker why, and act (throw, put the consumer back, or wait on). */
@@ -326,11 +333,15 @@ export class KafkaReader {
       list.push({ partition: p.partition, offset: String(p.offset), ...(metadata !== undefined ? { metadata } : {}) });
       byTopic.set(p.topic, list);
     }
-    const coordinator = await this.cluster!.findGroupCoordinator({ groupId: this.o.groupId });
-    await coordinator.offsetCommit({
-      groupId: this.o.groupId, groupGenerationId: -1, memberId: '', retentionTime: -1,
-      topics: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })),
-    });
+    try {
+      const coordinator = await this.cluster!.findGroupCoordinator({ groupId: this.o.groupId });
+      await coordinator.offsetCommit({
+        groupId: this.o.groupId, groupGenerationId: -1, memberId: '', retentionTime: -1,
+        topics: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })),
+      });
+    } catch (err) {
+      throw this.o.admin.refused(err, `committing positions to group ${this.o.groupId} (Read on the group and the topics)`, [this.o.groupId]) ?? err;
+    }
   }
 
   private fail(err: unknown): void {

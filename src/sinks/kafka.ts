@@ -18,6 +18,8 @@
 //
 // A producer fenced by a newer one (INVALID_PRODUCER_EPOCH / PRODUCER_FENCED) throws
 // SinkFencedError and never re-initialises: a zombie stops instead of fencing its successor.
+// Refused credentials, TLS and ACLs throw their typed errors (kafka/errors.ts accessFailure),
+// which the engine does not retry: the batch stays staged and the run stops.
 // Any other error aborts the transaction, drops the producer, and is thrown so the engine
 // retries; the retry connects again and re-reads the ledger, since a commit whose answer
 // was lost may have happened.
@@ -31,7 +33,7 @@ import { SinkFencedError, SinkLedgerMismatchError } from '../errors';
 import type { Range, Sink, SinkBatch, SourceRecord } from '../contracts';
 import { registerKafkaCodecs } from '../kafka/codecs';
 import { kafkaConfig, type KafkaConnectionOptions } from '../kafka/connection';
-import { isCoordinatorNotReady, isFenced } from '../kafka/errors';
+import { accessFailure, isCoordinatorNotReady, isFenced } from '../kafka/errors';
 import { retry } from '../retry';
 
 /** One record to produce. An output of this shape is produced as it is; any other output as `{ value: JSON.stringify(output) }`. */
@@ -156,6 +158,13 @@ export function kafkaSink<T>(options: KafkaSinkOptions<T>): KafkaSink<T> {
     group: options.ledgerGroup ?? `tidemark.${job}.${name}.ledger`,
   });
 
+  /** Kafka's refusal (credentials, TLS, an ACL) as its typed error, naming every resource the sink's ACLs must cover. */
+  function refused(err: unknown, job: string, doing: string): Error | undefined {
+    const { transactionalId, group } = ids(job);
+    return accessFailure(err, options.brokers, `${doing} (it needs Write on topic ${options.topic}, Read on ledger topic ${ledgerTopic}, ` +
+      `Read on group ${group}, Write on transactional id ${transactionalId})`, [transactionalId, group]);
+  }
+
   async function getAdmin(): Promise<Admin> {
     if (!admin) {
       const a = kafka.admin();
@@ -235,7 +244,12 @@ export function kafkaSink<T>(options: KafkaSinkOptions<T>): KafkaSink<T> {
       if (fenced) throw fenced;
       const job = options.job ?? batch.job;
       if (!job) throw new BadConfigError(`${where}: no job name for the transactional id: set the sink's job option (the engine passes it with each batch).`);
-      const p = await connect(job);
+      let p: Producer;
+      try {
+        p = await connect(job);
+      } catch (err) {
+        throw refused(err, job, `connecting the sink's producer for batch ${batch.id}`) ?? err;
+      }
       const hash = rangesHash(batch.ranges);
       if (last && batch.id <= last.batch) {
         if (batch.id === last.batch && last.ranges === hash) return; // delivered before: nothing to do
@@ -243,7 +257,9 @@ export function kafkaSink<T>(options: KafkaSinkOptions<T>): KafkaSink<T> {
           ? `the ledger group ${ids(job).group} records batch ${batch.id} with other offset ranges`
           : `the ledger group ${ids(job).group} records a later batch (${last.batch}) as delivered`);
       }
-      const tx = await p.transaction();
+      const tx = await p.transaction().catch((err: unknown) => {
+        throw refused(err, job, `writing batch ${batch.id}`) ?? err;
+      });
       try {
         let chunk = new Map<string, Message[]>();
         let chunkBytes = 0;
@@ -276,13 +292,15 @@ export function kafkaSink<T>(options: KafkaSinkOptions<T>): KafkaSink<T> {
             `the producer with transactionalId ${ids(job).transactionalId} was fenced (${(err as Error).message}): a newer producer with this id started, or the transaction outlived transactionTimeout`, { cause: err });
           throw fenced;
         }
-        throw err;
+        throw refused(err, job, `writing batch ${batch.id}`) ?? err;
       }
     },
     async lastDelivered(job?: string) {
       const j = options.job ?? job; // as write() names it
       if (!j) throw new BadConfigError(`${where}: lastDelivered needs the job name.`);
-      const recorded = (await readLedger(j))?.batch;
+      const recorded = (await readLedger(j).catch((err: unknown) => {
+        throw refused(err, j, 'reading the ledger') ?? err;
+      }))?.batch;
       // The broker shows a transaction's offsets only once its commit marker has been written,
       // shortly after the commit returns; what this instance itself committed is known already.
       const mine = j === connectedJob && last ? last.batch : undefined;

@@ -73,7 +73,7 @@ interface Part {
 }
 
 /** The finished file name of part `key` holding batches `first` … `last`: ids padded so names sort in order. */
-export function partFileName(key: string, first: number, last: number, gzip: boolean): string {
+export function finishedPartName(key: string, first: number, last: number, gzip: boolean): string {
   const pad = (n: number): string => String(n).padStart(12, '0');
   return `part-${key}-${pad(first)}-${pad(last)}.jsonl${gzip ? '.gz' : ''}`;
 }
@@ -243,7 +243,7 @@ export function rollingFileSink<T>(options: RollingFileSinkOptions<T>): Sink<T> 
   async function finish(part: Part): Promise<void> {
     const current = part.current;
     if (!current) return;
-    const final = partFileName(part.key, current.frames[0]!.id, current.frames[current.frames.length - 1]!.id, gzip);
+    const final = finishedPartName(part.key, current.frames[0]!.id, current.frames[current.frames.length - 1]!.id, gzip);
     const temp = join(dir, `.${final}.tmp`);
     const out = await open(temp, 'w');
     try {

@@ -212,6 +212,9 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     } else {
       wanted = subscription.kind === 'topics' ? [...subscription.topics] : [...new Set(subscription.parts.map((p) => p.topic))];
     }
+    // Kafka lists only the topics this principal may describe: one missing from the listing may
+    // be hidden by a missing ACL (NotAuthorizedError), not absent.
+    await admin.checkDescribable(wanted.filter((t) => !names.has(t)));
     // A topic listed but deleted before its metadata was read is gone as well.
     const ids = await admin.partitionIds(wanted.filter((t) => names.has(t)));
     const gone = wanted.filter((t) => !ids.has(t));

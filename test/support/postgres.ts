@@ -46,6 +46,34 @@ export function testSchema(prefix = 't'): TestSchema {
 }
 
 /**
+ * A TLS cluster of its own (`scripts/postgres start --tls` in a temp dir: ssl=on, a throwaway
+ * CA, scram-sha-256 on hostssl only): its variables (PG_TLS_URL with the password, PG_TLS_CA,
+ * PG_TLS_PASSWORD) once started.
+ */
+export function tlsServer(): () => Record<string, string> {
+  const dir = mkdtempSync(join(tmpdir(), 'tidemark-pg-tls-'));
+  chmodSync(dir, 0o755); // the server runs as another user when the tests run as root
+  const env: NodeJS.ProcessEnv = { ...process.env, TIDEMARK_PG_TLS_DIR: join(dir, 'pg') };
+  const run = (cmd: string): string => execFileSync('bash', [join(repoRoot, 'scripts', 'postgres'), cmd, '--tls'], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 });
+  const vars: Record<string, string> = {};
+  beforeAll(() => {
+    for (const line of run('start').trim().split('\n')) {
+      const m = /^(PG_TLS_[A-Z_]+)=(.*)$/.exec(line);
+      if (m) vars[m[1]!] = m[2]!;
+    }
+    if (!vars.PG_TLS_URL) throw new Error('scripts/postgres start --tls printed no PG_TLS_URL');
+  });
+  afterAll(() => {
+    try {
+      run('stop');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+  return () => vars;
+}
+
+/**
  * A PostgreSQL server of its own (scripts/postgres in a temp dir) for tests that stop and
  * start it: the shared one serves other test files at the same time.
  */

@@ -1,7 +1,7 @@
 // What a kafkajs error means (src/kafka/errors.ts), on error chains shaped as kafkajs builds
 // them: a retry or connection error wrapping the broker's answer in `cause`.
 import { causes } from '../../checkpoint/errors';
-import { isCoordinatorNotReady, isFenced, isMetadataLost, isTransient, isUnknownTopic, rootMessage, toOffset } from '../../src/kafka/errors';
+import { accessFailure, isCoordinatorNotReady, isFenced, isMetadataLost, isTransient, isUnknownTopic, rootMessage, toOffset } from '../../src/kafka/errors';
 
 function kafkaError(name: string, message: string, fields: { type?: string; code?: number; retriable?: boolean; cause?: unknown } = {}): Error {
   const { cause, ...rest } = fields;
@@ -53,6 +53,26 @@ describe('src/kafka/errors', () => {
     let deep: unknown = new Error('0');
     for (let i = 1; i < 50; i++) deep = new Error(String(i), { cause: deep });
     expect(causes(deep)).toHaveLength(10);
+  });
+
+  it("names Kafka's refusals — credentials, TLS, ACLs — with their codes, and nothing else", () => {
+    const brokers = ['b:9093'];
+    const retried = (cause: Error): Error => kafkaError('KafkaJSNumberOfRetriesExceeded', `retries: ${cause.message}`, { cause });
+    const sasl = accessFailure(kafkaError('KafkaJSSASLAuthenticationError', 'SASL SCRAM SHA512 authentication failed: invalid credentials'), brokers, 'listing topics');
+    expect(sasl).toMatchObject({ code: 'TIDEMARK_AUTH_FAILED', exitCode: 13, message: expect.stringContaining('Kafka b:9093 refused tidemark\'s credentials: SASL SCRAM SHA512') });
+    const tls = (code: string): unknown => accessFailure(retried(Object.assign(kafkaError('KafkaJSConnectionError', 'Connection error: x'), { code })), brokers, 'x');
+    expect(tls('SELF_SIGNED_CERT_IN_CHAIN')).toMatchObject({ code: 'TIDEMARK_TLS_FAILED', exitCode: 14, message: expect.stringContaining('not trusted') });
+    expect(tls('UNABLE_TO_VERIFY_LEAF_SIGNATURE')).toMatchObject({ code: 'TIDEMARK_TLS_FAILED', message: expect.stringContaining('give the CA') });
+    expect(tls('ERR_TLS_CERT_ALTNAME_INVALID')).toMatchObject({ message: expect.stringContaining('does not name the host') });
+    expect(tls('ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE')).toMatchObject({ message: expect.stringContaining('client certificate') });
+    expect(tls('CERT_HAS_EXPIRED')).toMatchObject({ message: expect.stringContaining('not valid now') });
+    expect(tls('ECONNREFUSED')).toBeUndefined();
+    for (const [type, words] of [['TOPIC_AUTHORIZATION_FAILED', 'on the topic'], ['GROUP_AUTHORIZATION_FAILED', 'consumer group'], ['TRANSACTIONAL_ID_AUTHORIZATION_FAILED', 'transactional id']] as const) {
+      const err = accessFailure(retried(kafkaError('KafkaJSProtocolError', 'Not authorized', { type, retriable: false })), brokers, 'writing batch 3');
+      expect(err).toMatchObject({ code: 'TIDEMARK_NOT_AUTHORIZED', exitCode: 15, message: expect.stringContaining(`did not authorize writing batch 3: no ACL lets this principal`) });
+      expect(err!.message).toContain(words);
+    }
+    expect(accessFailure(retried(kafkaError('KafkaJSConnectionError', 'Connection error: ECONNREFUSED')), brokers, 'x')).toBeUndefined();
   });
 
   it('toOffset refuses offsets beyond 2^53', () => {

@@ -3,13 +3,16 @@
 // The checkpoint size comes from a background measurement, not from a walk per scrape.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { EngineStatus } from '../../src/engine';
+import { Counter, Registry } from 'prom-client';
+import { defineJob, Engine, generatorSource, memorySink } from 'tidemark';
+import type { EngineCheckpoint, EngineStatus } from '../../src/engine';
 import { Metrics } from '../../src/metrics';
 import { tempDir } from '../support/tmp';
 
 const root = tempDir('tidemark-metrics-unit-');
 
 const status: EngineStatus = { recovered: true, stopping: false, lockHeld: true, lastCommitted: 3, positions: {}, lag: {}, progressAt: Date.now() };
+const checkpoint = (): EngineCheckpoint => ({ meta: undefined, inFlight: undefined });
 
 it('a throwing handler answers 500, is reported, and the server keeps serving', async () => {
   const reported: string[] = [];
@@ -20,6 +23,7 @@ it('a throwing handler answers 500, is reported, and the server keeps serving', 
         if (broken) throw new Error('status exploded');
         return status;
       },
+      checkpoint,
     },
     checkpointDir: join(root, 'none'), job: 'j', onError: (err, what) => reported.push(`${what}: ${(err as Error).message}`),
   });
@@ -31,7 +35,8 @@ it('a throwing handler answers 500, is reported, and the server keeps serving', 
     const scrape = await fetch(`http://127.0.0.1:${port}/metrics`);
     expect(scrape.status).toBe(500);
     await scrape.text();
-    expect(reported).toEqual(['serving a request: status exploded']); // the second is within 10 s: counted, not logged
+    // The status page's first sample (at listen) failed too, and went on; the second request's failure is within 10 s: counted, not logged.
+    expect(reported).toEqual(['sampling the status page: status exploded', 'serving a request: status exploded']);
     expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
     broken = false;
     await new Promise((resolve) => setTimeout(resolve, 250)); // past the shared rendering of the failed scrape
@@ -45,7 +50,7 @@ it('reports the checkpoint size measured in the background, not per scrape', asy
   const dir = join(root, 'cp');
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'a'), Buffer.alloc(1000));
-  const metrics = new Metrics({ engine: { status: () => status }, checkpointDir: dir, job: 'j' });
+  const metrics = new Metrics({ engine: { status: () => status, checkpoint }, checkpointDir: dir, job: 'j' });
   const size = async (): Promise<number> => Number(/^tidemark_checkpoint_size_bytes\{[^}]*\} (\d+)$/m.exec(await metrics.registry.metrics())?.[1]);
   const port = await metrics.listen(0, '127.0.0.1');
   try {
@@ -60,4 +65,26 @@ it('reports the checkpoint size measured in the background, not per scrape', asy
   } finally {
     await metrics.close();
   }
+});
+
+it('an Engine with a registry option publishes the daemon\'s tidemark_* metrics there, and a new Engine replaces them', async () => {
+  const names = (r: Registry): string[] => r.getMetricsAsArray().map((m) => m.name).filter((n) => n.startsWith('tidemark_')).sort();
+  const daemon = new Metrics({ engine: { status: () => status, checkpoint }, checkpointDir: join(root, 'none'), job: 'j' });
+  const registry = new Registry();
+  const mine = new Counter({ name: 'app_requests_total', help: 'the owner\'s own', registers: [registry] });
+  mine.inc(2);
+  const job = defineJob({ name: 'lib', source: generatorSource({ partitions: 2, size: 25 }), sinks: [memorySink<number>()], transform: (records) => records.map((r) => r.offset), batch: { maxRecordsPerPartition: 10 } });
+  const dir = join(root, 'lib-cp');
+  await new Engine(job, { checkpointDir: dir, registry }).run({ once: true });
+  expect(names(registry)).toEqual(names(daemon.registry));
+  const text = await registry.metrics();
+  expect(text).toMatch(/^tidemark_records_in_total 50$/m);
+  expect(text).toMatch(/^tidemark_batches_total\{outcome="committed"\} 3$/m);
+  expect(text).toMatch(/^tidemark_position\{topic="generated",partition="1"\} 25$/m);
+  expect(text).toMatch(/^tidemark_checkpoint_size_bytes \d+$/m); // measured in the background, at most once a second
+  expect(text).toMatch(/^app_requests_total 2$/m);
+  expect(text).not.toMatch(/process_cpu|job="/); // Node's process metrics and labels are the owner's to choose
+
+  await new Engine(job, { checkpointDir: dir, registry }).run({ once: true }); // nothing new: counters start again
+  expect(await registry.metrics()).toMatch(/^tidemark_records_in_total 0$/m);
 });

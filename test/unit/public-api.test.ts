@@ -14,10 +14,10 @@ const ROOT_DIR = join(__dirname, '..', '..');
 // The error module(s) are exported whole (`export *`): every class a user may catch,
 // the exit codes and `isTidemarkError`. The list does not care which file they live in.
 const ERROR_VALUES = [
-  'BadConfigError', 'CheckpointLockedError', 'CheckpointWriteError', 'CodeChangedError', 'CorruptCheckpointError',
-  'DataLossError', 'ERRORS', 'ExitCode', 'InvariantError', 'LockCompromisedError', 'LogWriteError', 'NewerFormatError', 'OtherJobError', 'SinkError',
+  'AuthenticationError', 'BadConfigError', 'CheckpointLockedError', 'CheckpointWriteError', 'CodeChangedError', 'CorruptCheckpointError',
+  'DataLossError', 'ERRORS', 'ExitCode', 'InvariantError', 'LockCompromisedError', 'LogWriteError', 'NewerFormatError', 'NotAuthorizedError', 'OtherJobError', 'SinkError',
   'SinkFencedError', 'PartitionFencedError', 'SinkLedgerMismatchError', 'SinkRejectedError', 'SourceUnreachableError', 'SourceWentBackwardsError',
-  'OTHER_EXITS', 'TidemarkError', 'TransformError', 'causes', 'describeCause', 'exitCodeRows', 'isTidemarkError',
+  'OTHER_EXITS', 'TidemarkError', 'TlsError', 'TransformError', 'causes', 'describeCause', 'exitCodeRows', 'isTidemarkError',
 ];
 const ERROR_TYPES = ['ErrorCode', 'ExitCodeRow', 'RejectedRow'];
 
