@@ -65,6 +65,8 @@ describe('engine batch sizes', () => {
     expect(sized[0]).toBe(1_000);
     expect(Math.max(...sized.slice(1, -1))).toBeLessThan(2_000);
     expect(sized.length).toBeGreaterThan(8);
+    expect(() => defineJob({ name: 'bad', source: generatorSource({ partitions: 1, size: 1 }), sinks: [memorySink()], transform: () => [], batch: { targetMs: 0 } }))
+      .toThrow('Job field `batch.targetMs` must be a positive whole number; got 0.');
   });
 });
 
