@@ -30,7 +30,8 @@ export function svgPlot(title: string, series: readonly PlotSeries[]): string {
     const top = 40 + i * (PANEL + GAP);
     const ys = s.points.map((p) => p[1]);
     const y0 = Math.min(0, ...ys);
-    const y1 = Math.max(...ys, y0 + 1e-9) * 1.1 || 1;
+    const highest = Math.max(...ys);
+    const y1 = highest > y0 ? highest * 1.1 : y0 + 1; // a flat series at 0 gets the scale [0, 1]
     const px = (x: number): number => LEFT + ((x - x0) / (x1 - x0)) * (W - LEFT - RIGHT);
     const py = (y: number): number => top + PANEL - ((y - y0) / (y1 - y0)) * PANEL;
     parts.push(
