@@ -15,7 +15,7 @@
 // when asked), fsynced, renamed into place; then the in-progress file is removed. A crash
 // between the rename and the removal leaves an in-progress file whose ids a finished name
 // already covers: it is removed on open. Readers list only `part-*` files (docs/sinks.md).
-import { mkdir, open, readdir, rename, rm, truncate, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat, truncate, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -182,6 +182,10 @@ export function rollingFileSink<T>(options: RollingFileSinkOptions<T>): Sink<T> 
     const finished = finishedUpTo.get(key) ?? 0;
     part = { key, lastId: finished, current: undefined };
     const path = inProgressPath(key);
+    if (!(await stat(path).catch(() => undefined))) {
+      parts.set(key, part);
+      return part;
+    }
     let file: FileHandle | undefined;
     try {
       file = await open(path, 'a+');
@@ -242,7 +246,7 @@ export function rollingFileSink<T>(options: RollingFileSinkOptions<T>): Sink<T> 
   /** In-progress → finished: the bodies into a temp file, fsync, rename into place; then the in-progress file goes. */
   async function finish(part: Part): Promise<void> {
     const current = part.current;
-    if (!current) return;
+    if (!current || current.frames.length === 0) return; // nothing yet (a first frame whose write failed)
     const final = finishedPartName(part.key, current.frames[0]!.id, current.frames[current.frames.length - 1]!.id, gzip);
     const temp = join(dir, `.${final}.tmp`);
     const out = await open(temp, 'w');
