@@ -20,6 +20,8 @@ export interface KV {
   write(ops: readonly KVOp[], options: { sync: boolean }): Promise<void>;
   /** Entries with `gte <= key < lt`, in key order. */
   entries(range: { gte: string; lt: string }): AsyncIterable<[string, Uint8Array]>;
+  /** Compacts the keys in the range now (LevelDB's CompactRange). Optional: an in-memory KV has nothing to reclaim. */
+  compact?(range: { gte: string; lt: string }): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -106,6 +108,11 @@ export class LevelKV implements KV {
 
   async *entries(range: { gte: string; lt: string }): AsyncIterable<[string, Uint8Array]> {
     for await (const entry of this.db.iterator(range)) yield entry;
+  }
+
+  async compact(range: { gte: string; lt: string }): Promise<void> {
+    // In Node `level` is classic-level, which has compactRange; level's browser-neutral types leave it out.
+    await (this.db as unknown as { compactRange(start: string, end: string): Promise<void> }).compactRange(range.gte, range.lt);
   }
 
   async close(): Promise<void> {

@@ -7,6 +7,7 @@
 // decisions (src/planner.ts, recovery/decide.ts), the writes (checkpoint/store.ts) and
 // the delivery to sinks (src/delivery.ts).
 import { randomUUID } from 'node:crypto';
+import { getHeapStatistics } from 'node:v8';
 import type { Registry } from 'prom-client';
 import { BadConfigError } from '../checkpoint/errors';
 import { UnstageableOutputError } from '../checkpoint/faithful';
@@ -22,6 +23,7 @@ import { checkWitnesses } from './witnesses';
 import { deliverBatch, streamsOf, type Streams } from './delivery';
 import type { Job } from './job';
 import { silentLogger, type Logger } from './log';
+import { firstBatchSizer, memoryRecordCap, nextBatchSizer, type BatchSizer } from './batch-size';
 import { Metrics } from './metrics';
 import { advancePositions, planRanges } from './planner';
 import { PositionReporter } from './position-report';
@@ -88,6 +90,8 @@ export class Engine<T> {
   /** Measured bytes per record (key + value + overhead), undefined until a batch was read. */
   private avgRecordBytes: number | undefined;
   private lastBatchAt = Date.now();
+  /** batch.targetMs: the records the next batch may hold (src/batch-size.ts). */
+  private sizer: BatchSizer | undefined;
   private readonly reporter: PositionReporter;
   /** Set by a plan that waits for more records: ms until the batch is due anyway (maxWaitMs). */
   private fillingMs: number | undefined;
@@ -271,7 +275,7 @@ export class Engine<T> {
     const waitedMs = bounds ? Infinity : Date.now() - this.lastBatchAt;
     const plan = planRanges({
       positions: this.positions, starting, earliest, latest, limits: this.job.limits, avgRecordBytes: this.avgRecordBytes ?? FIRST_BATCH_RECORD_BYTES,
-      waitedMs, onDataLoss: this.job.onDataLoss,
+      waitedMs, onDataLoss: this.job.onDataLoss, ...(this.job.targetMs !== undefined ? { maxRecords: this.batchSizer().size } : {}),
     });
     this.lag = lagAtPlan(latestNow, this.positions, starting);
     this.latestSeen = latestNow;
@@ -345,6 +349,11 @@ export class Engine<T> {
     this.reporter.report(positions, this.lineage && formatMark({ ...this.lineage, batch: staged.id }));
     await this.crash('source-committed');
 
+    if (this.job.targetMs !== undefined) {
+      const ms = Object.values(durations).reduce((a, b) => a + b, 0);
+      this.sizer = nextBatchSizer(this.batchSizer(), { records, ms }, this.job.targetMs, this.memoryCap());
+    }
+
     const stats: BatchStats = {
       id: staged.id, ranges: staged.ranges, records, bytesIn, bytesOut: staged.stagedBytes ?? 0, outputs: delivered.outputs,
       deadLetters: delivered.deadLetters, recovered, durations, lag: this.lag,
@@ -353,6 +362,14 @@ export class Engine<T> {
     return stats;
   }
 
+
+  private memoryCap(): number {
+    return memoryRecordCap(getHeapStatistics(), this.avgRecordBytes ?? FIRST_BATCH_RECORD_BYTES);
+  }
+
+  private batchSizer(): BatchSizer {
+    return (this.sizer ??= firstBatchSizer(this.memoryCap()));
+  }
 
   /** Reads the ranges; `bytes` counts keys and values. */
   private async read(ranges: readonly Range[]): Promise<{ records: SourceRecord[]; bytes: number }> {

@@ -13,6 +13,7 @@ export { createLogger, type Logger, type LogLevel } from './log';
 export { embeddedLogSource, EmbeddedLog, type AppendRecord, type EmbeddedLogSourceOptions } from './sources/embedded-log';
 export { generatorSource, type GeneratorOptions } from './sources/generator';
 export { fileSink, type FileSinkOptions } from './sinks/file';
+export { rollingFileSink, type RollingFileSinkOptions } from './sinks/rolling-file';
 export { memorySink, type MemorySink } from './sinks/memory';
 export { postgresSink, type PostgresSink, type PostgresSinkOptions } from './sinks/postgres';
 export { kafkaSink, forwardRecord, type KafkaSink, type KafkaSinkOptions, type KafkaMessageOut, type KafkaCompression } from './sinks/kafka';

@@ -10,6 +10,12 @@ export interface BatchOptions extends Partial<PlanLimits> {
    * `waitForData` (Kafka) wakes it sooner, as soon as records arrive.
    */
   readonly pollIntervalMs?: number;
+  /**
+   * The processing time (ms) to size batches for: each batch is sized from the records/s
+   * measured so far so that its time approaches this (src/batch-size.ts), within the limits
+   * above and the memory. Unset (default): batches fill up to the limits.
+   */
+  readonly targetMs?: number;
 }
 
 export interface JobDefinition<T> {
@@ -57,6 +63,8 @@ export interface Job<T> {
   readonly transform: JobDefinition<T>['transform'];
   readonly limits: PlanLimits;
   readonly pollIntervalMs: number;
+  /** batch.targetMs: undefined sizes batches by the limits only. */
+  readonly targetMs: number | undefined;
   readonly checkpointDir: string | undefined;
   readonly retainBatches: number;
   readonly stageOutputs: boolean;
@@ -141,6 +149,7 @@ export function defineJob<T>(definition: JobDefinition<T>): Job<T> {
       maxWaitMs,
     },
     pollIntervalMs: positiveInt('batch.pollIntervalMs', b.pollIntervalMs, 200),
+    targetMs: b.targetMs === undefined ? undefined : positiveInt('batch.targetMs', b.targetMs, 1),
     checkpointDir: d.checkpoint?.dir,
     retainBatches: positiveInt('checkpoint.retainBatches', d.checkpoint?.retainBatches, 100),
     stageOutputs: d.stageOutputs === undefined ? true : d.stageOutputs === true ? true : d.stageOutputs === false ? false : fail('stageOutputs', 'true or false', d.stageOutputs),

@@ -27,6 +27,8 @@ export interface PlanInput {
   /** How long the job has waited for records since its last batch. */
   readonly waitedMs: number;
   readonly onDataLoss: 'fail' | 'skip';
+  /** Records over all partitions (batch.targetMs: src/batch-size.ts); unset: only the limits. */
+  readonly maxRecords?: number;
 }
 
 export type Plan =
@@ -64,7 +66,7 @@ export function planRanges(input: PlanInput): Plan {
 
   const capped = candidates.map((c) => Math.min(c.available, limits.maxRecordsPerPartition));
   const wanted = capped.reduce((a, b) => a + b, 0);
-  const budget = Math.max(1, Math.floor(limits.maxBatchBytes / Math.max(1, input.avgRecordBytes)));
+  const budget = Math.max(1, Math.min(Math.floor(limits.maxBatchBytes / Math.max(1, input.avgRecordBytes)), input.maxRecords ?? Infinity));
   // Over budget: share it in proportion to each partition's backlog, at least one record each.
   const take = wanted <= budget ? capped : capped.map((n) => (n === 0 ? 0 : Math.max(1, Math.floor((n * budget) / wanted))));
   const records = take.reduce((a, b) => a + b, 0);

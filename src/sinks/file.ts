@@ -34,7 +34,7 @@ interface Owner {
 }
 
 /** Records the batch's checkpoint as the directory's owner, or refuses a batch of another checkpoint. */
-async function claim(dir: string, sink: string, batch: SinkBatch<unknown>): Promise<void> {
+export async function claim(dir: string, sink: string, batch: SinkBatch<unknown>): Promise<void> {
   if (batch.checkpoint === undefined) return; // a library user's Engine over a store without meta: nothing to compare
   const path = join(dir, OWNER_FILE);
   let text: string | undefined;
@@ -116,7 +116,7 @@ async function claimPartition(dir: string, sink: string, owner: PartitionOwner):
  * staged values come back unchanged, so it would throw on every redelivery too — a
  * rejection (onSinkError decides), not a failure to retry.
  */
-function unwritable<T>(sink: string, batchId: number, outputs: readonly T[], format: (output: T) => string, from: number): SinkRejectedError {
+export function unwritable<T>(sink: string, batchId: number, outputs: readonly T[], format: (output: T) => string, from: number): SinkRejectedError {
   const rows: RejectedRow[] = [];
   for (let index = from; index < outputs.length; index++) {
     try {
@@ -129,7 +129,7 @@ function unwritable<T>(sink: string, batchId: number, outputs: readonly T[], for
 }
 
 /** The file's text in pieces of about 1 MiB: a batch is never held in memory a second time as one string. */
-function* lines<T>(outputs: readonly T[], format: (output: T) => string, rejected: (from: number) => Error): Generator<string> {
+export function* lines<T>(outputs: readonly T[], format: (output: T) => string, rejected: (from: number) => Error): Generator<string> {
   let text = '';
   for (let i = 0; i < outputs.length; i++) {
     let line: string;

@@ -1,13 +1,15 @@
-// `npm run torture -- --kills 1000 [--source embedded|kafka] [--pg-url URL] [--kafka-sink] [--seed N] [--dir D]`:
-// the long form. --pg-url adds the PostgreSQL sink (a fresh schema of that server) and
-// --kafka-sink the transactional Kafka sink (a fresh topic on KAFKA_BROKERS); after the run
-// each must hold exactly what the file sink holds, execution ids and all.
+// `npm run torture -- --kills 1000 [--source embedded|kafka] [--pg-url URL] [--kafka-sink] [--rolling-sink] [--seed N] [--dir D]`:
+// the long form. --pg-url adds the PostgreSQL sink (a fresh schema of that server),
+// --kafka-sink the transactional Kafka sink (a fresh topic on KAFKA_BROKERS) and
+// --rolling-sink the rolling file sink (gzipped parts of ~16 KiB, so they roll often); after
+// the run each must hold exactly what the file sink holds, execution ids and all.
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Pool } from 'pg';
 import { brokers, closeClients, createTopic, readTopic, uniqueTopic } from '../support/kafka';
+import { rollingLines } from '../support/rolling';
 import { embeddedProducer, fileSinkKeys, outputKey, printReport, runTorture, type Producer } from './torture';
 
 /** An extra sink of the run: the daemon's environment for it, its seam points, and its check after the drain. */
@@ -53,6 +55,17 @@ async function kafkaSink(): Promise<ExtraSink> {
   };
 }
 
+/** The rolling file sink beside the file sink, in parts small enough to roll every few batches. */
+function rollingSink(dir: string): ExtraSink {
+  return {
+    name: 'rolling (gzipped parts of ~16 KiB)',
+    env: { TORTURE_ROLLING: String(16 * 1024) },
+    seamPoints: ['delivering:rolling', 'delivered:rolling'],
+    keys: async () => rollingLines(join(dir, 'out', 'rolling')).map((l) => outputKey(JSON.parse(l) as Parameters<typeof outputKey>[0])).sort(),
+    close: async () => undefined,
+  };
+}
+
 /** How far `got` is from `expected` (both sorted): outputs missing and outputs extra. */
 function difference(expected: readonly string[], got: readonly string[]): { missing: number; extra: number } {
   const want = new Map<string, number>();
@@ -72,7 +85,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       kills: { type: 'string' }, source: { type: 'string' }, seed: { type: 'string' }, dir: { type: 'string' },
-      'pg-url': { type: 'string' }, 'kafka-sink': { type: 'boolean' },
+      'pg-url': { type: 'string' }, 'kafka-sink': { type: 'boolean' }, 'rolling-sink': { type: 'boolean' },
     },
   });
   const kills = Number(values.kills ?? 1000);
@@ -86,6 +99,7 @@ async function main(): Promise<void> {
   if (values['pg-url']) extras.push(await postgresSink(values['pg-url']));
   if (values['kafka-sink']) extras.push(await kafkaSink());
   const dir = values.dir ?? join(tmpdir(), `tidemark-torture-${source}`);
+  if (values['rolling-sink']) extras.push(rollingSink(dir));
   const report = await runTorture({
     kills, producer, dir,
     env: Object.assign({}, ...extras.map((e) => e.env)) as Record<string, string>,

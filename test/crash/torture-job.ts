@@ -6,12 +6,14 @@
 //                   schema with the PostgreSQL sink (named `postgres`)
 //   TORTURE_KAFKA_SINK_TOPIC            also produce every output to that topic with the Kafka
 //                   sink (named `kafka`; brokers from KAFKA_BROKERS)
+//   TORTURE_ROLLING also write every output with the rolling file sink (named `rolling`, under
+//                   TORTURE_DIR/out) in gzipped parts of about that many bytes
 // The transform is non-deterministic on purpose (a random execution id and the time in
 // every output): staged outputs must make even that exactly-once.
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import * as tidemark from 'tidemark';
-import { defineJob, embeddedLogSource, fileSink, kafkaSink, postgresSink, type Sink, type Source } from 'tidemark';
+import { defineJob, embeddedLogSource, fileSink, kafkaSink, postgresSink, rollingFileSink, type Sink, type Source } from 'tidemark';
 
 const dir = process.env.TORTURE_DIR ?? '/tmp/tidemark-torture';
 
@@ -52,6 +54,9 @@ function sinks(): Array<Sink<TortureOutput>> {
       name: 'kafka', brokers: (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(','), topic: process.env.TORTURE_KAFKA_SINK_TOPIC,
       message: (t) => ({ key: `${t.p}:${t.o}`, value: JSON.stringify({ p: t.p, o: t.o, v: t.v, execution: t.execution }) }),
     }));
+  }
+  if (process.env.TORTURE_ROLLING) {
+    list.push(rollingFileSink<TortureOutput>({ dir: join(dir, 'out'), name: 'rolling', maxPartBytes: Number(process.env.TORTURE_ROLLING), gzip: true }));
   }
   return list;
 }

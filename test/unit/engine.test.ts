@@ -45,6 +45,29 @@ describe('engine batch sizes', () => {
     expect(Math.max(...sizes)).toBeLessThanOrEqual(1024 * 1024);
     expect(sizes.length).toBeLessThan(40); // and not absurdly small once the size is measured
   });
+
+  it('with batch.targetMs, a sink that takes 1 ms per 10 outputs gets batches far below the limits; without, the limits', async () => {
+    const run = async (name: string, targetMs: number | undefined): Promise<number[]> => {
+      const sizes: number[] = [];
+      const slow = { name: 'slow', write: (b: { outputs: readonly number[] }) => new Promise<void>((r) => setTimeout(r, b.outputs.length / 10)) };
+      await new Engine(defineJob<number>({
+        name, source: generatorSource({ partitions: 2, size: 6_000 }), sinks: [slow],
+        transform: (records: SourceRecord[]) => records.map((r) => r.offset),
+        batch: { maxRecordsPerPartition: 3_000, maxWaitMs: 0, ...(targetMs !== undefined ? { targetMs } : {}) },
+      }), { checkpointDir: join(root, name), onBatch: (s) => sizes.push(s.records) }).run({ once: true });
+      expect(sizes.reduce((a, b) => a + b, 0)).toBe(12_000);
+      return sizes;
+    };
+    // The first batch assumes 64 KiB records (1,024 within maxBatchBytes); then the limit, 2 × 3,000.
+    expect(Math.max(...await run('static', undefined))).toBe(6_000);
+    // 50 ms is ~500 outputs at this sink: the first batch is the controller's first size, the next follow the measured rate.
+    const sized = await run('target', 50);
+    expect(sized[0]).toBe(1_000);
+    expect(Math.max(...sized.slice(1, -1))).toBeLessThan(2_000);
+    expect(sized.length).toBeGreaterThan(8);
+    expect(() => defineJob({ name: 'bad', source: generatorSource({ partitions: 1, size: 1 }), sinks: [memorySink()], transform: () => [], batch: { targetMs: 0 } }))
+      .toThrow('Job field `batch.targetMs` must be a positive whole number; got 0.');
+  });
 });
 
 describe('engine recovery over a real LevelDB checkpoint', () => {

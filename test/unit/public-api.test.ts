@@ -24,7 +24,7 @@ const ERROR_TYPES = ['ErrorCode', 'ExitCodeRow', 'RejectedRow'];
 const ROOT_VALUES = [
   ...ERROR_VALUES,
   'EmbeddedLog', 'Engine', 'createLogger', 'defineJob', 'embeddedLogSource', 'fileSink', 'fingerprintOf', 'forwardRecord',
-  'generatorSource', 'kafkaSink', 'kafkaSource', 'memorySink', 'postgresSink',
+  'generatorSource', 'kafkaSink', 'kafkaSource', 'memorySink', 'postgresSink', 'rollingFileSink',
 ];
 const ROOT_TYPES = [
   ...ERROR_TYPES,
@@ -35,7 +35,7 @@ const ROOT_TYPES = [
   // sources and sinks
   'AppendRecord', 'EmbeddedLogSourceOptions', 'FileSinkOptions', 'GeneratorOptions', 'KafkaCompression', 'KafkaConnectionOptions',
   'KafkaMessageOut', 'KafkaSink', 'KafkaSinkOptions', 'KafkaSource', 'KafkaSourceOptions', 'KafkaSourceStats', 'KafkaStartingOffsets',
-  'MemorySink', 'PostgresSink', 'PostgresSinkOptions',
+  'MemorySink', 'PostgresSink', 'PostgresSinkOptions', 'RollingFileSinkOptions',
 ];
 const TESTING_VALUES = ['checkIdempotentSink'];
 const TESTING_TYPES = ['SinkCheckOptions', 'SinkCheckReport'];

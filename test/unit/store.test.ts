@@ -4,10 +4,11 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { serialize } from 'node:v8';
+import { randomBytes } from 'node:crypto';
 import { LevelKV, type KV, type KVOp } from '../../checkpoint/kv';
 import { keys } from '../../checkpoint/keys';
 import { seal, SEALED_TAG } from '../../checkpoint/codec';
-import { CheckpointStore, openCheckpoint, FORMAT_VERSION } from '../../checkpoint/store';
+import { CheckpointStore, openCheckpoint, FORMAT_VERSION, sizeOnDisk } from '../../checkpoint/store';
 import { RETAIN_HISTORY, type BatchRecord, type CheckpointMeta, type Range } from '../../checkpoint/model';
 import { BadConfigError, CorruptCheckpointError } from '../../checkpoint/errors';
 import { inspectCheckpoint } from '../../checkpoint/inspect';
@@ -181,6 +182,43 @@ describe('CheckpointStore transitions over LevelDB', () => {
       expect(ids).toEqual([7, 6, 5]);
       expect(await store.batches(2)).toHaveLength(2);
       expect((await store.load()).lastCommitted).toBe(7);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('retainBatches lowered between runs: the next commit drops every batch record beyond the new limit', async () => {
+    const dir = fresh();
+    let positions: Record<string, number> = {};
+    const first = await openCheckpoint(dir, { retainBatches: 10 });
+    try {
+      await first.writeMeta(meta);
+      for (let id = 1; id <= 12; id++) positions = await runBatch(first, id, [range(0, (id - 1) * 10, id * 10)], [id], positions);
+      expect((await first.batches()).map((b) => b.id)).toEqual([12, 11, 10, 9, 8, 7, 6, 5, 4, 3]);
+    } finally {
+      await first.close();
+    }
+    const second = await openCheckpoint(dir, { retainBatches: 3 });
+    try {
+      positions = await runBatch(second, 13, [range(0, 120, 130)], [13], positions);
+      // Before 2026-11-30 only batch 10 went: 3 … 9 stayed for good.
+      expect((await second.batches()).map((b) => b.id)).toEqual([13, 12, 11]);
+    } finally {
+      await second.close();
+    }
+  });
+
+  it('commits that delete 16 MiB of staged outputs compact them away: the checkpoint does not keep their bytes', async () => {
+    const dir = fresh();
+    const store = await openCheckpoint(dir);
+    try {
+      await store.writeMeta(meta);
+      let positions: Record<string, number> = {};
+      // Incompressible outputs, so their bytes reach the tables as they are: ~5.6 MiB a batch, so the third commit compacts.
+      const outputs = (id: number): string[] => Array.from({ length: 1024 }, (_, i) => randomBytes(4096).toString('base64') + `${id}:${i}`);
+      for (let id = 1; id <= 3; id++) positions = await runBatch(store, id, [range(0, (id - 1) * 10, id * 10)], outputs(id), positions);
+      // Before 2026-11-30 LevelDB kept ~17 MiB of the deleted outputs on disk.
+      expect(await sizeOnDisk(join(dir, 'db'))).toBeLessThan(4 * 2 ** 20);
     } finally {
       await store.close();
     }
