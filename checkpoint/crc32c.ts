@@ -1,6 +1,6 @@
 // CRC-32C (Castagnoli, reflected polynomial 0x82F63B78): the checksum of every stored
 // record (codec.ts), the function LevelDB and iSCSI use. `crc32c` is the native SIMD one
-// of @node-rs/crc32 where its prebuilt binary loads (6× the TypeScript one over 64 MiB,
+// of @node-rs/crc32 where its prebuilt binary loads (3–6× the TypeScript one over 64 MiB,
 // bench/crc32c.ts; a STAGE checksums every byte it writes), else `jsCrc32c`: slicing-by-16,
 // sixteen bytes a step, read as four little-endian words, through sixteen tables; about 3×
 // slicing-by-8 over bytes in V8, and 10× the one-table loop.
