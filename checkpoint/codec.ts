@@ -7,7 +7,7 @@
 // Every stored value is sealed in an envelope (seal/unseal): one flipped bit in a LevelDB
 // table once changed all 20 delivered outputs of a staged chunk, or a position from 10 to
 // 30, and LevelDB reads without verifying its own block checksums.
-import { deserialize, serialize } from 'node:v8';
+import { DefaultSerializer, deserialize } from 'node:v8';
 import { COLUMNS_TAG, decodeColumns, encodeColumns } from './columns';
 import { crc32c } from './crc32c';
 import { unfaithful, UnstageableOutputError } from './faithful';
@@ -20,21 +20,27 @@ import { unfaithful, UnstageableOutputError } from './faithful';
 export const SEALED_TAG = 0x54;
 /** The envelope's version: 1 is `tag | version | CRC-32C (u32 LE) | payload`. */
 export const SEALED_VERSION = 1;
-const HEADER = 6;
+/** The envelope's length in front of the payload. */
+export const ENVELOPE_BYTES = 6;
 
 /** The checksum covers the key (a value read under another key fails), tag, version and payload. */
 function checksum(key: string, stored: Uint8Array): number {
-  return crc32c(stored.subarray(HEADER), crc32c(stored.subarray(0, 2), crc32c(Buffer.from(key, 'utf8'))));
+  return crc32c(stored.subarray(ENVELOPE_BYTES), crc32c(stored.subarray(0, 2), crc32c(Buffer.from(key, 'utf8'))));
 }
 
 /** The value to store under `key`: `payload` in the envelope. */
 export function seal(key: string, payload: Uint8Array): Uint8Array {
-  const out = Buffer.allocUnsafe(HEADER + payload.byteLength);
-  out[0] = SEALED_TAG;
-  out[1] = SEALED_VERSION;
-  out.set(payload, HEADER);
-  out.writeUInt32LE(checksum(key, out), 2);
-  return out;
+  const out = Buffer.allocUnsafe(ENVELOPE_BYTES + payload.byteLength);
+  out.set(payload, ENVELOPE_BYTES);
+  return sealInPlace(key, out);
+}
+
+/** Writes the envelope into the ENVELOPE_BYTES bytes reserved in front of the payload in `framed`. */
+function sealInPlace(key: string, framed: Buffer): Buffer {
+  framed[0] = SEALED_TAG;
+  framed[1] = SEALED_VERSION;
+  framed.writeUInt32LE(checksum(key, framed), 2);
+  return framed;
 }
 
 export const isSealed = (stored: Uint8Array): boolean => stored[0] === SEALED_TAG;
@@ -49,13 +55,13 @@ export function unseal(key: string, stored: Uint8Array, plainAllowed: boolean): 
     if (plainAllowed) return stored;
     throw new Error(`it has no checksum envelope (first byte 0x${(stored[0] ?? 0).toString(16).padStart(2, '0')}, ${stored.byteLength} bytes)`);
   }
-  if (stored.byteLength < HEADER) throw new Error(`it is truncated to ${stored.byteLength} bytes`);
+  if (stored.byteLength < ENVELOPE_BYTES) throw new Error(`it is truncated to ${stored.byteLength} bytes`);
   const view = Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength);
   const want = view.readUInt32LE(2);
   const got = checksum(key, stored);
   if (got !== want) throw new Error(`checksum mismatch: stored 0x${want.toString(16).padStart(8, '0')}, computed 0x${got.toString(16).padStart(8, '0')} over ${stored.byteLength} bytes`);
   if (stored[1] !== SEALED_VERSION) throw new Error(`its envelope version ${stored[1]} is newer than this build reads (${SEALED_VERSION})`);
-  return stored.subarray(HEADER);
+  return stored.subarray(ENVELOPE_BYTES);
 }
 
 export function encodeJSON(value: unknown): Uint8Array {
@@ -72,13 +78,32 @@ export function decodeJSON<T>(bytes: Uint8Array): T {
  * UnstageableOutputError naming it: `first` is the index of outputs[0] in the batch's.
  */
 export function encodeOutputs(outputs: readonly unknown[], first = 0): Uint8Array {
-  const columns = encodeColumns(outputs, first);
+  return encodeAfter(0, outputs, first);
+}
+
+/**
+ * The value to store under `key` for a chunk of outputs: seal(key, encodeOutputs(outputs)),
+ * byte for byte, but encoded behind room left for the envelope and sealed there, so the
+ * chunk (up to all of a 64 MiB batch, chunk by chunk) is not copied a second time.
+ */
+export function sealedOutputs(key: string, outputs: readonly unknown[], first = 0): Uint8Array {
+  return sealInPlace(key, encodeAfter(ENVELOPE_BYTES, outputs, first));
+}
+
+/** encodeOutputs' bytes, `reserve` bytes into the buffer returned. */
+function encodeAfter(reserve: number, outputs: readonly unknown[], first: number): Buffer {
+  const columns = encodeColumns(outputs, first, reserve);
   if (columns) return columns;
   for (let i = 0; i < outputs.length; i++) {
     const bad = unfaithful(outputs[i]);
     if (bad !== undefined) throw new UnstageableOutputError(first + i, bad);
   }
-  return serialize(outputs);
+  // v8.serialize is these three calls (node's lib/v8.js), behind the reserved bytes.
+  const ser = new DefaultSerializer();
+  if (reserve > 0) ser.writeRawBytes(Buffer.alloc(reserve));
+  ser.writeHeader();
+  ser.writeValue(outputs);
+  return ser.releaseBuffer();
 }
 
 export function decodeOutputs(bytes: Uint8Array): unknown[] {

@@ -122,8 +122,9 @@ function encodeColumn(values: readonly unknown[], at: Place): [ColumnHeader, Buf
 /**
  * The chunk in the column layout, or undefined when its outputs are not flat records of one
  * shape. `first`: the index of items[0] in the batch's outputs, for UnstageableOutputError.
+ * `reserve` bytes are left in front of the chunk for the caller's envelope (codec.ts).
  */
-export function encodeColumns(items: readonly unknown[], first = 0): Buffer | undefined {
+export function encodeColumns(items: readonly unknown[], first = 0, reserve = 0): Buffer | undefined {
   if (!Array.isArray(items) || items.length === 0) return undefined;
   const keys = isPlainObject(items[0]) ? sharedKeys(items) : null;
   // Outputs that are all `{}` have no column to bound their count by: v8 keeps them.
@@ -141,13 +142,13 @@ export function encodeColumns(items: readonly unknown[], first = 0): Buffer | un
   if (keys === null) add(items, '');
   else for (const k of keys) if (!add(items.map((o) => (o as Record<string, unknown>)[k]), propertyPath(k), items)) return undefined;
   const header = Buffer.from(JSON.stringify({ n: items.length, keys, cols } satisfies Header));
-  let size = 5 + header.length;
+  let size = reserve + 5 + header.length;
   for (const col of cols) size += col.bytes;
   const out = Buffer.allocUnsafe(size);
-  out[0] = COLUMNS_TAG;
-  out.writeUInt32LE(header.length, 1);
-  out.set(header, 5);
-  let at = 5 + header.length;
+  out[reserve] = COLUMNS_TAG;
+  out.writeUInt32LE(header.length, reserve + 1);
+  out.set(header, reserve + 5);
+  let at = reserve + 5 + header.length;
   for (const part of bodies) {
     out.set(part, at);
     at += part.length;

@@ -1,9 +1,9 @@
 // CRC-32C (Castagnoli, reflected polynomial 0x82F63B78): the checksum of every stored
-// record (codec.ts), the function LevelDB and iSCSI use. Slicing-by-16: sixteen bytes a
-// step, read as four little-endian words, through sixteen tables; about 3× the speed of
-// slicing-by-8 over bytes in V8, and 10× the one-table loop. A native package is faster
-// still, but it would be a dependency for a function this small: docs/checkpoint.md has
-// the figures.
+// record (codec.ts), the function LevelDB and iSCSI use. `crc32c` is the native SIMD one
+// of @node-rs/crc32 where its prebuilt binary loads (3–6× the TypeScript one over 64 MiB,
+// bench/crc32c.ts; a STAGE checksums every byte it writes), else `jsCrc32c`: slicing-by-16,
+// sixteen bytes a step, read as four little-endian words, through sixteen tables; about 3×
+// slicing-by-8 over bytes in V8, and 10× the one-table loop.
 import { endianness } from 'node:os';
 
 const T = ((): Int32Array[] => {
@@ -23,8 +23,8 @@ const [T0, T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12, T13, T14, T15] = T
 /** Words are read in the machine's byte order; the step needs little-endian. */
 const WORDS = endianness() === 'LE';
 
-/** The CRC-32C of `data`; pass a previous result as `crc` to continue over more bytes. */
-export function crc32c(data: Uint8Array, crc = 0): number {
+/** The CRC-32C of `data` in TypeScript; pass a previous result as `crc` to continue over more bytes. */
+export function jsCrc32c(data: Uint8Array, crc = 0): number {
   // A plain Uint8Array view: indexing a Buffer (a subclass) runs at half the speed.
   const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   let c = ~crc;
@@ -44,3 +44,23 @@ export function crc32c(data: Uint8Array, crc = 0): number {
   for (; i < bytes.length; i++) c = T0[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8);
   return ~c >>> 0;
 }
+
+export type Crc32c = (data: Uint8Array, crc?: number) => number;
+
+/**
+ * @node-rs/crc32's crc32c, or undefined where it does not load (no prebuilt binary for this
+ * platform or libc) or disagrees with the TypeScript one on the standard check value.
+ */
+export const nativeCrc32c: Crc32c | undefined = ((): Crc32c | undefined => {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { crc32c } = require('@node-rs/crc32') as typeof import('@node-rs/crc32');
+    const check = Buffer.from('123456789');
+    return crc32c(check) === jsCrc32c(check) ? crc32c : undefined;
+  } catch {
+    return undefined;
+  }
+})();
+
+/** The CRC-32C of `data`; pass a previous result as `crc` to continue over more bytes. */
+export const crc32c: Crc32c = nativeCrc32c ?? jsCrc32c;

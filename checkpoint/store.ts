@@ -14,7 +14,7 @@
 //
 // Each of the three asserts, before it writes, that the batch continues the committed
 // state (checkpoint/invariants.ts): a bug upstream stops here instead of becoming a gap.
-import { chunk, decodeJSON, decodeOutputs, encodeJSON, encodeOutputs, seal, unseal } from './codec';
+import { chunk, decodeJSON, decodeOutputs, encodeJSON, ENVELOPE_BYTES, seal, sealedOutputs, unseal } from './codec';
 import { assertUndamaged, checkpointPlace, MARKER } from './damage';
 import { BadConfigError, causes, CheckpointLockedError, CheckpointWriteError, CorruptCheckpointError, describeCause, isTidemarkError } from './errors';
 import { keys } from './keys';
@@ -149,12 +149,13 @@ export class CheckpointStore {
     this.assertWritable();
   }
 
-  private async write(ops: KVOp[], sync: boolean): Promise<void> {
+  /** `ops` are sealed here; `sealed` are puts whose values are in their envelope already (sealedOutputs). */
+  private async write(ops: KVOp[], sync: boolean, sealed: readonly KVOp[] = []): Promise<void> {
     this.assertWritable();
     if (ops.some((op) => op.key === keys.meta)) this.plain = undefined;
-    const sealed = ops.map((op): KVOp => (op.type === 'put' ? { ...op, value: seal(op.key, op.value) } : op));
+    const all = [...sealed, ...ops.map((op): KVOp => (op.type === 'put' ? { ...op, value: seal(op.key, op.value) } : op))];
     try {
-      await this.kv.write(sealed, { sync });
+      await this.kv.write(all, { sync });
     } catch (err) {
       throw new CheckpointWriteError(this.dir, err);
     }
@@ -206,7 +207,7 @@ export class CheckpointStore {
   /** Outputs per sink; `undefined` when the job recomputes on replay instead of staging. */
   async stageBatch(batch: BatchRecord, outputs: Readonly<Record<string, readonly unknown[]>> | undefined): Promise<BatchRecord> {
     assertContinues(batch, batch.lost ?? [], await this.committedState(), this.dir);
-    const ops: KVOp[] = [];
+    const sealed: KVOp[] = [];
     let stagedChunks: Record<string, number> | undefined;
     let stagedBytes = 0;
     if (outputs) {
@@ -215,15 +216,15 @@ export class CheckpointStore {
         const chunks = chunk(items, this.chunkSize);
         stagedChunks[sink] = chunks.length;
         chunks.forEach((c, i) => {
-          const value = encodeOutputs(c, i * this.chunkSize);
-          stagedBytes += value.byteLength;
-          ops.push({ type: 'put', key: keys.output(batch.id, sink, i), value });
+          const key = keys.output(batch.id, sink, i);
+          const value = sealedOutputs(key, c, i * this.chunkSize);
+          stagedBytes += value.byteLength - ENVELOPE_BYTES;
+          sealed.push({ type: 'put', key, value });
         });
       }
     }
     const staged: BatchRecord = { ...batch, state: 'staged', stagedAt: Date.now(), ...(stagedChunks ? { stagedChunks, stagedBytes } : {}) };
-    ops.push({ type: 'put', key: keys.batch(batch.id), value: encodeJSON(staged) });
-    await this.write(ops, true);
+    await this.write([{ type: 'put', key: keys.batch(batch.id), value: encodeJSON(staged) }], true, sealed);
     return staged;
   }
 

@@ -6,6 +6,7 @@ import type { SourceRecord } from '../contracts';
 import { toOffset } from './errors';
 import type { FetchedBatch } from './fetch-hook';
 import type { ConsumerAction, FetchedAnswer } from './partition-buffer';
+import { installVarLongHook } from './varlong-hook';
 
 export interface ConsumerTuning {
   /** Group session timeout (default 10 s; the broker's minimum is usually 6 s). */
@@ -54,6 +55,7 @@ function everyPartitionAssigner(onCluster: (cluster: object) => void): Partition
 
 /** The reader's consumer: the only member of `group`, assigned every partition of what it subscribes to. */
 export function createConsumer(kafka: Kafka, group: string, tuning: ConsumerTuning, readUncommitted: boolean, onCluster: (cluster: object) => void): Consumer {
+  installVarLongHook();
   const sessionTimeout = tuning.sessionTimeout ?? 10_000;
   return kafka.consumer({
     groupId: group,
@@ -88,13 +90,12 @@ export function applyActions(consumer: Consumer, actions: readonly ConsumerActio
 }
 
 function headerValues(headers: KafkaMessage['headers']): SourceRecord['headers'] {
-  if (!headers) return undefined;
-  const keys = Object.keys(headers);
-  if (keys.length === 0) return undefined;
-  const out: Record<string, string | Buffer | undefined> = {};
-  for (const k of keys) {
+  // for…in, not Object.keys: kafkajs hands every record a headers object, mostly empty, and
+  // an array of its keys per record was garbage for nothing.
+  let out: Record<string, string | Buffer | undefined> | undefined;
+  for (const k in headers) {
     const v = headers[k];
-    out[k] = Array.isArray(v) ? v[v.length - 1] : v; // a repeated header: the last value, as Kafka's lastHeader()
+    (out ??= {})[k] = Array.isArray(v) ? v[v.length - 1] : v; // a repeated header: the last value, as Kafka's lastHeader()
   }
   return out;
 }
@@ -122,10 +123,14 @@ export function toAnswer(raw: FetchedBatch): FetchedAnswer<SourceRecord> {
   const key = `${raw.topic}/${raw.partition}`;
   const fetchedOffset = toOffset(raw.fetchedOffset, `${key} fetch position`);
   if (raw.rawMessages.length === 0) return { topic: raw.topic, partition: raw.partition, fetchedOffset, rawCount: 0, records: [], end: fetchedOffset };
-  const records = raw.messages.map((m): SourceRecord => ({
-    topic: raw.topic, partition: raw.partition, offset: toOffset(m.offset, `${key} record`), key: m.key ?? null, value: m.value ?? null,
-    timestamp: Number(m.timestamp), headers: headerValues(m.headers),
-  }));
+  const records = raw.messages.map((m): SourceRecord => {
+    const offset = Number(m.offset);
+    return {
+      // The label is built only for a bad offset, not as a string per record.
+      topic: raw.topic, partition: raw.partition, offset: Number.isSafeInteger(offset) ? offset : toOffset(m.offset, `${key} record`),
+      key: m.key ?? null, value: m.value ?? null, timestamp: Number(m.timestamp), headers: headerValues(m.headers),
+    };
+  });
   const end = Math.max(toOffset(raw.lastOffset(), `${key} last offset`) + 1, batchEnd(raw));
   return { topic: raw.topic, partition: raw.partition, fetchedOffset, rawCount: raw.rawMessages.length, records, end };
 }

@@ -29,3 +29,20 @@ declare module 'kafkajs/src/broker' {
   }
   export = Broker;
 }
+
+// kafkajs's protocol decoder and its Long (varlong-hook.ts replaces Decoder#readVarLong).
+declare module 'kafkajs/src/protocol/decoder' {
+  class Decoder {
+    constructor(buffer: Buffer);
+    readVarLong(): { toString(): string };
+  }
+  export = Decoder;
+}
+
+declare module 'kafkajs/src/utils/long' {
+  class Long {
+    static fromNumber(value: number): Long;
+    toString(): string;
+  }
+  export = Long;
+}

@@ -3,7 +3,7 @@
 // through the column layout when the outputs are flat records of one shape, else v8.serialize.
 import * as fc from 'fast-check';
 import { COLUMNS_TAG } from '../../checkpoint/columns';
-import { decodeOutputs, encodeOutputs } from '../../checkpoint/codec';
+import { decodeOutputs, encodeOutputs, seal, sealedOutputs, unseal } from '../../checkpoint/codec';
 import { propertyParams } from './params';
 
 /**
@@ -81,6 +81,17 @@ describe('staged outputs round trip', () => {
         expect(canonical(decodeOutputs(encodeOutputs(items)))).toEqual(canonical(items));
       }),
       propertyParams(100),
+    );
+  });
+
+  it('the chunk sealed in place is the chunk encoded then sealed, byte for byte (the stored format does not change)', () => {
+    fc.assert(
+      fc.property(outputs, fc.string({ maxLength: 40 }), (items, key) => {
+        const inPlace = Buffer.from(sealedOutputs(key, items));
+        expect(inPlace).toEqual(Buffer.from(seal(key, encodeOutputs(items))));
+        expect(canonical(decodeOutputs(unseal(key, inPlace, false)))).toEqual(canonical(items));
+      }),
+      propertyParams(300),
     );
   });
 });

@@ -5,7 +5,7 @@
 import { serialize } from 'node:v8';
 import { COLUMNS_TAG } from '../../checkpoint/columns';
 import { chunk, decodeJSON, decodeOutputs, encodeJSON, encodeOutputs, seal, SEALED_TAG, unseal } from '../../checkpoint/codec';
-import { crc32c } from '../../checkpoint/crc32c';
+import { crc32c, jsCrc32c, nativeCrc32c, type Crc32c } from '../../checkpoint/crc32c';
 
 describe('JSON records', () => {
   it('round-trip plain records', () => {
@@ -129,6 +129,13 @@ describe('staged output chunks in the column layout', () => {
 });
 
 describe('crc32c', () => {
+  it('is the native one where @node-rs/crc32 has a prebuilt binary (Linux, macOS, Windows on x64 and arm64)', () => {
+    expect(nativeCrc32c).toBeDefined();
+    expect(crc32c).toBe(nativeCrc32c);
+  });
+});
+
+describe.each<[string, Crc32c]>([['TypeScript', jsCrc32c], ['native', nativeCrc32c ?? jsCrc32c]])('crc32c, %s', (_name, crc32c) => {
   it('gives the standard check values (RFC 3720 B.4, and "123456789")', () => {
     expect(crc32c(Buffer.from('123456789'))).toBe(0xe3069283);
     expect(crc32c(Buffer.alloc(32))).toBe(0x8a9136aa);
@@ -145,6 +152,11 @@ describe('crc32c', () => {
     const padded = new Uint8Array(1013);
     padded.set(bytes, 13);
     expect(crc32c(padded.subarray(13, 1013))).toBe(whole);
+  });
+
+  it('agrees with the other one on 1 MiB at every alignment', () => {
+    const bytes = Buffer.from(Array.from({ length: (1 << 20) + 64 }, (_, i) => (i * 2654435761) >>> 24));
+    for (let shift = 0; shift < 16; shift++) expect(crc32c(bytes.subarray(shift, shift + (1 << 20)), 7)).toBe(jsCrc32c(bytes.subarray(shift, shift + (1 << 20)), 7));
   });
 });
 
