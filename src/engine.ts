@@ -6,27 +6,23 @@
 // second, recovery-only execution path. The whole protocol is this file, the pure
 // decisions (src/planner.ts, recovery/decide.ts), the writes (checkpoint/store.ts) and
 // the delivery to sinks (src/delivery.ts).
-import { randomUUID } from 'node:crypto';
-import { BadConfigError } from '../checkpoint/errors';
-import { UnstageableOutputError } from '../checkpoint/faithful';
 import type { BatchRecord, OffsetMap, PartitionRef, Range } from '../checkpoint/model';
 import { parsePartitionKey, partitionKey } from '../checkpoint/model';
-import { FORMAT_VERSION, openCheckpoint, type CheckpointStore } from '../checkpoint/store';
+import type { CheckpointStore } from '../checkpoint/store';
 import { formatMark, type ProgressMark } from '../recovery/crosscheck';
-import { decideRecovery, describeRanges, hasStagedOutputs } from '../recovery/decide';
-import { elapsedMs, lagAfterCommit, lagAtPlan, PhaseTimer, type BatchStats, type EngineStatus, type RunSummary } from './batch-stats';
-import type { SourceRecord } from './contracts';
+import { describeRanges } from '../recovery/decide';
+import { elapsedMs, lagAfterCommit, lagAtPlan, type BatchStats, type EngineStatus, type RunSummary } from './batch-stats';
+import { RecordSizes, runBatch } from './batch-run';
 import type { CrashPoint } from './crash-seam';
-import { checkWitnesses } from './witnesses';
-import { deliverBatch, streamsOf, type Streams } from './delivery';
+import { openJobCheckpoint } from './job-checkpoint';
 import type { Job } from './job';
 import { silentLogger, type Logger } from './log';
-import { advancePositions, planRanges } from './planner';
+import { planRanges } from './planner';
 import { PositionReporter } from './position-report';
 import { rangeBounds, type Bounds } from './run-bounds';
-import { runTransform, setAsideUnstageable, type TransformResult } from './transform';
 
 export type { BatchStats, EngineStatus, RunSummary } from './batch-stats';
+export { sinkNames } from './job-checkpoint';
 
 export interface EngineOptions {
   /** Where the checkpoint lives; defaults to the job's `checkpoint.dir`. */
@@ -70,10 +66,6 @@ export function jobFingerprint(job: Pick<Job<unknown>, 'codeVersion'>, codeHash:
   return job.codeVersion !== undefined ? `codeVersion:${job.codeVersion}` : codeHash ?? 'unversioned';
 }
 
-/** The names of a job's sinks, the dead-letter sink included, as its checkpoint records them. */
-export function sinkNames(job: Pick<Job<unknown>, 'sinks' | 'deadLetterSink'>): string[] {
-  return [...job.sinks, ...(job.deadLetterSink ? [job.deadLetterSink] : [])].map((s) => s.name);
-}
 
 export class Engine<T> {
   private store: CheckpointStore | undefined;
@@ -81,8 +73,8 @@ export class Engine<T> {
   private lastCommitted = 0;
   private stopping = false;
   private wake: (() => void) | undefined;
-  /** Measured bytes per record (key + value + overhead), undefined until a batch was read. */
-  private avgRecordBytes: number | undefined;
+  /** Measured bytes per record (key + value + overhead). */
+  private readonly sizes = new RecordSizes();
   private lastBatchAt = Date.now();
   private readonly reporter: PositionReporter;
   /** Set by a plan that waits for more records: ms until the batch is due anyway (maxWaitMs). */
@@ -170,42 +162,17 @@ export class Engine<T> {
 
   /** Opens and locks the checkpoint, decides recovery, records the decision's meta. */
   private async recover(): Promise<BatchRecord | undefined> {
-    const dir = this.options.checkpointDir ?? this.job.checkpointDir;
-    if (this.options.store) {
-      this.store = this.options.store;
-    } else {
-      if (dir === undefined) throw new BadConfigError('No checkpoint directory: pass checkpointDir to the Engine, or set checkpoint.dir in the job (tidemark run: --checkpoint).');
-      this.store = await openCheckpoint(dir, {
-        retainBatches: this.job.retainBatches,
-        onLockCompromised: (err) => {
-          this.lockHeld = false;
-          this.log.error({ err: err.message }, 'checkpoint lock compromised: stopping before the next write');
-          this.stop();
-        },
-      });
-    }
-    this.lockHeld = true;
-    let view = await this.store.load();
-    await this.crash('recovering');
-    const used = await checkWitnesses(this.job, this.store!.dir, view, this.log);
-    if (used !== undefined) {
-      this.log.info({ lastCommitted: used }, `batch ids up to ${used} were used before the last reset (the source's marks say so): going on from ${used + 1}`);
-      await this.store.skipBatchIds(used);
-      view = { ...view, lastCommitted: used };
-    }
-    const needsEarliest = view.inFlight && !hasStagedOutputs(view.inFlight);
-    const earliest = needsEarliest ? await this.job.source.offsets(view.inFlight!.ranges, 'earliest') : {};
-    const decision = decideRecovery({
-      dir: this.store.dir, view, fingerprint: this.fingerprint, acceptCodeChange: this.options.acceptCodeChange === true,
-      earliest, format: FORMAT_VERSION, now: Date.now(), checkpointId: randomUUID(),
-      job: {
-        name: this.job.name, sourceId: this.job.source.id, strictCodeVersion: this.job.strictCodeVersion, onDataLoss: this.job.onDataLoss,
-        sinks: sinkNames(this.job),
+    const { store, decision, meta } = await openJobCheckpoint(this.job, {
+      dir: this.options.checkpointDir ?? this.job.checkpointDir, store: this.options.store, fingerprint: this.fingerprint,
+      acceptCodeChange: this.options.acceptCodeChange === true, log: this.log, crash: this.crash, crossCheck: true,
+      onLockCompromised: (err) => {
+        this.lockHeld = false;
+        this.log.error({ err: err.message }, 'checkpoint lock compromised: stopping before the next write');
+        this.stop();
       },
     });
-    for (const note of decision.notes) this.log.info({ lastCommitted: decision.lastCommitted }, note);
-    if (decision.meta) await this.store.writeMeta(decision.meta);
-    const meta = decision.meta ?? view.meta;
+    this.store = store;
+    this.lockHeld = true;
     this.checkpointId = meta?.checkpointId;
     this.lineage = meta?.checkpointId !== undefined ? { checkpoint: meta.checkpointId, resets: meta.resets.length } : undefined;
     this.positions = decision.resumeAt;
@@ -240,7 +207,7 @@ export class Engine<T> {
     }
     const waitedMs = bounds ? Infinity : Date.now() - this.lastBatchAt;
     const plan = planRanges({
-      positions: this.positions, starting, earliest, latest, limits: this.job.limits, avgRecordBytes: this.avgRecordBytes ?? FIRST_BATCH_RECORD_BYTES,
+      positions: this.positions, starting, earliest, latest, limits: this.job.limits, avgRecordBytes: this.sizes.average ?? FIRST_BATCH_RECORD_BYTES,
       waitedMs, onDataLoss: this.job.onDataLoss,
     });
     this.lag = lagAtPlan(latestNow, this.positions, starting);
@@ -262,54 +229,18 @@ export class Engine<T> {
   }
 
   /** Carries a batch from its current state to COMMITTED. */
-  /** Carries a batch from its current state to COMMITTED. */
   private async advance(batch: BatchRecord, recovered: boolean): Promise<BatchStats> {
-    const store = this.store!;
-    const timer = new PhaseTimer(batch.durations);
     if (recovered) this.log.info({ batch: batch.id, state: batch.state, ranges: batch.ranges }, `recovering batch ${batch.id} (${batch.state}): ${describeRanges(batch.ranges)}`);
-
-    let staged = batch;
-    let streams: Streams;
-    let records = batch.recordsIn ?? 0;
-    let bytesIn = batch.bytesIn ?? 0;
-    if (hasStagedOutputs(batch)) {
-      streams = await timer.time('read', () => store.readStagedOutputs(batch));
-    } else {
-      const read = await timer.time('read', () => this.read(batch.ranges));
-      records = read.records.length;
-      bytesIn = read.bytes;
-      await this.crash('read');
-      const result = await timer.time('transform', () => runTransform(this.job, read.records, { batchId: batch.id, ranges: batch.ranges }));
-      read.records = []; // the input can be collected while the outputs are staged and delivered
-      await this.crash('transformed');
-      const stage = (r: TransformResult<T>): Promise<BatchRecord> => {
-        const computed = streamsOf(r);
-        streams = computed.streams;
-        return store.stageBatch(
-          { ...batch, fingerprint: this.fingerprint, recordsIn: records, bytesIn, outputsOut: computed.counts },
-          this.job.stageOutputs ? streams : undefined,
-        );
-      };
-      // Encoding finds an output it cannot give back unchanged at no extra pass; only then are all of them looked for.
-      staged = await timer.time('stage', () => stage(result).catch((err: unknown) => {
-        if (!(err instanceof UnstageableOutputError)) throw err;
-        return stage(setAsideUnstageable(this.job, result, batch.id));
-      }));
-      await this.crash('staged');
-    }
-
-    const delivered = await timer.time('deliver', () => deliverBatch({ job: this.job, store, log: this.log, crash: this.crash, checkpointId: this.checkpointId }, staged, streams));
-    staged = delivered.batch;
-
-    const durations = timer.durations;
-    const positions = advancePositions(this.positions, staged.ranges);
-    await timer.time('commit', () => store.commitBatch({ ...staged, durations }, positions, staged.lost ?? []));
-    this.positions = positions;
+    const done = await runBatch({
+      job: this.job, store: this.store!, log: this.log, crash: this.crash, fingerprint: this.fingerprint, checkpointId: this.checkpointId, sizes: this.sizes,
+    }, batch, this.positions);
+    const staged = done.batch;
+    const { records, bytesIn, durations, delivered } = done;
+    this.positions = done.positions;
     this.lag = lagAfterCommit(this.lag, this.latestSeen, staged.ranges);
     this.lastCommitted = staged.id;
     this.lastBatchAt = Date.now();
-    await this.crash('committed');
-    this.reporter.report(positions, this.lineage && formatMark({ ...this.lineage, batch: staged.id }));
+    this.reporter.report(done.positions, this.lineage && formatMark({ ...this.lineage, batch: staged.id }));
     await this.crash('source-committed');
 
     const stats: BatchStats = {
@@ -319,26 +250,6 @@ export class Engine<T> {
     this.log.info({ batch: stats.id, records, bytesIn, outputs: stats.outputs, bytesOut: stats.bytesOut, deadLetters: stats.deadLetters, ranges: staged.ranges, durations, recovered }, `batch ${stats.id} committed`);
     return stats;
   }
-
-
-  /** Reads the ranges; `bytes` counts keys and values. */
-  private async read(ranges: readonly Range[]): Promise<{ records: SourceRecord[]; bytes: number }> {
-    const records: SourceRecord[] = [];
-    let bytes = 0;
-    const controller = new AbortController();
-    for await (const chunk of this.job.source.read(ranges, controller.signal)) {
-      for (const r of chunk) {
-        records.push(r);
-        bytes += (r.value?.length ?? 0) + (r.key?.length ?? 0);
-      }
-    }
-    if (records.length > 0) {
-      const measured = bytes / records.length + 64;
-      this.avgRecordBytes = this.avgRecordBytes === undefined ? measured : 0.7 * this.avgRecordBytes + 0.3 * measured;
-    }
-    return { records, bytes };
-  }
-
 
   /**
    * Waits for the next plan: until the batch being filled is due (maxWaitMs), or — when

@@ -28,3 +28,11 @@ declare module 'kafkajs/src/broker' {
   }
   export = Broker;
 }
+
+// kafkajs's consumer group (membership.ts wraps its joinAndSync to learn the generation).
+declare module 'kafkajs/src/consumer/consumerGroup' {
+  class ConsumerGroup {
+    joinAndSync(): Promise<void>;
+  }
+  export = ConsumerGroup;
+}
