@@ -187,6 +187,8 @@ export class GroupEngine<T> {
     }
     const positions: Record<string, number> = {};
     for (const key of keep) if (this.positions[key] !== undefined) positions[key] = this.positions[key]!;
+    // The source's metadata may predate partitions added to the topic, which the group's leader saw: it would read them as empty.
+    if (change.added.length > 0) await this.job.source.partitions();
     const commits = change.added.length > 0 ? await this.source.groupCommits(change.added) : new Map<string, { offset: number; metadata: string | null }>();
     let keepPending = false;
     for (const p of change.added) {

@@ -1,5 +1,5 @@
 // `npm run torture -- --kills 1000 [--source embedded|kafka] [--pg-url URL] [--kafka-sink] [--seed N] [--dir D]`:
-// the long form. --pg-url adds the PostgreSQL sink (a fresh schema of that server) and
+// the long form; with `--daemons N`, group mode's (test/crash/group-torture.ts). --pg-url adds the PostgreSQL sink (a fresh schema of that server) and
 // --kafka-sink the transactional Kafka sink (a fresh topic on KAFKA_BROKERS); after the run
 // each must hold exactly what the file sink holds, execution ids and all.
 import { randomBytes } from 'node:crypto';
@@ -72,10 +72,21 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       kills: { type: 'string' }, source: { type: 'string' }, seed: { type: 'string' }, dir: { type: 'string' },
-      'pg-url': { type: 'string' }, 'kafka-sink': { type: 'boolean' },
+      'pg-url': { type: 'string' }, 'kafka-sink': { type: 'boolean' }, daemons: { type: 'string' },
     },
   });
   const kills = Number(values.kills ?? 1000);
+  if (values.daemons !== undefined) {
+    // Group mode (test/crash/group-torture.ts): its report goes beside the single daemon's.
+    const { printGroupReport, runGroupTorture } = await import('./group-torture');
+    const report = await runGroupTorture({
+      kills, daemons: Number(values.daemons), dir: values.dir ?? join(tmpdir(), 'tidemark-torture-group'), brokers: brokers().join(','),
+      ...(values.seed ? { seed: Number(values.seed) } : {}), log: (l) => console.log(l),
+    });
+    console.log(printGroupReport(report, join(__dirname, 'last-group-report.json')));
+    process.exitCode = Object.values(report.sinks).every((s) => s.lost === 0 && s.duplicated === 0 && s.found === report.produced) ? 0 : 1;
+    return;
+  }
   const source = values.source ?? 'embedded';
   let producer: (dir: string) => Producer;
   if (source === 'embedded') producer = (dir) => embeddedProducer(dir);

@@ -3,7 +3,6 @@
 // record's output exactly once.
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { childEnv } from './cli';
 import { repoRoot, tidemark, type Child } from './processes';
 
 export const groupJob = join(repoRoot, 'test', 'kafka', 'group-job.ts');
@@ -18,9 +17,10 @@ export interface GroupRun {
 /** Starts daemon `i` of the group (checkpoint `<dir>/cp-<i>`). */
 export function startDaemon(run: GroupRun, i: number): Child {
   mkdirSync(run.dir, { recursive: true });
-  return tidemark(['run', groupJob, '--checkpoint', join(run.dir, `cp-${i}`), '--progress', 'never'], childEnv({
+  // tidemark() passes coverageEnv() on; test/support/cli.ts's childEnv() cannot be imported outside jest (the long form).
+  return tidemark(['run', groupJob, '--checkpoint', join(run.dir, `cp-${i}`), '--progress', 'never'], {
     KAFKA_BROKERS: run.brokers, GROUP_TOPIC: run.topic, GROUP_OUT: join(run.dir, 'out'), ...run.env,
-  }));
+  });
 }
 
 /** The JSON lines a daemon logged with `event` set (assigned, revoked, handoff, dropped). */
