@@ -4,11 +4,12 @@
 //   GROUP_OUT                    the directory of the range-file sink
 //   GROUP_BATCH                  records per partition per batch (default 100)
 //   GROUP_SESSION_MS             the membership's session timeout (default 6000, the broker's minimum)
+//   GROUP_KAFKA_SINK_TOPIC       also produce every output there with the Kafka sink (named `kafka`)
 // The transform is deterministic (group mode's exactly-once holds for every sink across a
 // handoff only for those, docs/scale-out.md); each output names its input.
 import { link, mkdir, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { defineJob, kafkaSource, type Sink } from 'tidemark';
+import { defineJob, kafkaSink, kafkaSource, type Sink } from 'tidemark';
 
 const topic = process.env.GROUP_TOPIC ?? 'group';
 
@@ -43,6 +44,17 @@ function rangeFiles(dir: string): Sink<GroupOutput> {
   };
 }
 
+function sinks(): Array<Sink<GroupOutput>> {
+  const list = [rangeFiles(process.env.GROUP_OUT ?? '/tmp/tidemark-group-out')];
+  if (process.env.GROUP_KAFKA_SINK_TOPIC) {
+    list.push(kafkaSink<GroupOutput>({
+      name: 'kafka', brokers: (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(','), topic: process.env.GROUP_KAFKA_SINK_TOPIC,
+      message: (o) => ({ key: `${o.p}`, value: JSON.stringify(o) }),
+    }));
+  }
+  return list;
+}
+
 export default defineJob<GroupOutput>({
   name: 'group',
   scaleOut: 'group',
@@ -53,7 +65,7 @@ export default defineJob<GroupOutput>({
     startingOffsets: 'earliest',
     consumer: { sessionTimeout: Number(process.env.GROUP_SESSION_MS ?? 6_000) },
   }),
-  sinks: [rangeFiles(process.env.GROUP_OUT ?? '/tmp/tidemark-group-out')],
+  sinks: sinks(),
   transform: (records) => records.map((r) => ({ p: r.partition, o: r.offset, v: r.value?.toString() ?? '' })),
   batch: { maxRecordsPerPartition: Number(process.env.GROUP_BATCH ?? 100), maxWaitMs: 20, pollIntervalMs: 50 },
 });

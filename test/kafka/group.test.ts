@@ -4,8 +4,8 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkRangeFiles, events, startDaemon, until, type GroupRun } from '../support/group';
-import { closeClients, createTopic, bootstrap, produce, uniqueTopic } from '../support/kafka';
+import { checkOutputs, checkRangeFiles, events, startDaemon, until, type GroupRun } from '../support/group';
+import { bootstrap, brokers, closeClients, createTopic, produce, readTopic, uniqueTopic } from '../support/kafka';
 import { killAll } from '../support/processes';
 
 afterEach(killAll);
@@ -17,10 +17,12 @@ async function produceRecords(topic: string, partitions: number, count: number, 
   for (const m of messages) produced.set(m.partition, [...(produced.get(m.partition) ?? []), m.value]);
 }
 
-it('two daemons share a topic\'s partitions and deliver every record once; SIGTERM leaves the group and exits 0', async () => {
+it('two daemons share a topic\'s partitions and deliver every record once to the range files and the Kafka sink; SIGTERM leaves the group and exits 0', async () => {
   const topic = uniqueTopic('group2');
+  const sinkTopic = uniqueTopic('group2-out');
   await createTopic(topic, 4);
-  const run: GroupRun = { dir: mkdtempSync(join(tmpdir(), 'tidemark-group2-')), topic, brokers: bootstrap() };
+  await createTopic(sinkTopic, 2);
+  const run: GroupRun = { dir: mkdtempSync(join(tmpdir(), 'tidemark-group2-')), topic, brokers: bootstrap(), env: { GROUP_KAFKA_SINK_TOPIC: sinkTopic } };
   const produced = new Map<number, string[]>();
   await produceRecords(topic, 4, 2000, produced, 'a');
   const a = startDaemon(run, 0);
@@ -43,4 +45,6 @@ it('two daemons share a topic\'s partitions and deliver every record once; SIGTE
   const check = checkRangeFiles(run.dir, produced);
   expect(check).toEqual({ expected: 5000, found: 5000, lost: 0, duplicated: 0, discontinuities: [] });
   expect(owners(a).size).toBe(4);
+  const delivered = (await readTopic(brokers(), sinkTopic)).map((r) => JSON.parse(r.value ?? '{}') as { p: number; v: string });
+  expect(checkOutputs(delivered, produced)).toEqual({ found: 5000, lost: 0, duplicated: 0 });
 }, 180_000);

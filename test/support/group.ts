@@ -101,6 +101,24 @@ export function checkRangeFiles(dir: string, produced: ReadonlyMap<number, reado
   return { expected, found, lost, duplicated, discontinuities };
 }
 
+/** Counts, against what was produced per partition, the values of `outputs` (a sink's `{p, v}` outputs, in any order). */
+export function checkOutputs(outputs: ReadonlyArray<{ readonly p: number; readonly v: string }>, produced: ReadonlyMap<number, readonly string[]>): { found: number; lost: number; duplicated: number } {
+  const seen = new Map<string, number>();
+  for (const o of outputs) seen.set(`${o.p}:${o.v}`, (seen.get(`${o.p}:${o.v}`) ?? 0) + 1);
+  let found = 0;
+  let lost = 0;
+  let duplicated = 0;
+  for (const [p, values] of produced) {
+    for (const v of values) {
+      const n = seen.get(`${p}:${v}`) ?? 0;
+      if (n === 0) lost++;
+      else found++;
+      if (n > 1) duplicated += n - 1;
+    }
+  }
+  return { found, lost, duplicated };
+}
+
 /** Waits until `ok()` or the timeout. */
 export async function until(ok: () => boolean, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
