@@ -26,7 +26,7 @@ import { assertCommit, assertContinues, type Committed } from './invariants';
 import { LevelDamageError, LevelKV, type KV, type KVOp } from './kv';
 import { acquireLock, type CheckpointLock } from './lock';
 import {
-  isWholeNumber, RETAIN_HISTORY, type BatchRecord, type CheckpointMeta, type CheckpointView, type LostRange, type OffsetMap, type Range,
+  isWholeNumber, RETAIN_HISTORY, type BatchRecord, type CheckpointMeta, type CheckpointView, type GroupOwnership, type LostRange, type OffsetMap, type Range,
 } from './model';
 
 /**
@@ -309,6 +309,15 @@ export class CheckpointStore {
     const next: Committed = { positions: state.positions, lastCommitted: id };
     await this.write([{ type: 'put', key: keys.state, value: encodeJSON(next) }], true);
     this.committed = next;
+  }
+
+  /** Group mode: records the last assignment (unsynced: it only informs inspect; recovery asks the group). */
+  async writeOwnership(ownership: GroupOwnership): Promise<void> {
+    await this.write([{ type: 'put', key: keys.ownership, value: encodeJSON(ownership) }], false);
+  }
+
+  async readOwnership(): Promise<GroupOwnership | undefined> {
+    return this.read<GroupOwnership>(keys.ownership);
   }
 
   /** Batch records kept by retention, newest first. */

@@ -48,13 +48,13 @@ interface Owned {
   lastBatchAt: number;
 }
 
-/** What `status()` adds in group mode: the partitions owned now and their epochs. */
+/** What `status()` adds in group mode: the partitions owned now and their epochs, and the generation. */
 export interface GroupStatus extends EngineStatus {
   readonly owned: Readonly<Record<string, number>>;
   readonly generation: number | undefined;
 }
 
-type GroupSource = Pick<KafkaSource, 'joinGroup' | 'groupCommits'>;
+type GroupSource = Pick<KafkaSource, 'joinGroup' | 'groupCommits' | 'groupId'>;
 
 export class GroupEngine<T> {
   private store: CheckpointStore | undefined;
@@ -89,6 +89,10 @@ export class GroupEngine<T> {
     this.fingerprint = jobFingerprint(job, options.fingerprint);
     if (job.scaleOut !== 'group') throw new BadConfigError("GroupEngine runs jobs with scaleOut: 'group'.");
     this.source = job.source as unknown as GroupSource;
+  }
+
+  private get groupId(): string {
+    return this.source.groupId;
   }
 
   stop(): void {
@@ -213,6 +217,10 @@ export class GroupEngine<T> {
     await this.store!.resetPositions(positions, this.lastCommitted, discard, undefined);
     if (discard) this.lastCommitted = discard.id;
     this.positions = positions;
+    await this.store!.writeOwnership({
+      group: this.groupId, generation: next.generation, memberId: next.memberId, at: Date.now(),
+      partitions: Object.fromEntries([...this.owned].map(([key, o]) => [key, o.epoch])),
+    });
   }
 
   /** The batch in flight at start is the range the group says to run again, planned by this very checkpoint. */
@@ -310,7 +318,8 @@ export class GroupEngine<T> {
     o.lastBatchAt = Date.now();
     this.lag = lagAfterCommit(this.lag, this.latestSeen, done.batch.ranges);
     // (g) the range is done everywhere: tell the group.
-    if (!await this.groupCommit(range, range.until, null)) {
+    const told = await this.groupCommit(range, range.until, null);
+    if (!told) {
       await this.drop(key, undefined, 'the group refused the commit of its range (its new owner finds it delivered)');
     } else if (!o.handedOver) {
       o.handedOver = true;
@@ -322,7 +331,8 @@ export class GroupEngine<T> {
       id: done.batch.id, ranges: done.batch.ranges, records: done.records, bytesIn: done.bytesIn, bytesOut: done.batch.stagedBytes ?? 0,
       outputs: done.delivered.outputs, deadLetters: done.delivered.deadLetters, recovered: false, durations: done.durations, lag: this.lag,
     };
-    this.log.info({ batch: stats.id, partition: key, epoch: o.epoch, records: stats.records, outputs: stats.outputs, ranges: stats.ranges, durations: stats.durations },
+    // `event: 'committed'` only when the group took the range's end: what a zombie must never get.
+    this.log.info({ ...(told ? { event: 'committed' } : {}), batch: stats.id, partition: key, epoch: o.epoch, records: stats.records, outputs: stats.outputs, ranges: stats.ranges, durations: stats.durations },
       `batch ${stats.id} committed`);
     return stats;
   }

@@ -48,8 +48,11 @@ export interface GroupTortureReport {
   readonly sinks: Record<string, SinkCheck & { readonly discontinuities?: number }>;
   /** Kill (or SIGTERM) of an owner → first commit of one of its partitions by the next owner. */
   readonly handoffMs: { readonly median: number; readonly max: number; readonly measured: number };
-  /** The zombie's writes after SIGCONT: group commits refused, sink writes fenced (it must write nothing). */
-  readonly zombie: { readonly dropped: number; readonly handoffsAfterResume: number };
+  /**
+   * The zombie after SIGCONT: partitions it dropped (its group commits refused, its sink writes
+   * fenced), and ranges the group accepted from it at an epoch it held before the freeze (must be 0).
+   */
+  readonly zombie: { readonly dropped: number; readonly staleCommits: number };
   readonly exitCodes: number[];
   readonly runSeconds: number;
   readonly seed: number;
@@ -188,6 +191,8 @@ export async function runGroupTorture(o: GroupTortureOptions): Promise<GroupTort
   let partitionsAdded = 0;
   let zombieChild: Child | undefined;
   let zombieResumedAt = 0;
+  /** The newest generation the zombie knew when it froze. */
+  let zombieEpoch = 0;
 
   const killable = (): number[] => live.flatMap((c, i) => (c && c !== zombieChild ? [i] : []));
   const [minMs, maxMs] = o.killEveryMs ?? [1_000, 3_000];
@@ -219,6 +224,7 @@ export async function runGroupTorture(o: GroupTortureOptions): Promise<GroupTort
       const i = killable()[killable().length - 1]!;
       const z = live[i]!;
       const held = ownedAtEnd(z);
+      zombieEpoch = Math.max(0, ...events(z).map((e) => Number(e.epoch ?? e.generation ?? 0)));
       z.proc.kill('SIGSTOP');
       zombieChild = z;
       const frozenAt = Date.now();
@@ -271,7 +277,10 @@ export async function runGroupTorture(o: GroupTortureOptions): Promise<GroupTort
   const report: GroupTortureReport = {
     daemons: o.daemons, kills: o.kills - zombies - sigterms, sigterms, zombies, partitionsAdded, produced: producer.produced, sinks,
     handoffMs: { median: median(handoffs), max: handoffs.length > 0 ? Math.max(...handoffs) : 0, measured: handoffs.length },
-    zombie: { dropped: zombieEvents.filter((e) => e.event === 'dropped').length, handoffsAfterResume: zombieEvents.filter((e) => e.event === 'handoff').length },
+    zombie: {
+      dropped: zombieEvents.filter((e) => e.event === 'dropped').length,
+      staleCommits: zombieEvents.filter((e) => e.event === 'committed' && Number(e.epoch) <= zombieEpoch).length,
+    },
     exitCodes, runSeconds: Math.round((Date.now() - started) / 1000), seed,
   };
   return report;
@@ -284,7 +293,8 @@ export function printGroupReport(report: GroupTortureReport, path: string): stri
     ['partitions added', report.partitionsAdded], ['records produced', report.produced],
     ...Object.entries(report.sinks).map(([name, s]): [string, unknown] => [`sink ${name}`, `${s.found} found, ${s.lost} lost, ${s.duplicated} duplicated`]),
     ['handoff median ms (departure → first commit by the next owner)', report.handoffMs.median], ['handoff max ms', report.handoffMs.max],
-    ['handoffs measured', report.handoffMs.measured], ['exit codes of SIGTERMs', report.exitCodes.join(' ')], ['run seconds', report.runSeconds], ['seed', report.seed],
+    ['handoffs measured', report.handoffMs.measured], ['zombie: partitions dropped after SIGCONT', report.zombie.dropped],
+    ['zombie: ranges the group took from it at its old epoch', report.zombie.staleCommits], ['exit codes of SIGTERMs', report.exitCodes.join(' ')], ['run seconds', report.runSeconds], ['seed', report.seed],
   ];
   return rows.map(([k, v]) => `${k.padEnd(60)} ${String(v)}`).join('\n');
 }

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkOutputs, checkRangeFiles, events, startDaemon, until, type GroupRun } from '../support/group';
 import { bootstrap, brokers, closeClients, createTopic, produce, readTopic, uniqueTopic } from '../support/kafka';
-import { killAll } from '../support/processes';
+import { killAll, runTidemark } from '../support/processes';
 
 afterEach(killAll);
 afterAll(closeClients);
@@ -36,6 +36,11 @@ it('two daemons share a topic\'s partitions and deliver every record once to the
 
   b.proc.kill('SIGTERM');
   expect((await b.exited).code).toBe(0);
+  // inspect shows what b owned at its last assignment, with the epochs.
+  const inspected = await runTidemark(['inspect', join(run.dir, 'cp-1'), '--json']);
+  const ownership = (JSON.parse(inspected.stdout) as { ownership: { generation: number; partitions: Record<string, number> } }).ownership;
+  expect(Object.keys(ownership.partitions).length).toBeGreaterThan(0);
+  expect(Object.values(ownership.partitions).every((e) => e >= 1 && e <= ownership.generation)).toBe(true);
   await produceRecords(topic, 4, 1000, produced, 'c');
   // b's partitions move to a at once (LeaveGroup), and a finishes them.
   await until(() => checkRangeFiles(run.dir, produced).found === 5000, 90_000, 'the outputs after b left');

@@ -61,3 +61,19 @@ it('reports the checkpoint size measured in the background, not per scrape', asy
     await metrics.close();
   }
 });
+
+it('group mode: one epoch gauge per partition owned now, and none once it is gone', async () => {
+  let owned: Record<string, number> = { 'clicks/0': 3, 'clicks/2': 5 };
+  const metrics = new Metrics({ engine: { status: () => ({ ...status, owned }) }, checkpointDir: root, job: 'j' });
+  const epochs = async (): Promise<string[]> => (await metrics.registry.metrics()).split('\n').filter((l) => l.startsWith('tidemark_partition_epoch{'));
+  try {
+    expect(await epochs()).toEqual([
+      'tidemark_partition_epoch{topic="clicks",partition="0",job="j"} 3',
+      'tidemark_partition_epoch{topic="clicks",partition="2",job="j"} 5',
+    ]);
+    owned = { 'clicks/2': 5 };
+    expect(await epochs()).toEqual(['tidemark_partition_epoch{topic="clicks",partition="2",job="j"} 5']);
+  } finally {
+    await metrics.close();
+  }
+});
