@@ -46,8 +46,11 @@ export interface GroupTortureReport {
   readonly partitionsAdded: number;
   readonly produced: number;
   readonly sinks: Record<string, SinkCheck & { readonly discontinuities?: number }>;
-  /** Kill (or SIGTERM) of an owner → first commit of one of its partitions by the next owner. */
-  readonly handoffMs: { readonly median: number; readonly max: number; readonly measured: number };
+  /**
+   * An owner's departure → the first commit of one of its partitions by the next owner, per
+   * kind of departure: SIGKILL (the session timeout passes first), SIGTERM (LeaveGroup), SIGSTOP.
+   */
+  readonly handoffMs: Readonly<Record<Departure, { readonly median: number; readonly max: number; readonly measured: number }>>;
   /**
    * The zombie after SIGCONT: partitions it dropped (its group commits refused, its sink writes
    * fenced), and ranges the group accepted from it at an epoch it held before the freeze (must be 0).
@@ -57,6 +60,8 @@ export interface GroupTortureReport {
   readonly runSeconds: number;
   readonly seed: number;
 }
+
+type Departure = 'sigkill' | 'sigterm' | 'sigstop';
 
 /** A small deterministic PRNG (mulberry32), so a failing run can be replayed with its seed. */
 function random(seed: number): () => number {
@@ -152,11 +157,10 @@ function ownedAtEnd(child: Child): Set<string> {
   return owned;
 }
 
-const median = (xs: readonly number[]): number => {
-  if (xs.length === 0) return 0;
+function summary(xs: readonly number[]): { median: number; max: number; measured: number } {
   const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-};
+  return { median: s[Math.floor(s.length / 2)] ?? 0, max: s[s.length - 1] ?? 0, measured: s.length };
+}
 
 export async function runGroupTorture(o: GroupTortureOptions): Promise<GroupTortureReport> {
   const started = Date.now();
@@ -185,7 +189,7 @@ export async function runGroupTorture(o: GroupTortureOptions): Promise<GroupTort
   };
   for (let i = 0; i < o.daemons; i++) launch(i);
   /** When an owner went away, and the partitions it held then. */
-  const departures: Array<{ at: number; partitions: Set<string> }> = [];
+  const departures: Array<{ kind: Departure; at: number; partitions: Set<string> }> = [];
   let sigterms = 0;
   let zombies = 0;
   let partitionsAdded = 0;
@@ -206,7 +210,7 @@ export async function runGroupTorture(o: GroupTortureOptions): Promise<GroupTort
     if (step === Math.floor(o.kills / 3)) {
       const i = killable()[0]!;
       const c = live[i]!;
-      departures.push({ at: Date.now(), partitions: ownedAtEnd(c) });
+      departures.push({ kind: 'sigterm', at: Date.now(), partitions: ownedAtEnd(c) });
       c.proc.kill('SIGTERM');
       const { code } = await c.exited;
       exitCodes.push(code ?? -1);
@@ -228,7 +232,7 @@ export async function runGroupTorture(o: GroupTortureOptions): Promise<GroupTort
       z.proc.kill('SIGSTOP');
       zombieChild = z;
       const frozenAt = Date.now();
-      departures.push({ at: frozenAt, partitions: held });
+      departures.push({ kind: 'sigstop', at: frozenAt, partitions: held });
       const others = (): Child[] => live.filter((c): c is Child => c !== undefined && c !== z);
       await until(() => [...held].every((p) => others().some((c) => events(c, 'handoff').some((e) => e.partition === p && Number(e.at) > frozenAt))),
         120_000, `the partitions of frozen daemon ${i} (${[...held].join(', ')}) to move`);
@@ -241,7 +245,7 @@ export async function runGroupTorture(o: GroupTortureOptions): Promise<GroupTort
     const candidates = killable();
     const i = candidates[Math.floor(rand() * candidates.length)]!;
     const c = live[i]!;
-    departures.push({ at: Date.now(), partitions: ownedAtEnd(c) });
+    departures.push({ kind: 'sigkill', at: Date.now(), partitions: ownedAtEnd(c) });
     c.proc.kill('SIGKILL');
     await c.exited;
     launch(i);
@@ -264,19 +268,21 @@ export async function runGroupTorture(o: GroupTortureOptions): Promise<GroupTort
   for (const s of o.sinkChecks ?? []) sinks[s.name] = await s.check(produced);
 
   // Handoff: from an owner's departure to the first commit of one of its partitions by another process.
-  const handoffs: number[] = [];
+  const handoffs: Record<Departure, number[]> = { sigkill: [], sigterm: [], sigstop: [] };
   const all = lives.flat();
   for (const d of departures) {
     const firsts = [...d.partitions].map((p) => {
       const ats = all.flatMap((c) => events(c, 'handoff').filter((e) => e.partition === p && Number(e.at) > d.at).map((e) => Number(e.at)));
       return ats.length > 0 ? Math.min(...ats) - d.at : undefined;
     }).filter((x): x is number => x !== undefined);
-    if (firsts.length > 0) handoffs.push(Math.min(...firsts));
+    if (firsts.length > 0) handoffs[d.kind].push(Math.min(...firsts));
   }
   const zombieEvents = zombieChild ? events(zombieChild).filter((e) => Date.parse(String(e.time)) >= zombieResumedAt) : [];
   const report: GroupTortureReport = {
     daemons: o.daemons, kills: o.kills - zombies - sigterms, sigterms, zombies, partitionsAdded, produced: producer.produced, sinks,
-    handoffMs: { median: median(handoffs), max: handoffs.length > 0 ? Math.max(...handoffs) : 0, measured: handoffs.length },
+    handoffMs: {
+      sigkill: summary(handoffs.sigkill), sigterm: summary(handoffs.sigterm), sigstop: summary(handoffs.sigstop),
+    },
     zombie: {
       dropped: zombieEvents.filter((e) => e.event === 'dropped').length,
       staleCommits: zombieEvents.filter((e) => e.event === 'committed' && Number(e.epoch) <= zombieEpoch).length,
@@ -292,8 +298,7 @@ export function printGroupReport(report: GroupTortureReport, path: string): stri
     ['daemons', report.daemons], ['SIGKILLs (each restarted)', report.kills], ['SIGTERMs', report.sigterms], ['zombies (SIGSTOP past the session, SIGCONT)', report.zombies],
     ['partitions added', report.partitionsAdded], ['records produced', report.produced],
     ...Object.entries(report.sinks).map(([name, s]): [string, unknown] => [`sink ${name}`, `${s.found} found, ${s.lost} lost, ${s.duplicated} duplicated`]),
-    ['handoff median ms (departure → first commit by the next owner)', report.handoffMs.median], ['handoff max ms', report.handoffMs.max],
-    ['handoffs measured', report.handoffMs.measured], ['zombie: partitions dropped after SIGCONT', report.zombie.dropped],
+    ...Object.entries(report.handoffMs).map(([kind, h]): [string, unknown] => [`handoff after ${kind} (→ first commit by the next owner), ms`, `median ${h.median}, max ${h.max} (${h.measured} measured)`]), ['zombie: partitions dropped after SIGCONT', report.zombie.dropped],
     ['zombie: ranges the group took from it at its old epoch', report.zombie.staleCommits], ['exit codes of SIGTERMs', report.exitCodes.join(' ')], ['run seconds', report.runSeconds], ['seed', report.seed],
   ];
   return rows.map(([k, v]) => `${k.padEnd(60)} ${String(v)}`).join('\n');

@@ -1,6 +1,7 @@
 // The job the group-mode tests run N times (scaleOut 'group'), configured by environment
 // variables:
-//   KAFKA_BROKERS, GROUP_TOPIC   the broker and the input topic (group `tidemark-group-<topic>`)
+//   KAFKA_BROKERS, GROUP_TOPIC   the broker and the input topic
+//   GROUP_ID                     the job's consumer group (default `tidemark-group-<topic>`)
 //   GROUP_OUT                    the directory of the range-file sink
 //   GROUP_BATCH                  records per partition per batch (default 100)
 //   GROUP_SESSION_MS             the membership's session timeout (default 6000, the broker's minimum)
@@ -61,7 +62,7 @@ export default defineJob<GroupOutput>({
   source: kafkaSource({
     brokers: (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(','),
     topics: [topic],
-    groupId: `tidemark-group-${topic}`,
+    groupId: process.env.GROUP_ID ?? `tidemark-group-${topic}`,
     startingOffsets: 'earliest',
     consumer: { sessionTimeout: Number(process.env.GROUP_SESSION_MS ?? 6_000) },
   }),
