@@ -1,7 +1,6 @@
 // `npm run bench:group [-- --records N --daemons 1,2,3 --partitions 6]`: group mode's
 // throughput with 1, 2 and 3 daemons of test/kafka/group-job.ts (each its own process and
-// checkpoint, one consumer group per run) over one topic of N × 200 B records, produced once
-// with Kafka's producer-perf-test. A run is timed from the first daemon's start to the
+// checkpoint, one consumer group per run) over one topic of N × 200 B records, produced once. A run is timed from the first daemon's start to the
 // moment the sink holds every record's output (group joins and the first assignment
 // included); `afterJoin` from the first commit on. On one machine the daemons share its
 // cores: more daemons add processes, not CPUs. Prints one JSON line per run and a table;
@@ -11,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { events, startDaemon } from '../test/support/group';
-import { admin, bootstrap, closeClients, createTopic, javaPerfProduce } from '../test/support/kafka';
+import { randomBytes } from 'node:crypto';
+import { admin, bootstrap, closeClients, createTopic, producer } from '../test/support/kafka';
 import type { Child } from '../test/support/processes';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -52,7 +52,11 @@ async function main(): Promise<void> {
   if (!existing.includes(topic)) {
     await createTopic(topic, partitions);
     process.stderr.write(`producing ${records} × 200 B into ${topic}…\n`);
-    await javaPerfProduce(topic, records, 200);
+    const p = await producer();
+    for (let sent = 0; sent < records; sent += 5_000) {
+      const n = Math.min(5_000, records - sent);
+      await p.send({ topic, acks: -1, messages: Array.from({ length: n }, (_, i) => ({ partition: (sent + i) % partitions, value: randomBytes(100).toString('hex') })) });
+    }
   }
   const runs: Array<Record<string, unknown>> = [];
   for (const n of counts) {
