@@ -9,10 +9,13 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { events, startDaemon } from '../test/support/group';
+import { events } from '../test/support/group';
 import { randomBytes } from 'node:crypto';
 import { admin, bootstrap, closeClients, createTopic, producer } from '../test/support/kafka';
-import type { Child } from '../test/support/processes';
+import { start, type Child } from '../test/support/processes';
+
+// Paths from this file: run-ts bundles it, so test/support's own __dirname-relative paths would point elsewhere.
+const root = join(__dirname, '..');
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -65,8 +68,14 @@ async function main(): Promise<void> {
     const run = { dir, topic, brokers: bootstrap(), env: { GROUP_ID: group, GROUP_BATCH: '20000', GROUP_SESSION_MS: '10000' } };
     const started = Date.now();
     const daemons: Child[] = [];
-    for (let i = 0; i < n; i++) daemons.push(startDaemon(run, i));
+    for (let i = 0; i < n; i++) {
+      daemons.push(start(process.execPath, [join(root, 'bin', 'tidemark.js'), 'run', join(root, 'test', 'kafka', 'group-job.ts'), '--checkpoint', join(dir, `cp-${i}`), '--progress', 'never'], {
+        cwd: root, env: { ...process.env, KAFKA_BROKERS: run.brokers, GROUP_TOPIC: topic, GROUP_OUT: join(dir, 'out'), ...run.env },
+      }));
+    }
     while (delivered(join(dir, 'out')) < records) {
+      const dead = daemons.find((c) => c.proc.exitCode !== null);
+      if (dead) throw new Error(`a daemon exited (${dead.proc.exitCode}): ${dead.stderr()}`);
       if (Date.now() - started > 600_000) throw new Error(`${n} daemons: not done after 600 s (${delivered(join(dir, 'out'))} of ${records})`);
       await sleep(100);
     }
