@@ -8,36 +8,19 @@
 // the delivery to sinks (src/delivery.ts).
 import type { BatchRecord, OffsetMap, PartitionRef, Range } from '../checkpoint/model';
 import { parsePartitionKey, partitionKey } from '../checkpoint/model';
-import type { CheckpointStore } from '../checkpoint/store';
 import { formatMark, type ProgressMark } from '../recovery/crosscheck';
 import { describeRanges } from '../recovery/decide';
-import { elapsedMs, lagAfterCommit, lagAtPlan, type BatchStats, type EngineStatus, type RunSummary } from './batch-stats';
-import { RecordSizes, runBatch } from './batch-run';
-import type { CrashPoint } from './crash-seam';
-import { openJobCheckpoint } from './job-checkpoint';
+import { elapsedMs, lagAfterCommit, lagAtPlan, type BatchStats, type RunSummary } from './batch-stats';
+import { runBatch } from './batch-run';
+import { EngineBase, type EngineOptions } from './engine-base';
 import type { Job } from './job';
-import { silentLogger, type Logger } from './log';
 import { planRanges } from './planner';
 import { PositionReporter } from './position-report';
 import { rangeBounds, type Bounds } from './run-bounds';
 
 export type { BatchStats, EngineStatus, RunSummary } from './batch-stats';
 export { sinkNames } from './job-checkpoint';
-
-export interface EngineOptions {
-  /** Where the checkpoint lives; defaults to the job's `checkpoint.dir`. */
-  readonly checkpointDir?: string;
-  /** The hash of the job's code (`fingerprintOf()`); the job's `codeVersion` takes precedence. */
-  readonly fingerprint?: string;
-  readonly acceptCodeChange?: boolean;
-  readonly logger?: Logger;
-  /** The crash seam (tests): called at each named point of the protocol. */
-  readonly crashPoint?: CrashPoint;
-  /** An open store to use instead of opening `checkpointDir` (tests model power loss with it). */
-  readonly store?: CheckpointStore;
-  /** Called after every committed batch (progress, metrics). */
-  readonly onBatch?: (stats: BatchStats) => void;
-}
+export { EngineBase, jobFingerprint, type EngineOptions } from './engine-base';
 
 export interface RunOptions {
   /** Process what is available at start, then stop (Spark's available-now trigger). */
@@ -61,27 +44,11 @@ export interface RunOptions {
  */
 const FIRST_BATCH_RECORD_BYTES = 64 * 1024;
 
-/** The fingerprint a job's checkpoint records: its `codeVersion` when it sets one, else the hash of its code. */
-export function jobFingerprint(job: Pick<Job<unknown>, 'codeVersion'>, codeHash: string | undefined): string {
-  return job.codeVersion !== undefined ? `codeVersion:${job.codeVersion}` : codeHash ?? 'unversioned';
-}
-
-
-export class Engine<T> {
-  private store: CheckpointStore | undefined;
-  private positions: OffsetMap = {};
-  private lastCommitted = 0;
-  private stopping = false;
-  private wake: (() => void) | undefined;
-  /** Measured bytes per record (key + value + overhead). */
-  private readonly sizes = new RecordSizes();
+export class Engine<T> extends EngineBase<T> {
   private lastBatchAt = Date.now();
   private readonly reporter: PositionReporter;
   /** Set by a plan that waits for more records: ms until the batch is due anyway (maxWaitMs). */
   private fillingMs: number | undefined;
-  private lag: OffsetMap = {};
-  /** The source's ends as of the last plan. */
-  private latestSeen: OffsetMap = {};
   /**
    * The inputs of the last plan that found nothing at all to read. A source that answers
    * with the very same objects while nothing changed (the embedded log) then costs no plan:
@@ -89,40 +56,14 @@ export class Engine<T> {
    * Same inputs, nothing to read: the plan cannot differ (waitedMs matters only with records).
    */
   private idleInputs: { readonly latest: OffsetMap; readonly earliest: OffsetMap; readonly positions: OffsetMap } | undefined;
-  private lockHeld = false;
   /** The checkpoint's id, handed to the sinks (meta.checkpointId). */
   private checkpointId: string | undefined;
   /** The checkpoint's id and reset count, sent with each batch's positions to the source (recovery/crosscheck.ts). */
   private lineage: Omit<ProgressMark, 'batch'> | undefined;
-  private progressAt: number | undefined;
-  private readonly log: Logger;
-  private readonly crash: CrashPoint;
-  readonly fingerprint: string;
-  /** True once recovery is done (for /readyz). */
-  recovered = false;
 
-  constructor(readonly job: Job<T>, private readonly options: EngineOptions = {}) {
-    this.log = options.logger ?? silentLogger;
-    this.crash = options.crashPoint ?? (() => {});
-    this.fingerprint = jobFingerprint(job, options.fingerprint);
+  constructor(job: Job<T>, options: EngineOptions = {}) {
+    super(job, options);
     this.reporter = new PositionReporter(job.source, this.log);
-  }
-
-  /** Finish the batch in flight, commit it, then return from `run()`. */
-  stop(): void {
-    this.stopping = true;
-    this.wake?.();
-  }
-
-  get stopRequested(): boolean {
-    return this.stopping;
-  }
-
-  status(): EngineStatus {
-    return {
-      recovered: this.recovered, stopping: this.stopping, lockHeld: this.lockHeld, lastCommitted: this.lastCommitted,
-      positions: this.positions, lag: this.lag, progressAt: this.progressAt,
-    };
   }
 
   async run(options: RunOptions = {}): Promise<RunSummary> {
@@ -162,21 +103,9 @@ export class Engine<T> {
 
   /** Opens and locks the checkpoint, decides recovery, records the decision's meta. */
   private async recover(): Promise<BatchRecord | undefined> {
-    const { store, decision, meta } = await openJobCheckpoint(this.job, {
-      dir: this.options.checkpointDir ?? this.job.checkpointDir, store: this.options.store, fingerprint: this.fingerprint,
-      acceptCodeChange: this.options.acceptCodeChange === true, log: this.log, crash: this.crash, crossCheck: true,
-      onLockCompromised: (err) => {
-        this.lockHeld = false;
-        this.log.error({ err: err.message }, 'checkpoint lock compromised: stopping before the next write');
-        this.stop();
-      },
-    });
-    this.store = store;
-    this.lockHeld = true;
+    const { decision, meta } = await this.openCheckpoint(true);
     this.checkpointId = meta?.checkpointId;
     this.lineage = meta?.checkpointId !== undefined ? { checkpoint: meta.checkpointId, resets: meta.resets.length } : undefined;
-    this.positions = decision.resumeAt;
-    this.lastCommitted = decision.lastCommitted;
     return decision.redeliver ?? decision.rerun;
   }
 
@@ -259,18 +188,7 @@ export class Engine<T> {
     if (this.stopping) return; // stop() came while the plan was in flight: nothing to wake us
     const filling = this.fillingMs;
     const ms = Math.min(this.job.pollIntervalMs, filling ?? Infinity);
-    const controller = new AbortController();
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      const wake = (): void => {
-        clearTimeout(timer);
-        resolve();
-      };
-      this.wake = wake;
-      if (filling === undefined) this.job.source.waitForData?.(ms, controller.signal).then(wake, wake);
-    });
-    controller.abort();
-    this.wake = undefined;
+    await this.waitAtMost(ms, (signal) => (filling === undefined ? [this.job.source.waitForData?.(ms, signal)] : []));
   }
 
   private async close(): Promise<void> {

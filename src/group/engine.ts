@@ -15,18 +15,14 @@
 // again exactly, first.
 import { BadConfigError, isTidemarkError } from '../../checkpoint/errors';
 import { partitionKey, type BatchRecord, type OffsetMap, type PartitionRef, type Range } from '../../checkpoint/model';
-import type { CheckpointStore } from '../../checkpoint/store';
 import { describeRanges } from '../../recovery/decide';
 import { decideTakeover, formatPlan, parsePlan, type Takeover } from '../../recovery/handoff';
 import { elapsedMs, lagAfterCommit, lagAtPlan, type BatchStats, type EngineStatus, type RunSummary } from '../batch-stats';
-import { RecordSizes, runBatch } from '../batch-run';
+import { runBatch } from '../batch-run';
 import type { PartitionOwner } from '../contracts';
-import type { CrashPoint } from '../crash-seam';
-import type { EngineOptions, RunOptions } from '../engine';
-import { jobFingerprint } from '../engine';
+import type { RunOptions } from '../engine';
+import { EngineBase, type EngineOptions } from '../engine-base';
 import type { Job } from '../job';
-import { openJobCheckpoint } from '../job-checkpoint';
-import { silentLogger, type Logger } from '../log';
 import { planRanges } from '../planner';
 import type { Assignment, GroupMembership } from '../kafka/membership';
 import type { KafkaSource } from '../sources/kafka';
@@ -56,8 +52,7 @@ export interface GroupStatus extends EngineStatus {
 
 type GroupSource = Pick<KafkaSource, 'joinGroup' | 'groupCommits' | 'groupId'>;
 
-export class GroupEngine<T> {
-  private store: CheckpointStore | undefined;
+export class GroupEngine<T> extends EngineBase<T> {
   private membership: GroupMembership | undefined;
   /** The assignment applied last (followGroup). */
   private assignment: Assignment | undefined;
@@ -66,27 +61,12 @@ export class GroupEngine<T> {
   private readonly reruns = new Map<string, { from: number; until: number }>();
   /** The checkpoint's batch in flight at start, until the first assignment says whether it is still ours. */
   private pending: BatchRecord | undefined;
-  private positions: OffsetMap = {};
-  private lastCommitted = 0;
   private checkpointId = '';
-  private stopping = false;
-  private wake: (() => void) | undefined;
   private cursor = 0;
-  private lag: OffsetMap = {};
-  private latestSeen: OffsetMap = {};
-  private lockHeld = false;
-  private progressAt: number | undefined;
-  private readonly sizes = new RecordSizes();
-  private readonly log: Logger;
-  private readonly crash: CrashPoint;
   private readonly source: GroupSource;
-  readonly fingerprint: string;
-  recovered = false;
 
-  constructor(readonly job: Job<T>, private readonly options: EngineOptions = {}) {
-    this.log = options.logger ?? silentLogger;
-    this.crash = options.crashPoint ?? (() => {});
-    this.fingerprint = jobFingerprint(job, options.fingerprint);
+  constructor(job: Job<T>, options: EngineOptions = {}) {
+    super(job, options);
     if (job.scaleOut !== 'group') throw new BadConfigError("GroupEngine runs jobs with scaleOut: 'group'.");
     this.source = job.source as unknown as GroupSource;
   }
@@ -95,19 +75,9 @@ export class GroupEngine<T> {
     return this.source.groupId;
   }
 
-  stop(): void {
-    this.stopping = true;
-    this.wake?.();
-  }
-
-  get stopRequested(): boolean {
-    return this.stopping;
-  }
-
-  status(): GroupStatus {
+  override status(): GroupStatus {
     return {
-      recovered: this.recovered, stopping: this.stopping, lockHeld: this.lockHeld, lastCommitted: this.lastCommitted,
-      positions: this.positions, lag: this.lag, progressAt: this.progressAt,
+      ...super.status(),
       owned: Object.fromEntries([...this.owned].map(([key, o]) => [key, o.epoch])), generation: this.assignment?.generation,
     };
   }
@@ -149,20 +119,8 @@ export class GroupEngine<T> {
   }
 
   private async recover(): Promise<void> {
-    const { store, decision, meta } = await openJobCheckpoint(this.job, {
-      dir: this.options.checkpointDir ?? this.job.checkpointDir, store: this.options.store, fingerprint: this.fingerprint,
-      acceptCodeChange: this.options.acceptCodeChange === true, log: this.log, crash: this.crash, crossCheck: false,
-      onLockCompromised: (err) => {
-        this.lockHeld = false;
-        this.log.error({ err: err.message }, 'checkpoint lock compromised: stopping before the next write');
-        this.stop();
-      },
-    });
-    this.store = store;
-    this.lockHeld = true;
+    const { store, decision, meta } = await this.openCheckpoint(false);
     this.checkpointId = meta?.checkpointId ?? '';
-    this.positions = decision.resumeAt;
-    this.lastCommitted = decision.lastCommitted;
     this.pending = decision.redeliver ?? decision.rerun;
     if (this.pending && this.pending.ranges.length > 1) {
       throw new BadConfigError(`The checkpoint ${store.dir} has batch ${this.pending.id} in flight over several partitions (${describeRanges(this.pending.ranges)}), ` +
@@ -367,19 +325,7 @@ export class GroupEngine<T> {
   private async idle(): Promise<void> {
     if (this.stopping) return;
     const ms = this.job.pollIntervalMs;
-    const controller = new AbortController();
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      const wake = (): void => {
-        clearTimeout(timer);
-        resolve();
-      };
-      this.wake = wake;
-      this.job.source.waitForData?.(ms, controller.signal).then(wake, wake);
-      this.membership?.waitForJoin(ms, controller.signal).then(wake, wake);
-    });
-    controller.abort();
-    this.wake = undefined;
+    await this.waitAtMost(ms, (signal) => [this.job.source.waitForData?.(ms, signal), this.membership?.waitForJoin(ms, signal)]);
   }
 
   private async close(): Promise<void> {

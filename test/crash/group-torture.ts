@@ -11,6 +11,7 @@ import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { checkRangeFiles, events, startDaemon, until, type GroupRun } from '../support/group';
 import { waitForLeaders } from '../support/kafka';
 import type { Child } from '../support/processes';
+import { prng } from '../support/prng';
 
 export interface GroupTortureOptions {
   readonly kills: number;
@@ -62,18 +63,6 @@ export interface GroupTortureReport {
 }
 
 type Departure = 'sigkill' | 'sigterm' | 'sigstop';
-
-/** A small deterministic PRNG (mulberry32), so a failing run can be replayed with its seed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -165,7 +154,7 @@ function summary(xs: readonly number[]): { median: number; max: number; measured
 export async function runGroupTorture(o: GroupTortureOptions): Promise<GroupTortureReport> {
   const started = Date.now();
   const seed = o.seed ?? (Date.now() % 1_000_000);
-  const rand = random(seed);
+  const rand = prng(seed);
   const log = o.log ?? (() => {});
   rmSync(o.dir, { recursive: true, force: true });
   mkdirSync(o.dir, { recursive: true });
