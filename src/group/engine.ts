@@ -153,11 +153,13 @@ export class GroupEngine<T> extends EngineBase<T> {
     if (change.added.length > 0) await this.job.source.partitions();
     const commits = change.added.length > 0 ? await this.source.groupCommits(change.added) : new Map<string, { offset: number; metadata: string | null }>();
     let keepPending = false;
-    for (const p of change.added) {
+    // The sinks' claims of different partitions are independent (the Kafka sink's is an InitProducerId each): made at once.
+    const claimed = await Promise.all(change.added.map((p) => this.claim(p, next.generation)));
+    for (const [i, p] of change.added.entries()) {
       const key = partitionKey(p);
       const c = commits.get(key);
       const takeover = decideTakeover(c && { offset: c.offset, planned: parsePlan(c.metadata) }, this.checkpointId);
-      if (!await this.claim(p, next.generation)) continue;
+      if (!claimed[i]) continue;
       this.owned.set(key, { ref: p, epoch: next.generation, assignedAt: next.at, handedOver: false, lastBatchAt: Date.now() });
       if (takeover.kind === 'resume') positions[key] = takeover.at;
       if (takeover.kind === 'rerun') {

@@ -19,6 +19,7 @@
 import ConsumerGroup from 'kafkajs/src/consumer/consumerGroup';
 import { AssignerProtocol, type Cluster, type Consumer, type Kafka, type PartitionAssigner } from 'kafkajs';
 import { partitionKey, type PartitionRef } from '../../checkpoint/model';
+import { SourceUnreachableError } from '../errors';
 import type { Logger } from '../log';
 import { retry } from '../retry';
 import { isCoordinatorNotReady, isTransient, rootMessage } from './errors';
@@ -159,7 +160,7 @@ export class GroupMembership {
     });
     this.consumer = consumer;
     consumer.on(consumer.events.CRASH, (e) => {
-      if (!e.payload.restart) this.fail(new Error(`the group membership consumer (group ${this.o.groupId}) stopped: ${rootMessage(e.payload.error)}`));
+      if (!e.payload.restart) this.fail(new SourceUnreachableError(`The group membership consumer (group ${this.o.groupId}) stopped: ${rootMessage(e.payload.error)}`, { cause: e.payload.error }));
     });
     await consumer.connect();
     await consumer.subscribe({ topics: [...this.o.topics] });
@@ -195,7 +196,7 @@ export class GroupMembership {
       const left = deadline - Date.now();
       if (left <= 0 || signal?.aborted || this.stopped) {
         if (now) return now;
-        throw new Error(`could not join the consumer group ${this.o.groupId} within ${Math.round(timeoutMs / 1000)} s`);
+        throw new SourceUnreachableError(`Could not join the Kafka consumer group ${this.o.groupId} within ${Math.round(timeoutMs / 1000)} s`);
       }
       await this.joins.wait(left, signal);
     }

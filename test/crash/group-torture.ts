@@ -206,6 +206,7 @@ export async function runGroupTorture(o: GroupTortureOptions): Promise<GroupTort
       live[i] = undefined;
       sigterms++;
       log(`kill ${step}: daemon ${i} stopped with SIGTERM (exit ${code})`);
+      continue; // no SIGKILL in the same step: its session timeout would hold up this handoff
     }
     if (step === Math.floor(o.kills / 2)) {
       await producer.addPartitions(2);
