@@ -123,6 +123,18 @@ function whenCoordinatorReady<R>(send: () => Promise<R>): Promise<R> {
   return retry(send, { baseMs: 100, maxMs: 1_000, attempts: 10, retryable: isCoordinatorNotReady });
 }
 
+/**
+ * The transactional InitProducerId, now: kafkajs's `connect()` sends an idempotent one without
+ * the transactional id, and the transactional one only at the first `transaction()` — so until
+ * then the older producer of the id is not fenced, and its transaction not yet completed (found
+ * 2026-11-30: a zombie's transaction committed after its successor had connected). An empty
+ * transaction, begun and aborted, sends InitProducerId and no EndTxn.
+ */
+async function initTransactions(p: Producer): Promise<void> {
+  const tx = await p.transaction();
+  await tx.abort();
+}
+
 function rangesHash(ranges: readonly Range[]): string {
   const canonical = ranges.map((r) => JSON.stringify([r.topic, r.partition, r.from, r.until])).sort().join('\n');
   return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
@@ -208,7 +220,8 @@ export function kafkaSink<T>(options: KafkaSinkOptions<T>): KafkaSink<T> {
       transactionTimeout: options.transactionTimeout ?? 60_000, createPartitioner: partitioner,
     });
     try {
-      await p.connect(); // InitProducerId: fences older producers and settles their transactions
+      await p.connect();
+      await initTransactions(p); // fences older producers and settles their transactions, before the ledger is read
       last = await readLedger(job);
       connectedJob = job;
     } catch (err) {
@@ -283,6 +296,7 @@ export function kafkaSink<T>(options: KafkaSinkOptions<T>): KafkaSink<T> {
     });
     try {
       await p.connect();
+      await initTransactions(p);
       const entry = await readPartitionLedger(job, o);
       if (entry && entry.epoch > o.epoch) throw new PartitionFencedError(where, o.topic, o.partition, o.epoch, entry.epoch);
       owned.set(key, { producer: p, entry, epoch: o.epoch });
