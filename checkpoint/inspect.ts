@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { CorruptCheckpointError, isTidemarkError } from './errors';
 import { lockStatus, readLockState, type LockOwner } from './lock';
 import { examineCheckpoint, type Damage } from './damage';
-import type { BatchRecord, FingerprintEntry, LostRange, OffsetMap, ResetEntry } from './model';
+import type { BatchRecord, FingerprintEntry, GroupOwnership, LostRange, OffsetMap, ResetEntry } from './model';
 import { FORMAT_VERSION, openCheckpointCopy, requireCheckpoint, sizeOnDisk, type CheckpointStore } from './store';
 
 export interface InFlightReport extends BatchRecord {
@@ -47,6 +47,8 @@ export interface InspectReport {
   readonly lost: readonly LostRange[];
   /** Older lost ranges pruned from the checkpoint. */
   readonly lostPruned: number;
+  /** Group mode: the partitions this checkpoint's daemon owned at its last assignment, and their epochs (null: never ran in group mode). */
+  readonly ownership: GroupOwnership | null;
   readonly sizeOnDisk: number;
 }
 
@@ -92,7 +94,7 @@ export async function inspectCheckpoint(dir: string, last = 10): Promise<Inspect
   const base = {
     checkpoint: dir, ok: true, damaged: [] as Damage[], empty: false, format: null, formatSupported: null, job: null, source: null, sinks: null, createdAt: null,
     fingerprint: null, fingerprints: [], resets: [], resetsPruned: 0, lock, positions: null, lastCommitted: null, inFlight: null,
-    recentBatches: [], lost: [], lostPruned: 0, sizeOnDisk: await sizeOnDisk(dir),
+    recentBatches: [], lost: [], lostPruned: 0, ownership: null, sizeOnDisk: await sizeOnDisk(dir),
   };
   if (lostDatabase && !existsSync(dbDir)) return { ...base, ok: false, damaged: [{ part: 'leveldb', detail: lostDatabase.detail }] };
   if (!lostDatabase && readdirSync(dbDir).length === 0) return { ...base, empty: true };
@@ -134,6 +136,7 @@ export async function inspectCheckpoint(dir: string, last = 10): Promise<Inspect
       recentBatches: batches.filter((b) => b.state === 'committed').slice(0, last),
       lost,
       lostPruned,
+      ownership: (await store.readOwnership().catch(() => undefined)) ?? null,
     };
   } finally {
     await store.close();

@@ -15,4 +15,6 @@ export const keys = {
   lostAll: { gte: 'lost!', lt: 'lost!~' },
   /** How many `lost!` records were pruned (only the newest RETAIN_HISTORY are kept). */
   lostPruned: 'lost-pruned',
+  /** Group mode: the partitions this checkpoint's daemon owned at its last assignment, and their epochs. */
+  ownership: 'group-ownership',
 };

@@ -111,6 +111,17 @@ export interface LostRange extends Range {
   readonly at: number;
 }
 
+/** Group mode: what the daemon of a checkpoint was given at its last join of the group (for inspect). */
+export interface GroupOwnership {
+  readonly group: string;
+  readonly generation: number;
+  readonly memberId: string;
+  /** When the assignment was applied (ms since the epoch). */
+  readonly at: number;
+  /** Partition key → the epoch it is owned at (the generation it was taken at). */
+  readonly partitions: OffsetMap;
+}
+
 /** What recovery needs from a checkpoint: small, loaded whole at start. */
 export interface CheckpointView {
   readonly meta: CheckpointMeta | undefined;

@@ -26,7 +26,7 @@ import { assertCommit, assertContinues, type Committed } from './invariants';
 import { LevelDamageError, LevelKV, type KV, type KVOp } from './kv';
 import { acquireLock, type CheckpointLock } from './lock';
 import {
-  isWholeNumber, RETAIN_HISTORY, type BatchRecord, type CheckpointMeta, type CheckpointView, type LostRange, type OffsetMap, type Range,
+  isWholeNumber, RETAIN_HISTORY, type BatchRecord, type CheckpointMeta, type CheckpointView, type GroupOwnership, type LostRange, type OffsetMap, type Range,
 } from './model';
 
 /**
@@ -314,13 +314,15 @@ export class CheckpointStore {
     return ops;
   }
 
-  /** Replaces the positions deliberately (`tidemark reset`), optionally dropping the batch in flight. */
-  async resetPositions(positions: OffsetMap, lastCommitted: number, discard: BatchRecord | undefined, meta: CheckpointMeta): Promise<void> {
+  /**
+   * Replaces the positions deliberately, optionally dropping the batch in flight: `tidemark
+   * reset` (with the meta that records it), and group mode's takeovers and handoffs (no meta:
+   * a partition's position becomes where the group says, or is forgotten when it moves away).
+   */
+  async resetPositions(positions: OffsetMap, lastCommitted: number, discard: BatchRecord | undefined, meta: CheckpointMeta | undefined): Promise<void> {
     const state: Committed = { positions, lastCommitted: discard ? discard.id : lastCommitted };
-    const ops: KVOp[] = [
-      { type: 'put', key: keys.state, value: encodeJSON(state) },
-      { type: 'put', key: keys.meta, value: encodeJSON(meta) },
-    ];
+    const ops: KVOp[] = [{ type: 'put', key: keys.state, value: encodeJSON(state) }];
+    if (meta) ops.push({ type: 'put', key: keys.meta, value: encodeJSON(meta) });
     if (discard) {
       // The discarded id is skipped for good: a sink may hold its outputs already.
       ops.push({ type: 'put', key: keys.batch(discard.id), value: encodeJSON({ ...discard, state: "committed", committedAt: Date.now(), discarded: true } satisfies BatchRecord) });
@@ -330,7 +332,7 @@ export class CheckpointStore {
     }
     await this.write(ops, true);
     this.committed = state;
-    await this.onMetaWritten?.(); // a reset may be what started the checkpoint
+    if (meta) await this.onMetaWritten?.(); // a reset may be what started the checkpoint
   }
 
   /**
@@ -344,6 +346,15 @@ export class CheckpointStore {
     const next: Committed = { positions: state.positions, lastCommitted: id };
     await this.write([{ type: 'put', key: keys.state, value: encodeJSON(next) }], true);
     this.committed = next;
+  }
+
+  /** Group mode: records the last assignment (unsynced: it only informs inspect; recovery asks the group). */
+  async writeOwnership(ownership: GroupOwnership): Promise<void> {
+    await this.write([{ type: 'put', key: keys.ownership, value: encodeJSON(ownership) }], false);
+  }
+
+  async readOwnership(): Promise<GroupOwnership | undefined> {
+    return this.read<GroupOwnership>(keys.ownership);
   }
 
   /** Batch records kept by retention, newest first. */

@@ -37,6 +37,8 @@ export interface EngineStatus {
   readonly lag: OffsetMap;
   /** When the loop last finished a step (a committed batch, or a poll that found nothing to do). */
   readonly progressAt: number | undefined;
+  /** Group mode: the partitions owned now (partition key → epoch); positions and lag hold only those. */
+  readonly owned?: Readonly<Record<string, number>>;
 }
 
 /**

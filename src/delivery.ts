@@ -10,7 +10,7 @@ import { isTidemarkError } from '../checkpoint/errors';
 import { SinkError, type SinkRejectedError } from './errors';
 import type { BatchRecord } from '../checkpoint/model';
 import type { CheckpointStore } from '../checkpoint/store';
-import type { RejectedOutput, Sink } from './contracts';
+import type { PartitionOwner, RejectedOutput, Sink } from './contracts';
 import type { CrashPoint } from './crash-seam';
 import type { Job } from './job';
 import type { Logger } from './log';
@@ -40,6 +40,8 @@ export interface DeliveryContext<T> {
   readonly crash: CrashPoint;
   /** The checkpoint's id (meta.checkpointId), handed to every sink write. */
   readonly checkpointId?: string;
+  /** Group mode: the owner of the batch's one partition, handed to every sink write. */
+  readonly owner?: PartitionOwner;
 }
 
 export interface Delivered {
@@ -92,12 +94,13 @@ async function deliverSettingAside<T>(
 }
 
 async function deliver<T, O>(ctx: DeliveryContext<T>, sink: Sink<O>, batch: BatchRecord, outputs: readonly O[]): Promise<void> {
-  if (outputs.length === 0) return;
+  // Group mode writes an empty range too: a sink's per-partition ledger must follow every range, or the next one is a gap.
+  if (outputs.length === 0 && !ctx.owner) return;
   await ctx.crash(`delivering:${sink.name}`);
   await retry(() => {
     // Invariant 7: a process that lost the checkpoint's lock (frozen while another took it) writes to no sink either.
     ctx.store.assertHeld();
-    return sink.write({ id: batch.id, job: ctx.job.name, ...(ctx.checkpointId !== undefined ? { checkpoint: ctx.checkpointId } : {}), ranges: batch.ranges, outputs });
+    return sink.write({ id: batch.id, job: ctx.job.name, ...(ctx.checkpointId !== undefined ? { checkpoint: ctx.checkpointId } : {}), ranges: batch.ranges, outputs, ...(ctx.owner ? { owner: ctx.owner } : {}) });
   }, {
     baseMs: 100, maxMs: 5_000, attempts: ctx.job.sinkAttempts,
     retryable: (err) => !isTidemarkError(err),

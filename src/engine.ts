@@ -6,48 +6,24 @@
 // second, recovery-only execution path. The whole protocol is this file, the pure
 // decisions (src/planner.ts, recovery/decide.ts), the writes (checkpoint/store.ts) and
 // the delivery to sinks (src/delivery.ts).
-import { randomUUID } from 'node:crypto';
 import { getHeapStatistics } from 'node:v8';
-import type { Registry } from 'prom-client';
-import { BadConfigError } from '../checkpoint/errors';
-import { UnstageableOutputError } from '../checkpoint/faithful';
-import type { BatchRecord, CheckpointMeta, OffsetMap, PartitionRef, Range } from '../checkpoint/model';
+import type { BatchRecord, OffsetMap, PartitionRef, Range } from '../checkpoint/model';
 import { parsePartitionKey, partitionKey } from '../checkpoint/model';
-import { FORMAT_VERSION, openCheckpoint, type CheckpointStore } from '../checkpoint/store';
 import { formatMark, type ProgressMark } from '../recovery/crosscheck';
-import { decideRecovery, describeRanges, hasStagedOutputs } from '../recovery/decide';
-import { elapsedMs, lagAfterCommit, lagAtPlan, PhaseTimer, type BatchStats, type EngineCheckpoint, type EngineStatus, type RunSummary } from './batch-stats';
-import type { SourceRecord } from './contracts';
-import type { CrashPoint } from './crash-seam';
-import { checkWitnesses } from './witnesses';
-import { deliverBatch, streamsOf, type Streams } from './delivery';
-import type { Job } from './job';
-import { silentLogger, type Logger } from './log';
+import { describeRanges } from '../recovery/decide';
+import { elapsedMs, lagAfterCommit, lagAtPlan, type BatchStats, type RunSummary } from './batch-stats';
+import { runBatch } from './batch-run';
 import { firstBatchSizer, memoryRecordCap, nextBatchSizer, type BatchSizer } from './batch-size';
+import { EngineBase, type EngineOptions } from './engine-base';
+import type { Job } from './job';
 import { Metrics } from './metrics';
-import { advancePositions, planRanges } from './planner';
+import { planRanges } from './planner';
 import { PositionReporter } from './position-report';
 import { rangeBounds, type Bounds } from './run-bounds';
-import { runTransform, setAsideUnstageable, type TransformResult } from './transform';
 
 export type { BatchStats, EngineCheckpoint, EngineStatus, RunSummary } from './batch-stats';
-
-export interface EngineOptions {
-  /** Where the checkpoint lives; defaults to the job's `checkpoint.dir`. */
-  readonly checkpointDir?: string;
-  /** The hash of the job's code (`fingerprintOf()`); the job's `codeVersion` takes precedence. */
-  readonly fingerprint?: string;
-  readonly acceptCodeChange?: boolean;
-  readonly logger?: Logger;
-  /** The crash seam (tests): called at each named point of the protocol. */
-  readonly crashPoint?: CrashPoint;
-  /** An open store to use instead of opening `checkpointDir` (tests model power loss with it). */
-  readonly store?: CheckpointStore;
-  /** Called after every committed batch (progress, metrics). */
-  readonly onBatch?: (stats: BatchStats) => void;
-  /** A prom-client registry to publish the daemon's tidemark_* metrics in (README, "Metrics"). */
-  readonly registry?: Registry;
-}
+export { sinkNames } from './job-checkpoint';
+export { EngineBase, jobFingerprint, type EngineOptions } from './engine-base';
 
 export interface RunOptions {
   /** Process what is available at start, then stop (Spark's available-now trigger). */
@@ -71,33 +47,14 @@ export interface RunOptions {
  */
 const FIRST_BATCH_RECORD_BYTES = 64 * 1024;
 
-/** The fingerprint a job's checkpoint records: its `codeVersion` when it sets one, else the hash of its code. */
-export function jobFingerprint(job: Pick<Job<unknown>, 'codeVersion'>, codeHash: string | undefined): string {
-  return job.codeVersion !== undefined ? `codeVersion:${job.codeVersion}` : codeHash ?? 'unversioned';
-}
-
-/** The names of a job's sinks, the dead-letter sink included, as its checkpoint records them. */
-export function sinkNames(job: Pick<Job<unknown>, 'sinks' | 'deadLetterSink'>): string[] {
-  return [...job.sinks, ...(job.deadLetterSink ? [job.deadLetterSink] : [])].map((s) => s.name);
-}
-
-export class Engine<T> {
-  private store: CheckpointStore | undefined;
-  private positions: OffsetMap = {};
-  private lastCommitted = 0;
-  private stopping = false;
-  private wake: (() => void) | undefined;
-  /** Measured bytes per record (key + value + overhead), undefined until a batch was read. */
-  private avgRecordBytes: number | undefined;
+export class Engine<T> extends EngineBase<T> {
   private lastBatchAt = Date.now();
   /** batch.targetMs: the records the next batch may hold (src/batch-size.ts). */
   private sizer: BatchSizer | undefined;
+  private readonly metrics: Metrics | undefined;
   private readonly reporter: PositionReporter;
   /** Set by a plan that waits for more records: ms until the batch is due anyway (maxWaitMs). */
   private fillingMs: number | undefined;
-  private lag: OffsetMap = {};
-  /** The source's ends as of the last plan. */
-  private latestSeen: OffsetMap = {};
   /**
    * The inputs of the last plan that found nothing at all to read. A source that answers
    * with the very same objects while nothing changed (the embedded log) then costs no plan:
@@ -105,53 +62,17 @@ export class Engine<T> {
    * Same inputs, nothing to read: the plan cannot differ (waitedMs matters only with records).
    */
   private idleInputs: { readonly latest: OffsetMap; readonly earliest: OffsetMap; readonly positions: OffsetMap } | undefined;
-  private lockHeld = false;
   /** The checkpoint's id, handed to the sinks (meta.checkpointId). */
   private checkpointId: string | undefined;
   /** The checkpoint's id and reset count, sent with each batch's positions to the source (recovery/crosscheck.ts). */
   private lineage: Omit<ProgressMark, 'batch'> | undefined;
-  private progressAt: number | undefined;
-  /** The checkpoint's meta as recovery left it, and the batch between PLANNED and COMMITTED (the status page). */
-  private meta: CheckpointMeta | undefined;
-  private inFlight: BatchRecord | undefined;
-  private readonly log: Logger;
-  private readonly crash: CrashPoint;
-  readonly fingerprint: string;
-  private readonly metrics: Metrics | undefined;
-  /** True once recovery is done (for /readyz). */
-  recovered = false;
 
-  constructor(readonly job: Job<T>, private readonly options: EngineOptions = {}) {
-    this.log = options.logger ?? silentLogger;
-    this.crash = options.crashPoint ?? (() => {});
-    this.fingerprint = jobFingerprint(job, options.fingerprint);
+  constructor(job: Job<T>, options: EngineOptions = {}) {
+    super(job, options);
     this.reporter = new PositionReporter(job.source, this.log);
     const checkpointDir = options.checkpointDir ?? job.checkpointDir;
     this.metrics = options.registry && checkpointDir !== undefined
       ? new Metrics({ engine: this, checkpointDir, job: job.name, registry: options.registry }) : undefined;
-  }
-
-  /** Finish the batch in flight, commit it, then return from `run()`. */
-  stop(): void {
-    this.stopping = true;
-    this.wake?.();
-  }
-
-  get stopRequested(): boolean {
-    return this.stopping;
-  }
-
-  status(): EngineStatus {
-    return {
-      recovered: this.recovered, stopping: this.stopping, lockHeld: this.lockHeld, lastCommitted: this.lastCommitted,
-      positions: this.positions, lag: this.lag, progressAt: this.progressAt,
-    };
-  }
-
-  /** What the engine holds of its checkpoint; never reads the checkpoint, so a page asking it cannot hold a batch up. */
-  checkpoint(): EngineCheckpoint {
-    const b = this.inFlight;
-    return { meta: this.meta, inFlight: b && { ...b, staged: b.stagedChunks ? b.outputsOut ?? null : null } };
   }
 
   async run(options: RunOptions = {}): Promise<RunSummary> {
@@ -203,47 +124,9 @@ export class Engine<T> {
 
   /** Opens and locks the checkpoint, decides recovery, records the decision's meta. */
   private async recover(): Promise<BatchRecord | undefined> {
-    const dir = this.options.checkpointDir ?? this.job.checkpointDir;
-    if (this.options.store) {
-      this.store = this.options.store;
-    } else {
-      if (dir === undefined) throw new BadConfigError('No checkpoint directory: pass checkpointDir to the Engine, or set checkpoint.dir in the job (tidemark run: --checkpoint).');
-      this.store = await openCheckpoint(dir, {
-        retainBatches: this.job.retainBatches,
-        onLockCompromised: (err) => {
-          this.lockHeld = false;
-          this.log.error({ err: err.message }, 'checkpoint lock compromised: stopping before the next write');
-          this.stop();
-        },
-      });
-    }
-    this.lockHeld = true;
-    let view = await this.store.load();
-    await this.crash('recovering');
-    const used = await checkWitnesses(this.job, this.store!.dir, view, this.log);
-    if (used !== undefined) {
-      this.log.info({ lastCommitted: used }, `batch ids up to ${used} were used before the last reset (the source's marks say so): going on from ${used + 1}`);
-      await this.store.skipBatchIds(used);
-      view = { ...view, lastCommitted: used };
-    }
-    const needsEarliest = view.inFlight && !hasStagedOutputs(view.inFlight);
-    const earliest = needsEarliest ? await this.job.source.offsets(view.inFlight!.ranges, 'earliest') : {};
-    const decision = decideRecovery({
-      dir: this.store.dir, view, fingerprint: this.fingerprint, acceptCodeChange: this.options.acceptCodeChange === true,
-      earliest, format: FORMAT_VERSION, now: Date.now(), checkpointId: randomUUID(),
-      job: {
-        name: this.job.name, sourceId: this.job.source.id, strictCodeVersion: this.job.strictCodeVersion, onDataLoss: this.job.onDataLoss,
-        sinks: sinkNames(this.job),
-      },
-    });
-    for (const note of decision.notes) this.log.info({ lastCommitted: decision.lastCommitted }, note);
-    if (decision.meta) await this.store.writeMeta(decision.meta);
-    const meta = decision.meta ?? view.meta;
-    this.meta = meta;
+    const { decision, meta } = await this.openCheckpoint(true);
     this.checkpointId = meta?.checkpointId;
     this.lineage = meta?.checkpointId !== undefined ? { checkpoint: meta.checkpointId, resets: meta.resets.length } : undefined;
-    this.positions = decision.resumeAt;
-    this.lastCommitted = decision.lastCommitted;
     return decision.redeliver ?? decision.rerun;
   }
 
@@ -274,7 +157,7 @@ export class Engine<T> {
     }
     const waitedMs = bounds ? Infinity : Date.now() - this.lastBatchAt;
     const plan = planRanges({
-      positions: this.positions, starting, earliest, latest, limits: this.job.limits, avgRecordBytes: this.avgRecordBytes ?? FIRST_BATCH_RECORD_BYTES,
+      positions: this.positions, starting, earliest, latest, limits: this.job.limits, avgRecordBytes: this.sizes.average ?? FIRST_BATCH_RECORD_BYTES,
       waitedMs, onDataLoss: this.job.onDataLoss, ...(this.job.targetMs !== undefined ? { maxRecords: this.batchSizer().size } : {}),
     });
     this.lag = lagAtPlan(latestNow, this.positions, starting);
@@ -296,57 +179,21 @@ export class Engine<T> {
   }
 
   /** Carries a batch from its current state to COMMITTED. */
-  /** Carries a batch from its current state to COMMITTED. */
   private async advance(batch: BatchRecord, recovered: boolean): Promise<BatchStats> {
-    const store = this.store!;
-    const timer = new PhaseTimer(batch.durations);
-    this.inFlight = batch;
     if (recovered) this.log.info({ batch: batch.id, state: batch.state, ranges: batch.ranges }, `recovering batch ${batch.id} (${batch.state}): ${describeRanges(batch.ranges)}`);
-
-    let staged = batch;
-    let streams: Streams;
-    let records = batch.recordsIn ?? 0;
-    let bytesIn = batch.bytesIn ?? 0;
-    if (hasStagedOutputs(batch)) {
-      streams = await timer.time('read', () => store.readStagedOutputs(batch));
-    } else {
-      const read = await timer.time('read', () => this.read(batch.ranges));
-      records = read.records.length;
-      bytesIn = read.bytes;
-      await this.crash('read');
-      const result = await timer.time('transform', () => runTransform(this.job, read.records, { batchId: batch.id, ranges: batch.ranges }));
-      read.records = []; // the input can be collected while the outputs are staged and delivered
-      await this.crash('transformed');
-      const stage = (r: TransformResult<T>): Promise<BatchRecord> => {
-        const computed = streamsOf(r);
-        streams = computed.streams;
-        return store.stageBatch(
-          { ...batch, fingerprint: this.fingerprint, recordsIn: records, bytesIn, outputsOut: computed.counts },
-          this.job.stageOutputs ? streams : undefined,
-        );
-      };
-      // Encoding finds an output it cannot give back unchanged at no extra pass; only then are all of them looked for.
-      staged = await timer.time('stage', () => stage(result).catch((err: unknown) => {
-        if (!(err instanceof UnstageableOutputError)) throw err;
-        return stage(setAsideUnstageable(this.job, result, batch.id));
-      }));
-      this.inFlight = staged;
-      await this.crash('staged');
-    }
-
-    const delivered = await timer.time('deliver', () => deliverBatch({ job: this.job, store, log: this.log, crash: this.crash, checkpointId: this.checkpointId }, staged, streams));
-    staged = delivered.batch;
-
-    const durations = timer.durations;
-    const positions = advancePositions(this.positions, staged.ranges);
-    await timer.time('commit', () => store.commitBatch({ ...staged, durations }, positions, staged.lost ?? []));
-    this.positions = positions;
+    this.inFlight = batch;
+    const done = await runBatch({
+      job: this.job, store: this.store!, log: this.log, crash: this.crash, fingerprint: this.fingerprint, checkpointId: this.checkpointId, sizes: this.sizes,
+      onStaged: (staged) => void (this.inFlight = staged),
+    }, batch, this.positions);
+    const staged = done.batch;
+    const { records, bytesIn, durations, delivered } = done;
+    this.positions = done.positions;
     this.lag = lagAfterCommit(this.lag, this.latestSeen, staged.ranges);
     this.lastCommitted = staged.id;
     this.inFlight = undefined;
     this.lastBatchAt = Date.now();
-    await this.crash('committed');
-    this.reporter.report(positions, this.lineage && formatMark({ ...this.lineage, batch: staged.id }));
+    this.reporter.report(done.positions, this.lineage && formatMark({ ...this.lineage, batch: staged.id }));
     await this.crash('source-committed');
 
     if (this.job.targetMs !== undefined) {
@@ -362,33 +209,13 @@ export class Engine<T> {
     return stats;
   }
 
-
   private memoryCap(): number {
-    return memoryRecordCap(getHeapStatistics(), this.avgRecordBytes ?? FIRST_BATCH_RECORD_BYTES);
+    return memoryRecordCap(getHeapStatistics(), this.sizes.average ?? FIRST_BATCH_RECORD_BYTES);
   }
 
   private batchSizer(): BatchSizer {
     return (this.sizer ??= firstBatchSizer(this.memoryCap()));
   }
-
-  /** Reads the ranges; `bytes` counts keys and values. */
-  private async read(ranges: readonly Range[]): Promise<{ records: SourceRecord[]; bytes: number }> {
-    const records: SourceRecord[] = [];
-    let bytes = 0;
-    const controller = new AbortController();
-    for await (const chunk of this.job.source.read(ranges, controller.signal)) {
-      for (const r of chunk) {
-        records.push(r);
-        bytes += (r.value?.length ?? 0) + (r.key?.length ?? 0);
-      }
-    }
-    if (records.length > 0) {
-      const measured = bytes / records.length + 64;
-      this.avgRecordBytes = this.avgRecordBytes === undefined ? measured : 0.7 * this.avgRecordBytes + 0.3 * measured;
-    }
-    return { records, bytes };
-  }
-
 
   /**
    * Waits for the next plan: until the batch being filled is due (maxWaitMs), or — when
@@ -398,18 +225,7 @@ export class Engine<T> {
     if (this.stopping) return; // stop() came while the plan was in flight: nothing to wake us
     const filling = this.fillingMs;
     const ms = Math.min(this.job.pollIntervalMs, filling ?? Infinity);
-    const controller = new AbortController();
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      const wake = (): void => {
-        clearTimeout(timer);
-        resolve();
-      };
-      this.wake = wake;
-      if (filling === undefined) this.job.source.waitForData?.(ms, controller.signal).then(wake, wake);
-    });
-    controller.abort();
-    this.wake = undefined;
+    await this.waitAtMost(ms, (signal) => (filling === undefined ? [this.job.source.waitForData?.(ms, signal)] : []));
   }
 
   private async close(): Promise<void> {

@@ -8,6 +8,7 @@ export * from './errors';
 export type { BatchContext, DeadLetter, OffsetMap, PartitionOwner, PartitionRef, Range, RejectedOutput, ReportedPositions, Sink, SinkBatch, Source, SourceRecord } from './contracts';
 export { defineJob, type Job, type JobDefinition, type BatchOptions } from './job';
 export { Engine, type BatchStats, type EngineOptions, type EngineStatus, type RunOptions, type RunSummary } from './engine';
+export { GroupEngine, type GroupStatus } from './group/engine';
 export { fingerprintOf } from './bundle';
 export { createLogger, type Logger, type LogLevel } from './log';
 export { embeddedLogSource, EmbeddedLog, type AppendRecord, type EmbeddedLogSourceOptions } from './sources/embedded-log';

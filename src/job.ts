@@ -52,6 +52,13 @@ export interface JobDefinition<T> {
   readonly strictCodeVersion?: boolean;
   /** Attempts per sink write before the batch fails (default 5, with backoff). */
   readonly sinkAttempts?: number;
+  /**
+   * `single` (default): one daemon owns the job. `group`: run the job N times, each with its
+   * own checkpoint; the job's Kafka consumer group spreads the partitions over them
+   * (docs/scale-out.md). Kafka source only. In group mode a batch holds one partition's range:
+   * the transform sees one partition's records per call.
+   */
+  readonly scaleOut?: 'single' | 'group';
 }
 
 /** A validated job with every default filled in. */
@@ -75,6 +82,7 @@ export interface Job<T> {
   readonly codeVersion: string | undefined;
   readonly strictCodeVersion: boolean;
   readonly sinkAttempts: number;
+  readonly scaleOut: 'single' | 'group';
 }
 
 const NAME = /^[A-Za-z0-9._-]+$/;
@@ -134,6 +142,10 @@ export function defineJob<T>(definition: JobDefinition<T>): Job<T> {
   if (dup !== undefined) fail('sinks', 'sinks with distinct names', `two sinks named ${dup}`);
   if (d.codeVersion !== undefined && (typeof d.codeVersion !== 'string' || d.codeVersion === '')) fail('codeVersion', 'a non-empty string', d.codeVersion);
   if (d.checkpoint?.dir !== undefined && typeof d.checkpoint.dir !== 'string') fail('checkpoint.dir', 'a path', d.checkpoint.dir);
+  const scaleOut = oneOf('scaleOut', d.scaleOut, ['single', 'group'], 'single');
+  if (scaleOut === 'group' && typeof (src as { joinGroup?: unknown }).joinGroup !== 'function') {
+    throw new BadConfigError(`Job field \`scaleOut\` is 'group', but the source ${src.id} is not a kafkaSource: group mode spreads a Kafka topic's partitions over the daemons of the job's consumer group.`);
+  }
   const b = d.batch ?? {};
   const maxWaitMs = nonNegativeInt('batch.maxWaitMs', b.maxWaitMs, 1_000);
   return Object.freeze({
@@ -160,6 +172,7 @@ export function defineJob<T>(definition: JobDefinition<T>): Job<T> {
     codeVersion: d.codeVersion,
     strictCodeVersion: d.strictCodeVersion === true,
     sinkAttempts: positiveInt('sinkAttempts', d.sinkAttempts, 5),
+    scaleOut,
   });
 }
 

@@ -129,6 +129,8 @@ export class Metrics {
     };
     perPartition('tidemark_lag_records', 'Records not yet processed per partition, as of the last plan', () => engine.status().lag);
     perPartition('tidemark_position', 'Committed position (next offset to process) per partition', () => engine.status().positions);
+    // Group mode: only the partitions this daemon owns now, so the label set stays bounded by the assignment.
+    perPartition('tidemark_partition_epoch', 'Group mode: the epoch (group generation) each partition owned now was taken at', () => engine.status().owned ?? {});
     new Gauge({
       name: 'tidemark_last_committed_batch', help: 'Id of the last committed batch', registers,
       collect() {

@@ -76,6 +76,11 @@ export function formatReport(r: InspectReport): string {
       out.push('  staged   nothing yet: re-run with exactly these ranges on restart');
     }
   }
+  if (r.ownership) {
+    const owned = Object.entries(r.ownership.partitions);
+    out.push(`group ${r.ownership.group}: generation ${r.ownership.generation} (member ${r.ownership.memberId}, ${iso(r.ownership.at)}), owned ${owned.length === 0 ? 'nothing' : ''}`);
+    for (const [p, epoch] of owned) out.push(`  ${p.padEnd(24)} epoch ${epoch}`);
+  }
   out.push(`lost ranges: ${r.lost.length === 0 ? 'none' : ''}${pruned(r.lostPruned)}`);
   for (const l of r.lost) out.push(`  ${describeRanges([l])} in batch ${l.batchId}, ${iso(l.at)}`);
   out.push(`resets: ${r.resets.length === 0 ? 'none' : ''}${pruned(r.resetsPruned)}`);

@@ -9,6 +9,7 @@ import type { Range } from '../../checkpoint/model';
 import { bundleJob, loadJob } from '../bundle';
 import { crashSeamFromEnv } from '../crash-seam';
 import { Engine, type BatchStats } from '../engine';
+import { GroupEngine } from '../group/engine';
 import { createLogger, type LogLevel } from '../log';
 import { Metrics } from '../metrics';
 import { booleanOption, choiceOption, parse, stringOption, wholeNumberOption, type Values } from './args';
@@ -117,10 +118,11 @@ export async function runCommand(argv: string[], help: string): Promise<number> 
     metrics?.observe(stats);
     progress?.onBatch(stats);
   };
-  const engine = new Engine(job, {
+  const engineOptions = {
     checkpointDir, fingerprint: bundle.fingerprint, logger, acceptCodeChange: s.acceptCodeChange,
     crashPoint: crashSeamFromEnv(), onBatch,
-  });
+  };
+  const engine = job.scaleOut === 'group' ? new GroupEngine(job, engineOptions) : new Engine(job, engineOptions);
   logger.info({
     job: job.name, fingerprint: engine.fingerprint, codeHash: bundle.fingerprint, packages: bundle.packages, checkpoint: checkpointDir,
   }, `starting job ${job.name} (fingerprint ${engine.fingerprint})`);

@@ -46,3 +46,11 @@ declare module 'kafkajs/src/utils/long' {
   }
   export = Long;
 }
+
+// kafkajs's consumer group (membership.ts wraps its joinAndSync to learn the generation).
+declare module 'kafkajs/src/consumer/consumerGroup' {
+  class ConsumerGroup {
+    joinAndSync(): Promise<void>;
+  }
+  export = ConsumerGroup;
+}

@@ -16,6 +16,15 @@
 // visible together or not at all (the transaction), so a crash anywhere — before, during or
 // after the commit — leaves a state the next write reads correctly.
 //
+// Group mode (docs/scale-out.md, a write with `owner`): one transactional producer per input
+// partition, `tidemark.<job>.<sink>.<topic>.<partition>`, initialised by `claim` when the
+// partition is assigned — InitProducerId fences the previous owner's producer and settles its
+// transaction — and a ledger per input partition: in the same transaction as the outputs,
+// sendOffsets of the range's `until` on the input partition itself, group
+// `tidemark.<job>.<sink>.partitions`, metadata `{epoch, from}`. Read after InitProducerId it
+// is exact; recovery/handoff.ts judgeLedgerWrite decides: a range it holds is a duplicate, an
+// older epoch is fenced (PartitionFencedError), a range that does not continue it is a gap.
+//
 // A producer fenced by a newer one (INVALID_PRODUCER_EPOCH / PRODUCER_FENCED) throws
 // SinkFencedError and never re-initialises: a zombie stops instead of fencing its successor.
 // Refused credentials, TLS and ACLs throw their typed errors (kafka/errors.ts accessFailure),
@@ -29,8 +38,11 @@ import {
   CompressionTypes, Kafka, logLevel, Partitioners, type Admin, type ICustomPartitioner, type Message, type Producer,
 } from 'kafkajs';
 import { BadConfigError } from '../../checkpoint/errors';
-import { SinkFencedError, SinkLedgerMismatchError } from '../errors';
-import type { Range, Sink, SinkBatch, SourceRecord } from '../contracts';
+import { InvariantError } from '../../checkpoint/errors';
+import { partitionKey } from '../../checkpoint/model';
+import { judgeLedgerWrite, type LedgerEntry as PartitionLedgerEntry } from '../../recovery/handoff';
+import { PartitionFencedError, SinkFencedError, SinkLedgerMismatchError } from '../errors';
+import type { PartitionOwner, Range, Sink, SinkBatch, SourceRecord } from '../contracts';
 import { registerKafkaCodecs } from '../kafka/codecs';
 import { kafkaConfig, type KafkaConnectionOptions } from '../kafka/connection';
 import { accessFailure, isCoordinatorNotReady, isFenced } from '../kafka/errors';
@@ -113,6 +125,18 @@ function whenCoordinatorReady<R>(send: () => Promise<R>): Promise<R> {
   return retry(send, { baseMs: 100, maxMs: 1_000, attempts: 10, retryable: isCoordinatorNotReady });
 }
 
+/**
+ * The transactional InitProducerId, now: kafkajs's `connect()` sends an idempotent one without
+ * the transactional id, and the transactional one only at the first `transaction()` — so until
+ * then the older producer of the id is not fenced, and its transaction not yet completed (found
+ * 2026-11-30: a zombie's transaction committed after its successor had connected). An empty
+ * transaction, begun and aborted, sends InitProducerId and no EndTxn.
+ */
+async function initTransactions(p: Producer): Promise<void> {
+  const tx = await p.transaction();
+  await tx.abort();
+}
+
 function rangesHash(ranges: readonly Range[]): string {
   const canonical = ranges.map((r) => JSON.stringify([r.topic, r.partition, r.from, r.until])).sort().join('\n');
   return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
@@ -156,6 +180,8 @@ export function kafkaSink<T>(options: KafkaSinkOptions<T>): KafkaSink<T> {
   const ids = (job: string) => ({
     transactionalId: options.transactionalId ?? `tidemark.${job}.${name}`,
     group: options.ledgerGroup ?? `tidemark.${job}.${name}.ledger`,
+    /** Group mode: the ledger group whose offset on each input partition is the end of the last range delivered from it. */
+    partitionGroup: `${options.ledgerGroup ?? `tidemark.${job}.${name}`}.partitions`,
   });
 
   /** Kafka's refusal (credentials, TLS, an ACL) as its typed error, naming every resource the sink's ACLs must cover. */
@@ -164,6 +190,8 @@ export function kafkaSink<T>(options: KafkaSinkOptions<T>): KafkaSink<T> {
     return accessFailure(err, options.brokers, `${doing} (it needs Write on topic ${options.topic}, Read on ledger topic ${ledgerTopic}, ` +
       `Read on group ${group}, Write on transactional id ${transactionalId})`, [transactionalId, group]);
   }
+  /** Group mode: per input partition, its producer (initialised by claim) and its ledger entry. */
+  const owned = new Map<string, { producer: Producer; entry: PartitionLedgerEntry | undefined; epoch: number }>();
 
   async function getAdmin(): Promise<Admin> {
     if (!admin) {
@@ -200,7 +228,8 @@ export function kafkaSink<T>(options: KafkaSinkOptions<T>): KafkaSink<T> {
       transactionTimeout: options.transactionTimeout ?? 60_000, createPartitioner: partitioner,
     });
     try {
-      await p.connect(); // InitProducerId: fences older producers and settles their transactions
+      await p.connect();
+      await initTransactions(p); // fences older producers and settles their transactions, before the ledger is read
       last = await readLedger(job);
       connectedJob = job;
     } catch (err) {
@@ -238,12 +267,121 @@ export function kafkaSink<T>(options: KafkaSinkOptions<T>): KafkaSink<T> {
     return { topic: m.topic ?? options.topic, message, bytes };
   }
 
+  /** Group mode: an input partition's ledger entry ({epoch, until}), as the partition ledger group holds it now. */
+  async function readPartitionLedger(job: string, o: PartitionOwner): Promise<PartitionLedgerEntry | undefined> {
+    const a = await getAdmin();
+    const offsets = await whenCoordinatorReady(() => a.fetchOffsets({ groupId: ids(job).partitionGroup, topics: [o.topic] }));
+    const p = offsets.find((t) => t.topic === o.topic)?.partitions.find((q) => q.partition === o.partition);
+    if (!p || Number(p.offset) < 0) return undefined;
+    let epoch: unknown;
+    try {
+      epoch = (JSON.parse(p.metadata ?? '') as { epoch?: unknown }).epoch;
+    } catch {
+      epoch = undefined;
+    }
+    if (typeof epoch !== 'number') {
+      throw new SinkLedgerMismatchError(name, 0, `the ledger group ${ids(job).partitionGroup} has an offset on ${partitionKey(o)} that tidemark did not write (metadata ${JSON.stringify(p.metadata)})`);
+    }
+    return { epoch, until: Number(p.offset) };
+  }
+
+  /**
+   * Group mode: takes an input partition for `epoch` — a fresh producer of its transactional
+   * id (InitProducerId fences the previous owner's and settles its transaction), then its
+   * ledger, exact from then on.
+   */
+  async function claimPartition(job: string, o: PartitionOwner): Promise<void> {
+    const key = partitionKey(o);
+    const before = owned.get(key);
+    owned.delete(key);
+    await before?.producer.disconnect().catch(() => {});
+    // A newer owner's entry refuses this one before its producer could fence the newer owner's.
+    const seen = await readPartitionLedger(job, o);
+    if (seen && seen.epoch > o.epoch) throw new PartitionFencedError(where, o.topic, o.partition, o.epoch, seen.epoch);
+    const p = kafka.producer({
+      transactionalId: `${ids(job).transactionalId}.${o.topic}.${o.partition}`, idempotent: true, maxInFlightRequests: 1,
+      transactionTimeout: options.transactionTimeout ?? 60_000, createPartitioner: partitioner,
+    });
+    try {
+      await p.connect();
+      await initTransactions(p);
+      const entry = await readPartitionLedger(job, o);
+      if (entry && entry.epoch > o.epoch) throw new PartitionFencedError(where, o.topic, o.partition, o.epoch, entry.epoch);
+      owned.set(key, { producer: p, entry, epoch: o.epoch });
+    } catch (err) {
+      await p.disconnect().catch(() => {});
+      throw err;
+    }
+  }
+
+  /** Sends the outputs in chunks of at most maxRequestBytes within the transaction. */
+  async function sendOutputs(tx: Awaited<ReturnType<Producer['transaction']>>, outputs: readonly T[], batchId: number): Promise<void> {
+    let chunk = new Map<string, Message[]>();
+    let chunkBytes = 0;
+    const flush = async (): Promise<void> => {
+      if (chunkBytes === 0 && chunk.size === 0) return;
+      await tx.sendBatch({ topicMessages: [...chunk].map(([topic, messages]) => ({ topic, messages })), compression: COMPRESSION[compression], acks: -1 });
+      chunk = new Map();
+      chunkBytes = 0;
+    };
+    for (const o of outputs) {
+      const { topic, message, bytes } = toKafka(o, batchId);
+      if (chunkBytes > 0 && chunkBytes + bytes > maxRequestBytes) await flush();
+      let list = chunk.get(topic);
+      if (!list) chunk.set(topic, (list = []));
+      list.push(message);
+      chunkBytes += bytes;
+    }
+    await flush();
+  }
+
+  /** Group mode: one partition's range, in one transaction with its ledger entry. */
+  async function writeOwned(job: string, batch: SinkBatch<T>, o: PartitionOwner): Promise<void> {
+    const range = batch.ranges[0];
+    if (batch.ranges.length !== 1 || !range || partitionKey(range) !== partitionKey(o)) {
+      throw new InvariantError(where, `a group-mode write of batch ${batch.id} must hold exactly the range of ${partitionKey(o)}; it holds ${batch.ranges.length} ranges`);
+    }
+    const key = partitionKey(o);
+    let state = owned.get(key);
+    if (!state || state.epoch !== o.epoch) {
+      await claimPartition(job, o); // after a failed transaction dropped it: only as the same epoch, and never over a newer owner
+      state = owned.get(key)!;
+    }
+    const verdict = judgeLedgerWrite(state.entry, { epoch: o.epoch, from: range.from, until: range.until });
+    if (verdict === 'duplicate') return;
+    if (verdict === 'fenced') throw new PartitionFencedError(where, o.topic, o.partition, o.epoch, state.entry?.epoch);
+    if (verdict === 'gap') {
+      throw new InvariantError(where, `${key} [${range.from}, ${range.until}) does not continue what the ledger ${ids(job).partitionGroup} holds (up to ${state.entry?.until})`);
+    }
+    const tx = await state.producer.transaction();
+    try {
+      await sendOutputs(tx, batch.outputs, batch.id);
+      const metadata = JSON.stringify({ epoch: o.epoch, from: range.from });
+      await whenCoordinatorReady(() => tx.sendOffsets({
+        consumerGroupId: ids(job).partitionGroup,
+        topics: [{ topic: o.topic, partitions: [{ partition: o.partition, offset: String(range.until), metadata } as { partition: number; offset: string }] }],
+      }));
+      await tx.commit();
+      state.entry = { epoch: o.epoch, until: range.until };
+    } catch (err) {
+      if (tx.isActive()) await tx.abort().catch(() => {});
+      owned.delete(key);
+      await state.producer.disconnect().catch(() => {});
+      if (isFenced(err)) throw new PartitionFencedError(where, o.topic, o.partition, o.epoch, undefined);
+      throw err;
+    }
+  }
+
   return {
     name,
+    async claim(c) {
+      await claimPartition(options.job ?? c.job, c);
+    },
     async write(batch: SinkBatch<T>) {
       if (fenced) throw fenced;
       const job = options.job ?? batch.job;
       if (!job) throw new BadConfigError(`${where}: no job name for the transactional id: set the sink's job option (the engine passes it with each batch).`);
+      if (batch.owner) return writeOwned(job, batch, batch.owner);
       let p: Producer;
       try {
         p = await connect(job);
@@ -261,23 +399,7 @@ export function kafkaSink<T>(options: KafkaSinkOptions<T>): KafkaSink<T> {
         throw refused(err, job, `writing batch ${batch.id}`) ?? err;
       });
       try {
-        let chunk = new Map<string, Message[]>();
-        let chunkBytes = 0;
-        const flush = async (): Promise<void> => {
-          if (chunkBytes === 0 && chunk.size === 0) return;
-          await tx.sendBatch({ topicMessages: [...chunk].map(([topic, messages]) => ({ topic, messages })), compression: COMPRESSION[compression], acks: -1 });
-          chunk = new Map();
-          chunkBytes = 0;
-        };
-        for (const o of batch.outputs) {
-          const { topic, message, bytes } = toKafka(o, batch.id);
-          if (chunkBytes > 0 && chunkBytes + bytes > maxRequestBytes) await flush();
-          let list = chunk.get(topic);
-          if (!list) chunk.set(topic, (list = []));
-          list.push(message);
-          chunkBytes += bytes;
-        }
-        await flush();
+        await sendOutputs(tx, batch.outputs, batch.id);
         const metadata = JSON.stringify({ batch: batch.id, ranges: hash } satisfies LedgerEntry);
         await whenCoordinatorReady(() => tx.sendOffsets({
           consumerGroupId: ids(job).group, topics: [{ topic: ledgerTopic, partitions: [{ partition: 0, offset: String(batch.id), metadata } as { partition: number; offset: string }] }],
@@ -308,6 +430,9 @@ export function kafkaSink<T>(options: KafkaSinkOptions<T>): KafkaSink<T> {
     },
     async close() {
       await drop();
+      const producers = [...owned.values()].map((o) => o.producer);
+      owned.clear();
+      await Promise.all(producers.map((p) => p.disconnect().catch(() => {})));
       const a = admin;
       admin = undefined;
       await a?.disconnect().catch(() => {});

@@ -20,6 +20,7 @@ import { KafkaAdmin, type ReconnectBudget } from '../kafka/admin';
 import { registerKafkaCodecs } from '../kafka/codecs';
 import { kafkaConfig, type KafkaConnectionOptions } from '../kafka/connection';
 import { isUnknownTopic, rootMessage } from '../kafka/errors';
+import { GroupMembership } from '../kafka/membership';
 import { KafkaReader, type ConsumerTuning, type KafkaReadStats } from '../kafka/reader';
 import { silentLogger, type Logger } from '../log';
 
@@ -82,6 +83,14 @@ export interface KafkaSourceStats extends KafkaReadStats {
 
 export interface KafkaSource extends Source {
   readonly groupId: string;
+  /**
+   * Group mode (docs/scale-out.md): joins the job's consumer group as a member that is
+   * assigned partitions but reads nothing (src/kafka/membership.ts). Its session timeout is
+   * `consumer.sessionTimeout`.
+   */
+  joinGroup(log: Logger): Promise<GroupMembership>;
+  /** The group's commits (offset and metadata) of these partitions; those without one are absent. */
+  groupCommits(parts: readonly PartitionRef[]): Promise<Map<string, { offset: number; metadata: string | null }>>;
   /** Counters of the reader (seeks, group joins, buffered bytes …), for tests and metrics. */
   stats(): KafkaSourceStats;
   offsetsForTimestamp(parts: readonly PartitionRef[], timestamp: number): Promise<OffsetMap>;
@@ -336,6 +345,17 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
       const commits = await admin.groupCommits(groupId, [...new Set(parts.map((p) => p.topic))]);
       return { where, positions: [...commits].map(([partition, c]) => ({ partition, ...c })) };
     },
+    async joinGroup(log: Logger) {
+      if (subscription.kind === 'assign') throw new BadConfigError("scaleOut 'group' needs kafkaSource `topics` or `pattern`: with `assign`, the partitions are chosen by hand, not by the group.");
+      const topics = [...new Set((await partitions()).map((p) => p.topic))];
+      const membership = new GroupMembership({
+        kafka, groupId, topics, log,
+        ...(options.consumer?.sessionTimeout !== undefined ? { sessionTimeout: options.consumer.sessionTimeout } : {}),
+        ...(options.consumer?.heartbeatInterval !== undefined ? { heartbeatInterval: options.consumer.heartbeatInterval } : {}),
+      });
+      return membership;
+    },
+    groupCommits: async (parts: readonly PartitionRef[]) => admin.groupCommits(groupId, [...new Set(parts.map((p) => p.topic))]),
     stats: () => ({ ...reader.stats(), groupId }),
     async close() {
       try {

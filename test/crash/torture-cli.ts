@@ -1,8 +1,9 @@
 // `npm run torture -- --kills 1000 [--source embedded|kafka] [--pg-url URL] [--kafka-sink] [--rolling-sink] [--seed N] [--dir D]`:
-// the long form. --pg-url adds the PostgreSQL sink (a fresh schema of that server),
-// --kafka-sink the transactional Kafka sink (a fresh topic on KAFKA_BROKERS) and
-// --rolling-sink the rolling file sink (gzipped parts of ~16 KiB, so they roll often); after
-// the run each must hold exactly what the file sink holds, execution ids and all.
+// the long form; with `--daemons N [--kill-every MIN,MAX]`, group mode's (test/crash/group-torture.ts).
+// --pg-url adds the PostgreSQL sink (a fresh schema of that server), --kafka-sink the
+// transactional Kafka sink (a fresh topic on KAFKA_BROKERS) and --rolling-sink the rolling file
+// sink (gzipped parts of ~16 KiB, so they roll often); after the run each must hold exactly
+// what the file sink holds, execution ids and all.
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -85,10 +86,34 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       kills: { type: 'string' }, source: { type: 'string' }, seed: { type: 'string' }, dir: { type: 'string' },
-      'pg-url': { type: 'string' }, 'kafka-sink': { type: 'boolean' }, 'rolling-sink': { type: 'boolean' },
+      'pg-url': { type: 'string' }, 'kafka-sink': { type: 'boolean' }, 'rolling-sink': { type: 'boolean' }, daemons: { type: 'string' }, 'kill-every': { type: 'string' },
     },
   });
   const kills = Number(values.kills ?? 1000);
+  if (values.daemons !== undefined) {
+    // Group mode (test/crash/group-torture.ts): its report goes beside the single daemon's.
+    const { printGroupReport, runGroupTorture } = await import('./group-torture');
+    const { checkOutputs } = await import('../support/group');
+    const sinkTopic = values['kafka-sink'] ? uniqueTopic('group-torture-out') : undefined;
+    if (sinkTopic) await createTopic(sinkTopic, 3);
+    const report = await runGroupTorture({
+      ...(sinkTopic ? {
+        env: { GROUP_KAFKA_SINK_TOPIC: sinkTopic },
+        sinkChecks: [{
+          name: 'kafka',
+          check: async (produced) => checkOutputs((await readTopic(brokers(), sinkTopic)).map((r) => JSON.parse(r.value ?? '{}') as { p: number; v: string }), produced),
+        }],
+      } : {}),
+      kills, daemons: Number(values.daemons), dir: values.dir ?? join(tmpdir(), 'tidemark-torture-group'), brokers: brokers().join(','),
+      // `--kill-every MIN,MAX` (ms): spaced kills measure one handoff at a time.
+      ...(values['kill-every'] ? { killEveryMs: values['kill-every'].split(',').map(Number) as [number, number] } : {}),
+      ...(values.seed ? { seed: Number(values.seed) } : {}), log: (l) => console.log(l),
+    });
+    console.log(printGroupReport(report, join(__dirname, 'last-group-report.json')));
+    await closeClients();
+    process.exitCode = Object.values(report.sinks).every((s) => s.lost === 0 && s.duplicated === 0 && s.found === report.produced) ? 0 : 1;
+    return;
+  }
   const source = values.source ?? 'embedded';
   let producer: (dir: string) => Producer;
   if (source === 'embedded') producer = (dir) => embeddedProducer(dir);

@@ -88,3 +88,19 @@ it('an Engine with a registry option publishes the daemon\'s tidemark_* metrics 
   await new Engine(job, { checkpointDir: dir, registry }).run({ once: true }); // nothing new: counters start again
   expect(await registry.metrics()).toMatch(/^tidemark_records_in_total 0$/m);
 });
+
+it('group mode: one epoch gauge per partition owned now, and none once it is gone', async () => {
+  let owned: Record<string, number> = { 'clicks/0': 3, 'clicks/2': 5 };
+  const metrics = new Metrics({ engine: { status: () => ({ ...status, owned }), checkpoint }, checkpointDir: root, job: 'j' });
+  const epochs = async (): Promise<string[]> => (await metrics.registry.metrics()).split('\n').filter((l) => l.startsWith('tidemark_partition_epoch{'));
+  try {
+    expect(await epochs()).toEqual([
+      'tidemark_partition_epoch{topic="clicks",partition="0",job="j"} 3',
+      'tidemark_partition_epoch{topic="clicks",partition="2",job="j"} 5',
+    ]);
+    owned = { 'clicks/2': 5 };
+    expect(await epochs()).toEqual(['tidemark_partition_epoch{topic="clicks",partition="2",job="j"} 5']);
+  } finally {
+    await metrics.close();
+  }
+});

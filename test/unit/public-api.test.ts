@@ -23,7 +23,7 @@ const ERROR_TYPES = ['ErrorCode', 'ExitCodeRow', 'RejectedRow'];
 
 const ROOT_VALUES = [
   ...ERROR_VALUES,
-  'EmbeddedLog', 'Engine', 'createLogger', 'defineJob', 'embeddedLogSource', 'fileSink', 'fingerprintOf', 'forwardRecord',
+  'EmbeddedLog', 'Engine', 'GroupEngine', 'createLogger', 'defineJob', 'embeddedLogSource', 'fileSink', 'fingerprintOf', 'forwardRecord',
   'generatorSource', 'kafkaSink', 'kafkaSource', 'memorySink', 'postgresSink', 'rollingFileSink',
 ];
 const ROOT_TYPES = [
@@ -31,7 +31,7 @@ const ROOT_TYPES = [
   // contracts
   'BatchContext', 'DeadLetter', 'OffsetMap', 'PartitionOwner', 'PartitionRef', 'Range', 'RejectedOutput', 'ReportedPositions', 'Sink', 'SinkBatch', 'Source', 'SourceRecord',
   // job and engine
-  'BatchOptions', 'BatchStats', 'EngineOptions', 'EngineStatus', 'Job', 'JobDefinition', 'LogLevel', 'Logger', 'RunOptions', 'RunSummary',
+  'BatchOptions', 'BatchStats', 'EngineOptions', 'EngineStatus', 'GroupStatus', 'Job', 'JobDefinition', 'LogLevel', 'Logger', 'RunOptions', 'RunSummary',
   // sources and sinks
   'AppendRecord', 'EmbeddedLogSourceOptions', 'FileSinkOptions', 'GeneratorOptions', 'KafkaCompression', 'KafkaConnectionOptions',
   'KafkaMessageOut', 'KafkaSink', 'KafkaSinkOptions', 'KafkaSource', 'KafkaSourceOptions', 'KafkaSourceStats', 'KafkaStartingOffsets',

@@ -1,0 +1,252 @@
+// Group mode's membership (docs/scale-out.md): a kafkajs consumer in the job's consumer
+// group that takes part in the group's rebalances and is given partitions by a real
+// assignor (round-robin), but never fetches a record — the source's KafkaReader reads the
+// planned ranges with its private consumer. What it tells the engine after each join is
+// the assignment and the generation, which is the owners' epoch; what it does for the
+// engine is commit group offsets *as that member of that generation*, so the coordinator
+// refuses a member that was replaced (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, or
+// REBALANCE_IN_PROGRESS while the next generation forms): the partition is no longer ours.
+//
+// kafkajs 2.2.4 tells neither the generation nor a revocation: its GROUP_JOIN event carries
+// the member id and the assignment only. ConsumerGroup#joinAndSync is the one method every
+// join passes through; a wrap of it (like fetch-hook.ts's of Runner#handleBatch) reads the
+// generation, the member id and the assignment the moment the join ends, and pauses every
+// subscribed topic before the runner's first fetch, so this consumer fetches nothing and
+// only heartbeats. kafkajs rejoins by itself when a heartbeat says the group rebalances and
+// when the cluster metadata shows partitions added to a subscribed topic
+// (`metadataMaxAge`). It does not send `group.instance.id` (static membership): a restart
+// in place is a new member, and its partitions move after the session timeout.
+import ConsumerGroup from 'kafkajs/src/consumer/consumerGroup';
+import { AssignerProtocol, type Cluster, type Consumer, type Kafka, type PartitionAssigner } from 'kafkajs';
+import { partitionKey, type PartitionRef } from '../../checkpoint/model';
+import { SourceUnreachableError } from '../errors';
+import type { Logger } from '../log';
+import { retry } from '../retry';
+import { isCoordinatorNotReady, isTransient, rootMessage } from './errors';
+import { Latch } from './latch';
+
+/** What one join of the group gave this member. */
+export interface Assignment {
+  /** The group generation: the epoch of every partition of this assignment. */
+  readonly generation: number;
+  readonly memberId: string;
+  /** Sorted by topic, then partition. */
+  readonly partitions: readonly PartitionRef[];
+  /** When the join ended (ms since the epoch). */
+  readonly at: number;
+}
+
+/** One group commit: the offset of a partition and the metadata beside it. */
+export interface GroupOffset extends PartitionRef {
+  readonly offset: number;
+  readonly metadata: string | null;
+}
+
+export interface MembershipOptions {
+  readonly kafka: Kafka;
+  readonly groupId: string;
+  readonly topics: readonly string[];
+  /** Default 10 s: a member frozen this long loses its partitions. */
+  readonly sessionTimeout?: number;
+  readonly heartbeatInterval?: number;
+  /** How soon partitions added to a topic are seen and trigger a rebalance (default 5 s). */
+  readonly metadataMaxAge?: number;
+  readonly log: Logger;
+}
+
+/** Errors by which the coordinator says this member of this generation no longer owns anything. */
+const REFUSALS = new Set(['ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'REBALANCE_IN_PROGRESS', 'FENCED_INSTANCE_ID']);
+
+export function isGroupRefusal(err: unknown): boolean {
+  for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause) {
+    if (REFUSALS.has((e as { type?: string }).type ?? '')) return true;
+  }
+  return false;
+}
+
+interface JoinedGroup {
+  readonly generationId: number;
+  readonly memberId: string;
+  readonly topicsSubscribed: readonly string[];
+  readonly cluster: object;
+  assigned(): Array<{ topic: string; partitions: number[] }>;
+  pause(topicPartitions: Array<{ topic: string }>): void;
+}
+
+type JoinListener = (group: JoinedGroup) => void;
+const joinListeners = new WeakMap<object, JoinListener>();
+let installed = false;
+
+function installJoinHook(): void {
+  if (installed) return;
+  const proto = ConsumerGroup.prototype as unknown as { joinAndSync: (this: JoinedGroup) => Promise<void> };
+  const original = proto.joinAndSync;
+  if (typeof original !== 'function') throw new Error('tidemark needs kafkajs 2.2.x: kafkajs/src/consumer/consumerGroup has no joinAndSync (a different kafkajs version is installed)');
+  proto.joinAndSync = async function joinAndSync(this: JoinedGroup): Promise<void> {
+    await original.call(this);
+    const listener = joinListeners.get(this.cluster);
+    if (!listener) return;
+    if (typeof this.generationId !== 'number' || typeof this.memberId !== 'string' || typeof this.assigned !== 'function') {
+      throw new Error('tidemark needs kafkajs 2.2.x: its consumer group lacks generationId/memberId/assigned (a different kafkajs version is installed)');
+    }
+    this.pause(this.topicsSubscribed.map((topic) => ({ topic })));
+    listener(this);
+  };
+  installed = true;
+}
+
+/** Round-robin over the sorted partitions of every subscribed topic, members sorted by id (kafkajs's own, plus the cluster it runs on). */
+function roundRobin(onCluster: (cluster: object) => void): PartitionAssigner {
+  return ({ cluster }) => {
+    onCluster(cluster);
+    return {
+      name: 'TidemarkRoundRobin',
+      version: 0,
+      async assign({ members, topics }) {
+        const ids = members.map((m) => m.memberId).sort();
+        const out = new Map<string, Record<string, number[]>>(ids.map((id) => [id, {}]));
+        let i = 0;
+        for (const topic of [...topics].sort()) {
+          let parts: number[] = [];
+          try {
+            parts = cluster.findTopicPartitionMetadata(topic).map((p) => p.partitionId).sort((a, b) => a - b);
+          } catch {
+            // no metadata (deleted meanwhile): nothing to assign
+          }
+          for (const partition of parts) {
+            const a = out.get(ids[i++ % ids.length]!)!;
+            (a[topic] ??= []).push(partition);
+          }
+        }
+        return ids.map((memberId) => ({
+          memberId,
+          memberAssignment: AssignerProtocol.MemberAssignment.encode({ version: 0, assignment: out.get(memberId)!, userData: Buffer.alloc(0) }),
+        }));
+      },
+      protocol({ topics }) {
+        return { name: 'TidemarkRoundRobin', metadata: AssignerProtocol.MemberMetadata.encode({ version: 0, topics, userData: Buffer.alloc(0) }) };
+      },
+    };
+  };
+}
+
+export class GroupMembership {
+  private consumer: Consumer | undefined;
+  private cluster: Cluster | undefined;
+  private latest: Assignment | undefined;
+  private failure: Error | undefined;
+  private readonly joins = new Latch();
+  private stopped = false;
+
+  constructor(private readonly o: MembershipOptions) {}
+
+  /** Joins the group; resolves with the first assignment. */
+  async start(): Promise<Assignment> {
+    installJoinHook();
+    const sessionTimeout = this.o.sessionTimeout ?? 10_000;
+    const consumer = this.o.kafka.consumer({
+      groupId: this.o.groupId,
+      partitionAssigners: [roundRobin((cluster) => {
+        this.cluster = cluster as Cluster;
+        joinListeners.set(cluster, (g) => this.onJoin(g));
+      })],
+      sessionTimeout,
+      rebalanceTimeout: Math.max(sessionTimeout, 30_000),
+      heartbeatInterval: this.o.heartbeatInterval ?? Math.min(1_000, Math.floor(sessionTimeout / 3)),
+      metadataMaxAge: this.o.metadataMaxAge ?? 5_000,
+      maxWaitTimeInMs: 200,
+      allowAutoTopicCreation: false,
+      retry: { retries: 8, initialRetryTime: 300, maxRetryTime: 5_000 },
+    });
+    this.consumer = consumer;
+    consumer.on(consumer.events.CRASH, (e) => {
+      if (!e.payload.restart) this.fail(new SourceUnreachableError(`The group membership consumer (group ${this.o.groupId}) stopped: ${rootMessage(e.payload.error)}`, { cause: e.payload.error }));
+    });
+    await consumer.connect();
+    await consumer.subscribe({ topics: [...this.o.topics] });
+    await consumer.run({ autoCommit: false, eachBatch: async () => { /* never called: every topic is paused at each join */ } });
+    return this.next(undefined, 120_000);
+  }
+
+  private onJoin(g: JoinedGroup): void {
+    const partitions = g.assigned()
+      .flatMap(({ topic, partitions: ps }) => ps.map((partition) => ({ topic, partition })))
+      .sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : a.partition - b.partition));
+    this.latest = { generation: g.generationId, memberId: g.memberId, partitions, at: Date.now() };
+    this.joins.notify();
+  }
+
+  private fail(err: Error): void {
+    this.failure ??= err;
+    this.joins.notify();
+  }
+
+  /** The assignment of the last join (undefined before the first). */
+  current(): Assignment | undefined {
+    if (this.failure) throw this.failure;
+    return this.latest;
+  }
+
+  /** Resolves with an assignment newer than `than` (its generation), or the current one after `timeoutMs`/abort. */
+  async next(than: Assignment | undefined, timeoutMs: number, signal?: AbortSignal): Promise<Assignment> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const now = this.current();
+      if (now && (!than || now.generation !== than.generation || now.memberId !== than.memberId)) return now;
+      const left = deadline - Date.now();
+      if (left <= 0 || signal?.aborted || this.stopped) {
+        if (now) return now;
+        throw new SourceUnreachableError(`Could not join the Kafka consumer group ${this.o.groupId} within ${Math.round(timeoutMs / 1000)} s`);
+      }
+      await this.joins.wait(left, signal);
+    }
+  }
+
+  /** Wakes at the next join (or failure); for an idle engine. */
+  waitForJoin(ms: number, signal: AbortSignal): Promise<void> {
+    return this.joins.wait(ms, signal);
+  }
+
+  /**
+   * Commits `offsets` to the group as the member of `assignment`'s generation. False when
+   * the coordinator refuses it: that generation is over, the partitions may be another's.
+   */
+  async commit(assignment: Assignment, offsets: readonly GroupOffset[]): Promise<boolean> {
+    if (offsets.length === 0) return true;
+    const cluster = this.cluster;
+    if (!cluster) return false;
+    const byTopic = new Map<string, Array<{ partition: number; offset: string; metadata: string | null }>>();
+    for (const o of offsets) {
+      const list = byTopic.get(o.topic) ?? [];
+      list.push({ partition: o.partition, offset: String(o.offset), metadata: o.metadata });
+      byTopic.set(o.topic, list);
+    }
+    try {
+      await retry(async () => {
+        const coordinator = await cluster.findGroupCoordinator({ groupId: this.o.groupId });
+        await coordinator.offsetCommit({
+          groupId: this.o.groupId, groupGenerationId: assignment.generation, memberId: assignment.memberId, retentionTime: -1,
+          topics: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })),
+        });
+      }, {
+        baseMs: 200, maxMs: 2_000, budgetMs: 20_000,
+        retryable: (err) => !isGroupRefusal(err) && (isTransient(err) || isCoordinatorNotReady(err)),
+        onRetry: (err) => this.o.log.warn({ err: rootMessage(err) }, `group commit of ${offsets.map(partitionKey).join(', ')} failed; retrying`),
+      });
+      return true;
+    } catch (err) {
+      if (isGroupRefusal(err)) return false;
+      throw err;
+    }
+  }
+
+  /** Leaves the group (LeaveGroup): its partitions move at once, not after the session timeout. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.joins.notify();
+    const consumer = this.consumer;
+    this.consumer = undefined;
+    if (this.cluster) joinListeners.delete(this.cluster);
+    await consumer?.disconnect();
+  }
+}
