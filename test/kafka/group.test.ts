@@ -27,6 +27,9 @@ it('two daemons share a topic\'s partitions and deliver every record once to the
   await produceRecords(topic, 4, 2000, produced, 'a');
   const a = startDaemon(run, 0);
   const b = startDaemon(run, 1);
+  // Once b has partitions, records for every partition make each daemon commit one (records
+  // produced before b joined could all be a's: then b had nothing to commit).
+  await until(() => events(b, 'assigned').length > 0, 60_000, 'b to be assigned partitions');
   await produceRecords(topic, 4, 2000, produced, 'b');
   await until(() => checkRangeFiles(run.dir, produced).found === 4000, 90_000, 'every output in the sink');
 
