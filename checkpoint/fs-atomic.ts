@@ -7,7 +7,7 @@
 // Every write here checks how many bytes went out. write(2) on a nearly full disk writes
 // what fits and reports success with a smaller count; ignoring it once synced, renamed and
 // committed a sink file cut off mid-record (tmpfs, 2026-11: 1,050 of 2,000 lines).
-import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { link, mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /** A write that made no progress: the device is full (the OS reports ENOSPC on the next call; a zero count means the same). */
@@ -44,11 +44,10 @@ export async function writevAll(file: FileHandle, buffers: readonly Uint8Array[]
   }
 }
 
-/** Writes `data` — whole, or as pieces written one after the other (no copy of the whole in memory) — atomically and durably. */
-export async function writeFileAtomic(path: string, data: string | Uint8Array | Iterable<string>): Promise<void> {
-  const dir = dirname(path);
-  await mkdir(dir, { recursive: true });
-  const temp = join(dir, `.${basename(path)}.tmp`);
+type FileData = string | Uint8Array | Iterable<string>;
+
+/** Writes `data` into `temp` and syncs it; on failure removes it (a full disk must not keep holding the space it took). */
+async function writeTemp(temp: string, data: FileData): Promise<void> {
   try {
     const file = await open(temp, 'w');
     try {
@@ -58,16 +57,58 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array | 
     } finally {
       await file.close();
     }
-    await rename(temp, path);
   } catch (err) {
-    // A failed write (a full disk) must not keep holding the space it took.
     await rm(temp, { force: true });
     throw err;
   }
+}
+
+/** fsync(2) of a directory: the names created or removed in it survive a power loss. */
+export async function syncDir(dir: string): Promise<void> {
   const d = await open(dir, 'r');
   try {
     await d.sync();
   } finally {
     await d.close();
   }
+}
+
+/** Writes `data` — whole, or as pieces written one after the other (no copy of the whole in memory) — atomically and durably. */
+export async function writeFileAtomic(path: string, data: FileData): Promise<void> {
+  const dir = dirname(path);
+  await mkdir(dir, { recursive: true });
+  const temp = join(dir, `.${basename(path)}.tmp`);
+  await writeTemp(temp, data);
+  try {
+    await rename(temp, path);
+  } catch (err) {
+    await rm(temp, { force: true });
+    throw err;
+  }
+  await syncDir(dir);
+}
+
+/**
+ * Publishes `data` at `path` durably unless a file is already there, which is never replaced:
+ * link(2) of the synced temp file fails with EEXIST instead (rename would replace). Returns
+ * false when `path` existed. `writer` names the temp file, so two writers of one target (a
+ * zombie and its successor) never share one, and a killed writer's leftover is overwritten
+ * by its own next attempt.
+ */
+export async function publishFileOnce(path: string, data: FileData, writer: string): Promise<boolean> {
+  const dir = dirname(path);
+  await mkdir(dir, { recursive: true });
+  const temp = join(dir, `.${basename(path)}.${writer}.tmp`);
+  await writeTemp(temp, data);
+  let published = true;
+  try {
+    await link(temp, path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    published = false;
+  } finally {
+    await rm(temp, { force: true });
+  }
+  await syncDir(dir);
+  return published;
 }

@@ -5,12 +5,25 @@
 // checkpoint's id, atomically) and a write from another checkpoint is refused. Before
 // 2026-11-30 a new checkpoint pointed at a directory another had filled silently replaced
 // its batch-1… files.
-import { readFile } from 'node:fs/promises';
+//
+// Group mode (a batch with `owner`, docs/scale-out.md): several daemons share the directory,
+// so there is no directory owner. A write is one partition's range and its file is named by
+// it, `part-<topic>-<partition>-<from>-<until>.jsonl`, published with link(2), which never
+// replaces a file: a range already there is a duplicate (a replay by the new owner, or a
+// late write by the old one) and is left as it is. `claim` records the owner's epoch as a
+// marker file per (partition, epoch), created, never rewritten, so claims never undo each
+// other; a write whose epoch is older than the newest marker writes nothing
+// (PartitionFencedError). A file system has no compare-and-swap: a claim that lands between
+// a write's check and its link does not stop that write. The link rule makes such a late
+// write harmless: its range is the planned range the new owner re-runs (the group refused
+// the zombie's later plans), and whichever of the two links first is the only copy.
+import { mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Sink, SinkBatch } from '../contracts';
+import type { PartitionOwner, Sink, SinkBatch } from '../contracts';
 import { sketch } from '../../checkpoint/faithful';
-import { SinkLedgerMismatchError, SinkRejectedError, type RejectedRow } from '../errors';
-import { writeFileAtomic } from '../../checkpoint/fs-atomic';
+import { PartitionFencedError, SinkLedgerMismatchError, SinkRejectedError, type RejectedRow } from '../errors';
+import { publishFileOnce, syncDir, writeFileAtomic } from '../../checkpoint/fs-atomic';
+import { ownedRange } from './owned';
 
 /** The marker of the checkpoint that owns a file sink's directory. */
 export const OWNER_FILE = '.tidemark-checkpoint.json';
@@ -59,6 +72,45 @@ export function batchFileName(id: number): string {
   return `batch-${id}.jsonl`;
 }
 
+/** Group mode: the file of one partition's range [from, until). */
+export function partFileName(topic: string, partition: number, from: number, until: number): string {
+  return `part-${topic}-${partition}-${from}-${until}.jsonl`;
+}
+
+/** Group mode: the directory of a partition's claim markers, one empty file `epoch-<n>` per claim. */
+export const CLAIMS_DIR = '.tidemark-claims';
+const claimsOf = (dir: string, p: { readonly topic: string; readonly partition: number }): string => join(dir, CLAIMS_DIR, `${p.topic}-${p.partition}`);
+
+/** The epochs that claimed the partition (none: never claimed). */
+async function claimedEpochs(claims: string): Promise<number[]> {
+  let names: string[];
+  try {
+    names = await readdir(claims);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  return names.map((n) => /^epoch-(\d+)$/.exec(n)).filter((m) => m !== null).map((m) => Number(m[1]));
+}
+
+/** Throws PartitionFencedError when an epoch newer than the owner's claimed the partition; returns the epochs claimed. */
+async function refuseStale(claims: string, sink: string, owner: PartitionOwner): Promise<number[]> {
+  const epochs = await claimedEpochs(claims);
+  const newest = Math.max(-1, ...epochs);
+  if (newest > owner.epoch) throw new PartitionFencedError(`fileSink ${sink}`, owner.topic, owner.partition, owner.epoch, newest);
+  return epochs;
+}
+
+/** Records that `owner.epoch` owns the partition (as recovery/handoff.ts claimLedger), or throws when a newer epoch has. */
+async function claimPartition(dir: string, sink: string, owner: PartitionOwner): Promise<void> {
+  const claims = claimsOf(dir, owner);
+  const epochs = await refuseStale(claims, sink, owner);
+  await mkdir(claims, { recursive: true });
+  await (await open(join(claims, `epoch-${owner.epoch}`), 'a')).close();
+  await syncDir(claims);
+  // Older markers say nothing the newest does not (a concurrent newer claim's marker is kept).
+  for (const e of epochs) if (e < owner.epoch) await rm(join(claims, `epoch-${e}`), { force: true });
+}
 /**
  * Every output `format` throws on (JSON.stringify: a BigInt, a cycle), from `from` on: the
  * staged values come back unchanged, so it would throw on every redelivery too — a
@@ -100,14 +152,24 @@ export function fileSink<T>(options: FileSinkOptions<T>): Sink<T> {
   const format = options.format ?? ((o: T) => JSON.stringify(o));
   const dir = join(options.dir, name);
   let claimed: string | undefined;
+  const rejectedFrom = (batch: SinkBatch<T>) => (from: number): Error => unwritable(name, batch.id, batch.outputs, format, from);
   return {
     name,
     async write(batch: SinkBatch<T>) {
+      if (batch.owner) {
+        const { owner, from, until } = ownedRange(`fileSink ${name}`, batch, batch.owner);
+        await refuseStale(claimsOf(dir, owner), name, owner);
+        await publishFileOnce(join(dir, partFileName(owner.topic, owner.partition, from, until)), lines(batch.outputs, format, rejectedFrom(batch)), `e${owner.epoch}`);
+        return;
+      }
       if (batch.checkpoint !== claimed) {
         await claim(dir, name, batch);
         claimed = batch.checkpoint; // checked once per process, not per batch
       }
-      await writeFileAtomic(join(dir, batchFileName(batch.id)), lines(batch.outputs, format, (from) => unwritable(name, batch.id, batch.outputs, format, from)));
+      await writeFileAtomic(join(dir, batchFileName(batch.id)), lines(batch.outputs, format, rejectedFrom(batch)));
+    },
+    async claim(claim) {
+      await claimPartition(dir, name, claim);
     },
   };
 }

@@ -17,10 +17,26 @@
 //     `BadConfigError` (not retried);
 //   - anything else (connection refused or lost, server shutting down, deadlock): thrown
 //     as is, so the engine retries with backoff and the batch stays staged.
+//
+// Group mode (a batch with `owner`, docs/scale-out.md): batch ids are each daemon's own, so
+// the ledger is kept per (job, sink, topic, partition) in a second table instead, holding
+// the newest epoch that claimed the partition and the end of the last range written:
+//
+//   BEGIN
+//   INSERT INTO partition ledger … ON CONFLICT DO NOTHING      -- the row exists
+//   SELECT epoch, until … FOR UPDATE                           -- locked until COMMIT
+//   judgeLedgerWrite: fenced | duplicate | gap → ROLLBACK (throw | done | throw)
+//   the rows; UPDATE the ledger row to (epoch, until)
+//   COMMIT
+//
+// The lock serialises a zombie and the new owner: a claim waits for a write in flight and
+// then fences the writes after it; a write waits for a claim and then finds itself fenced.
 import { Pool, type PoolClient, type PoolConfig } from 'pg';
-import { BadConfigError, isTidemarkError } from '../../checkpoint/errors';
-import { SinkLedgerMismatchError, SinkRejectedError, type RejectedRow } from '../errors';
-import type { Range, Sink, SinkBatch } from '../contracts';
+import { BadConfigError, InvariantError, isTidemarkError } from '../../checkpoint/errors';
+import { claimLedger, judgeLedgerWrite, type LedgerEntry } from '../../recovery/handoff';
+import { PartitionFencedError, SinkLedgerMismatchError, SinkRejectedError, type RejectedRow } from '../errors';
+import type { PartitionOwner, Range, Sink, SinkBatch } from '../contracts';
+import { ownedRange } from './owned';
 
 export interface PostgresSinkOptions<T> {
   /** A connection string, node-postgres pool settings, or a `Pool` you own (then `close()` leaves it open). */
@@ -51,8 +67,12 @@ export interface PostgresSinkOptions<T> {
    * ROLLBACK). It may be called on parts of a batch while the sink looks for rejected rows.
    */
   readonly apply?: (client: PoolClient, batch: SinkBatch<T>) => Promise<void>;
-  /** The ledger table (default `tidemark_ledger` in the connection's current schema); created if missing. */
-  readonly ledger?: { readonly schema?: string; readonly table?: string; readonly create?: boolean };
+  /**
+   * The ledger table (default `tidemark_ledger` in the connection's current schema) and, for
+   * group mode, the per-partition ledger (`partitionTable`, default `tidemark_partition_ledger`
+   * in the same schema); created if missing.
+   */
+  readonly ledger?: { readonly schema?: string; readonly table?: string; readonly partitionTable?: string; readonly create?: boolean };
   /** The job name in the ledger key (default: the name the engine passes with each batch). */
   readonly job?: string;
   /** Rows per INSERT statement (default: as many as fit in PostgreSQL's 65,535 parameters, at most 10,000). */
@@ -64,6 +84,10 @@ export interface PostgresSink<T> extends Sink<T> {
   readonly ledgerTable: string;
   /** The DDL the sink runs when the ledger is missing. */
   readonly ledgerDDL: string;
+  /** Group mode's per-partition ledger table, quoted and qualified. */
+  readonly partitionLedgerTable: string;
+  /** The DDL the sink runs when the per-partition ledger is missing. */
+  readonly partitionLedgerDDL: string;
   /** The last batch id the ledger holds for the job (the sink's `job` option, else the one given); undefined when none. */
   lastDelivered(job?: string): Promise<number | undefined>;
   /** Ends the connection pool (unless you passed your own `Pool`). */
@@ -83,6 +107,19 @@ export function ledgerDDL(table: string): string {
   ranges       jsonb       NOT NULL,
   committed_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (job, sink, batch_id)
+)`;
+}
+
+export function partitionLedgerDDL(table: string): string {
+  return `CREATE TABLE IF NOT EXISTS ${table} (
+  job        text        NOT NULL,
+  sink       text        NOT NULL,
+  topic      text        NOT NULL,
+  partition  integer     NOT NULL,
+  epoch      bigint      NOT NULL,
+  until      bigint,
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (job, sink, topic, partition)
 )`;
 }
 
@@ -138,6 +175,9 @@ export function postgresSink<T>(options: PostgresSinkOptions<T>): PostgresSink<T
   const toValues = options.row ?? ((o: T) => columns.map((c) => (o as Record<string, unknown>)[c]));
   const ledgerTable = quoteName(options.ledger?.schema ? `${options.ledger.schema}.${options.ledger.table ?? 'tidemark_ledger'}` : options.ledger?.table ?? 'tidemark_ledger');
   const ddl = ledgerDDL(ledgerTable);
+  const partitionTable = options.ledger?.partitionTable ?? 'tidemark_partition_ledger';
+  const partitionLedgerTable = quoteName(options.ledger?.schema ? `${options.ledger.schema}.${partitionTable}` : partitionTable);
+  const partitionDDL = partitionLedgerDDL(partitionLedgerTable);
   const perStatement = Math.max(1, Math.min(options.rowsPerStatement ?? 10_000, Math.floor(MAX_PARAMS / Math.max(1, columns.length))));
 
   const ownPool = !(options.connection instanceof Pool);
@@ -214,17 +254,18 @@ export function postgresSink<T>(options: PostgresSinkOptions<T>): PostgresSink<T
     }
   }
 
-  let ledgerReady = false;
-  async function ensureLedger(client: PoolClient): Promise<void> {
-    if (ledgerReady || options.ledger?.create === false) return;
+  const ready = new Set<string>();
+  /** Creates a ledger table (`ddl`) once per sink, unless the user manages it. */
+  async function ensureLedger(client: PoolClient, tableDDL: string): Promise<void> {
+    if (ready.has(tableDDL) || options.ledger?.create === false) return;
     try {
       if (options.ledger?.schema) await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteName(options.ledger.schema)}`);
-      await client.query(ddl);
+      await client.query(tableDDL);
     } catch (err) {
       // Two processes creating it at once: one of them loses the race on the catalog; the table exists.
       if (!['23505', '42P07'].includes(sqlState(err) ?? '')) throw err;
     }
-    ledgerReady = true;
+    ready.add(tableDDL);
   }
 
   async function writeInTransaction(client: PoolClient, batch: SinkBatch<T>, job: string): Promise<void> {
@@ -245,6 +286,12 @@ export function postgresSink<T>(options: PostgresSinkOptions<T>): PostgresSink<T
       await client.query('ROLLBACK');
       throw new SinkLedgerMismatchError(name, batch.id, `the ledger ${ledgerTable} already holds a later batch (${later.rows[0].max}) of job ${job}`);
     }
+    await writeRows(client, batch);
+    await client.query('COMMIT');
+  }
+
+  /** The batch's rows, in the open transaction; rows the table refuses roll it back and are named. */
+  async function writeRows(client: PoolClient, batch: SinkBatch<T>): Promise<void> {
     await client.query('SAVEPOINT tidemark_rows');
     try {
       await apply(client, batch, batch.outputs);
@@ -257,35 +304,86 @@ export function postgresSink<T>(options: PostgresSinkOptions<T>): PostgresSink<T
       if (rejected.length === 0) throw new SinkRejectedError(name, batch.id, [{ index: 0, output: batch.outputs[0], reason: `the batch as a whole: ${describe(err)} (no single output fails alone)` }], { cause: err });
       throw new SinkRejectedError(name, batch.id, rejected, { cause: err });
     }
+  }
+
+  /** The partition's ledger entry, locked until the transaction ends (the row is made first if missing). */
+  async function lockPartition(client: PoolClient, job: string, owner: PartitionOwner): Promise<LedgerEntry> {
+    const key = [job, name, owner.topic, owner.partition];
+    await client.query(`INSERT INTO ${partitionLedgerTable} (job, sink, topic, partition, epoch) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`, [...key, owner.epoch]);
+    const found = await client.query<{ epoch: string; until: string | null }>(
+      `SELECT epoch::text, until::text FROM ${partitionLedgerTable} WHERE job = $1 AND sink = $2 AND topic = $3 AND partition = $4 FOR UPDATE`, key);
+    const row = found.rows[0]!;
+    return { epoch: Number(row.epoch), ...(row.until !== null ? { until: Number(row.until) } : {}) };
+  }
+
+  async function setPartition(client: PoolClient, job: string, owner: PartitionOwner, entry: LedgerEntry): Promise<void> {
+    await client.query(`UPDATE ${partitionLedgerTable} SET epoch = $5, until = $6, updated_at = now() WHERE job = $1 AND sink = $2 AND topic = $3 AND partition = $4`,
+      [job, name, owner.topic, owner.partition, entry.epoch, entry.until ?? null]);
+  }
+
+  /** Group mode: the partition's ledger judges the write (recovery/handoff.ts) in the rows' transaction. */
+  async function writeOwnedInTransaction(client: PoolClient, batch: SinkBatch<T>, job: string, owner: PartitionOwner): Promise<void> {
+    const { from, until } = ownedRange(where, batch, owner);
+    const write = { epoch: owner.epoch, from, until };
+    const entry = await lockPartition(client, job, owner);
+    const verdict = judgeLedgerWrite(entry, write);
+    if (verdict !== 'write') {
+      await client.query('ROLLBACK');
+      if (verdict === 'duplicate') return; // delivered before, by this owner or another
+      if (verdict === 'fenced') throw new PartitionFencedError(where, owner.topic, owner.partition, owner.epoch, entry.epoch);
+      throw new InvariantError('<the checkpoint directory>', `${where} was asked to write ${owner.topic}/${owner.partition} [${write.from}, ${write.until}) ` +
+        `but its ledger ${partitionLedgerTable} for job ${job} ends at ${entry.until ?? '(nothing)'}: offsets would be skipped or written twice`);
+    }
+    await writeRows(client, batch);
+    await setPartition(client, job, owner, { epoch: write.epoch, until: write.until });
     await client.query('COMMIT');
+  }
+
+  /** Runs `work` in a transaction on a pooled client, the ledger `tableDDL` made first; sorts its errors as the header says. */
+  async function inTransaction(what: string, tableDDL: string, work: (client: PoolClient) => Promise<void>): Promise<void> {
+    const client = await getPool().connect();
+    const onError = (): void => {}; // reported by the pending query; keeps a dropped connection from crashing the process
+    client.on('error', onError);
+    let broken: Error | undefined;
+    try {
+      await ensureLedger(client, tableDDL);
+      await client.query('BEGIN');
+      await work(client);
+    } catch (err) {
+      await client.query('ROLLBACK').catch((e: Error) => {
+        broken = e; // the connection is gone: do not return it to the pool
+      });
+      if (sqlState(err) === undefined && !isTidemarkError(err)) broken = err as Error; // not an answer from the server
+      if (isStatementError(err)) throw new BadConfigError(`${where} cannot ${what}: ${describe(err)}.`);
+      throw err;
+    } finally {
+      client.off('error', onError);
+      client.release(broken);
+    }
   }
 
   return {
     name,
     ledgerTable,
     ledgerDDL: ddl,
+    partitionLedgerTable,
+    partitionLedgerDDL: partitionDDL,
     async write(batch: SinkBatch<T>) {
       const job = options.job ?? batch.job;
       if (!job) throw new BadConfigError(`${where}: no job name for the ledger: set the sink's job option (the engine passes it with each batch).`);
-      const client = await getPool().connect();
-      const onError = (): void => {}; // reported by the pending query; keeps a dropped connection from crashing the process
-      client.on('error', onError);
-      let broken: Error | undefined;
-      try {
-        await ensureLedger(client);
-        await client.query('BEGIN');
-        await writeInTransaction(client, batch, job);
-      } catch (err) {
-        await client.query('ROLLBACK').catch((e: Error) => {
-          broken = e; // the connection is gone: do not return it to the pool
-        });
-        if (sqlState(err) === undefined && !isTidemarkError(err)) broken = err as Error; // not an answer from the server
-        if (isStatementError(err)) throw new BadConfigError(`${where} cannot write batch ${batch.id}: ${describe(err)}.`);
-        throw err;
-      } finally {
-        client.off('error', onError);
-        client.release(broken);
-      }
+      const owner = batch.owner;
+      await inTransaction(`write batch ${batch.id}`, owner ? partitionDDL : ddl,
+        (client) => (owner ? writeOwnedInTransaction(client, batch, job, owner) : writeInTransaction(client, batch, job)));
+    },
+    async claim(claim) {
+      const job = options.job ?? claim.job;
+      await inTransaction(`claim ${claim.topic}/${claim.partition}`, partitionDDL, async (client) => {
+        const entry = await lockPartition(client, job, claim);
+        const next = claimLedger(entry, claim.epoch);
+        if (next === 'fenced') throw new PartitionFencedError(where, claim.topic, claim.partition, claim.epoch, entry.epoch);
+        await setPartition(client, job, claim, next);
+        await client.query('COMMIT');
+      });
     },
     async lastDelivered(jobName?: string) {
       const job = options.job ?? jobName;
