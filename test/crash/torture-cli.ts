@@ -1,5 +1,6 @@
 // `npm run torture -- --kills 1000 [--source embedded|kafka] [--pg-url URL] [--kafka-sink] [--rolling-sink] [--seed N] [--dir D]`:
-// the long form; with `--daemons N [--kill-every MIN,MAX]`, group mode's (test/crash/group-torture.ts).
+// the long form; with `--daemons N [--kill-every MIN,MAX]`, group mode's (test/crash/group-torture.ts),
+// whose --pg-url and --kafka-sink add those sinks, checked against the input.
 // --pg-url adds the PostgreSQL sink (a fresh schema of that server), --kafka-sink the
 // transactional Kafka sink (a fresh topic on KAFKA_BROKERS) and --rolling-sink the rolling file
 // sink (gzipped parts of ~16 KiB, so they roll often); after the run each must hold exactly
@@ -93,23 +94,27 @@ async function main(): Promise<void> {
   if (values.daemons !== undefined) {
     // Group mode (test/crash/group-torture.ts): its report goes beside the single daemon's.
     const { printGroupReport, runGroupTorture } = await import('./group-torture');
-    const { checkOutputs } = await import('../support/group');
+    const { checkOutputs, groupPostgres } = await import('../support/group');
     const sinkTopic = values['kafka-sink'] ? uniqueTopic('group-torture-out') : undefined;
     if (sinkTopic) await createTopic(sinkTopic, 3);
+    if (values['pg-url']) process.env.PG_URL = values['pg-url'];
+    const pg = values['pg-url'] ? await groupPostgres() : undefined;
     const report = await runGroupTorture({
-      ...(sinkTopic ? {
-        env: { GROUP_KAFKA_SINK_TOPIC: sinkTopic },
-        sinkChecks: [{
+      env: { ...(sinkTopic ? { GROUP_KAFKA_SINK_TOPIC: sinkTopic } : {}), ...pg?.env },
+      sinkChecks: [
+        ...(sinkTopic ? [{
           name: 'kafka',
-          check: async (produced) => checkOutputs((await readTopic(brokers(), sinkTopic)).map((r) => JSON.parse(r.value ?? '{}') as { p: number; v: string }), produced),
-        }],
-      } : {}),
+          check: async (produced: ReadonlyMap<number, readonly string[]>) => checkOutputs((await readTopic(brokers(), sinkTopic)).map((r) => JSON.parse(r.value ?? '{}') as { p: number; v: string }), produced),
+        }] : []),
+        ...(pg ? [{ name: 'postgres', check: (produced: ReadonlyMap<number, readonly string[]>) => pg.check(produced) }] : []),
+      ],
       kills, daemons: Number(values.daemons), dir: values.dir ?? join(tmpdir(), 'tidemark-torture-group'), brokers: brokers().join(','),
       // `--kill-every MIN,MAX` (ms): spaced kills measure one handoff at a time.
       ...(values['kill-every'] ? { killEveryMs: values['kill-every'].split(',').map(Number) as [number, number] } : {}),
       ...(values.seed ? { seed: Number(values.seed) } : {}), log: (l) => console.log(l),
     });
     console.log(printGroupReport(report, join(__dirname, 'last-group-report.json')));
+    await pg?.close();
     await closeClients();
     process.exitCode = Object.values(report.sinks).every((s) => s.lost === 0 && s.duplicated === 0 && s.found === report.produced) ? 0 : 1;
     return;

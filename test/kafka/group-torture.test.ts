@@ -1,12 +1,12 @@
 // Group mode's torture against the shared broker (test/crash/group-torture.ts): 3 daemons,
 // 50 SIGKILLs of random daemons (each restarted), a 4th daemon joining, one leaving with
 // SIGTERM, 2 partitions added, a zombie frozen past its session and resumed; afterwards the
-// range files and the Kafka sink (read_committed) hold every produced record's output
+// file, PostgreSQL and Kafka (read_committed) sinks hold every produced record's output
 // exactly once. `npm run torture -- --daemons 3 --kills N` is the long form.
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { printGroupReport, runGroupTorture } from '../crash/group-torture';
-import { checkOutputs } from '../support/group';
+import { checkOutputs, groupPostgres } from '../support/group';
 import { bootstrap, brokers, closeClients, createTopic, readTopic, uniqueTopic } from '../support/kafka';
 import { killAll } from '../support/processes';
 
@@ -19,17 +19,19 @@ it('3 daemons survive 50 SIGKILLs, a join, a SIGTERM, added partitions and a zom
   const dir = join(tmpdir(), `tidemark-group-torture-ci-${process.pid}`);
   const sinkTopic = uniqueTopic('group-torture-out');
   await createTopic(sinkTopic, 3);
+  const pg = await groupPostgres();
   const report = await runGroupTorture({
-    kills: 53, daemons: 3, dir, brokers: bootstrap(), killEveryMs: [800, 2_000], env: { GROUP_KAFKA_SINK_TOPIC: sinkTopic },
-    sinkChecks: [{
+    kills: 53, daemons: 3, dir, brokers: bootstrap(), killEveryMs: [800, 2_000], env: { GROUP_KAFKA_SINK_TOPIC: sinkTopic, ...pg.env },
+    sinkChecks: [{ name: 'postgres', check: (produced) => pg.check(produced) }, {
       name: 'kafka',
       check: async (produced) => checkOutputs((await readTopic(brokers(), sinkTopic)).map((r) => JSON.parse(r.value ?? '{}') as { p: number; v: string }), produced),
     }],
   });
+  await pg.close();
   console.log(printGroupReport(report, `${dir}.json`));
   expect(report.kills).toBeGreaterThanOrEqual(50);
   expect(report.produced).toBeGreaterThan(0);
-  expect(Object.keys(report.sinks).sort()).toEqual(['files', 'kafka']);
+  expect(Object.keys(report.sinks).sort()).toEqual(['files', 'kafka', 'postgres']);
   for (const [name, s] of Object.entries(report.sinks)) {
     expect({ name, ...s }).toEqual({ name, ...s, found: report.produced, lost: 0, duplicated: 0, ...(s.discontinuities !== undefined ? { discontinuities: 0 } : {}) });
   }

@@ -4,7 +4,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkOutputs, checkRangeFiles, events, startDaemon, until, type GroupRun } from '../support/group';
+import { checkOutputs, checkRangeFiles, events, groupPostgres, startDaemon, until, type GroupRun } from '../support/group';
 import { bootstrap, brokers, closeClients, createTopic, produce, readTopic, uniqueTopic } from '../support/kafka';
 import { killAll, runTidemark } from '../support/processes';
 
@@ -17,12 +17,13 @@ async function produceRecords(topic: string, partitions: number, count: number, 
   for (const m of messages) produced.set(m.partition, [...(produced.get(m.partition) ?? []), m.value]);
 }
 
-it('two daemons share a topic\'s partitions and deliver every record once to the range files and the Kafka sink; SIGTERM leaves the group and exits 0', async () => {
+it('two daemons share a topic\'s partitions and deliver every record once to the file, PostgreSQL and Kafka sinks; SIGTERM leaves the group and exits 0', async () => {
   const topic = uniqueTopic('group2');
   const sinkTopic = uniqueTopic('group2-out');
   await createTopic(topic, 4);
   await createTopic(sinkTopic, 2);
-  const run: GroupRun = { dir: mkdtempSync(join(tmpdir(), 'tidemark-group2-')), topic, brokers: bootstrap(), env: { GROUP_KAFKA_SINK_TOPIC: sinkTopic } };
+  const pg = await groupPostgres();
+  const run: GroupRun = { dir: mkdtempSync(join(tmpdir(), 'tidemark-group2-')), topic, brokers: bootstrap(), env: { GROUP_KAFKA_SINK_TOPIC: sinkTopic, ...pg.env } };
   const produced = new Map<number, string[]>();
   await produceRecords(topic, 4, 2000, produced, 'a');
   const a = startDaemon(run, 0);
@@ -55,4 +56,6 @@ it('two daemons share a topic\'s partitions and deliver every record once to the
   expect(owners(a).size).toBe(4);
   const delivered = (await readTopic(brokers(), sinkTopic)).map((r) => JSON.parse(r.value ?? '{}') as { p: number; v: string });
   expect(checkOutputs(delivered, produced)).toEqual({ found: 5000, lost: 0, duplicated: 0 });
+  expect(await pg.check(produced)).toEqual({ found: 5000, lost: 0, duplicated: 0 });
+  await pg.close();
 }, 180_000);

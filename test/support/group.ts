@@ -1,8 +1,10 @@
 // Group mode's real-process tests: N `tidemark run` daemons of test/kafka/group-job.ts on one
 // topic, each with its own checkpoint, and the check that the sinks hold every produced
 // record's output exactly once.
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Pool } from 'pg';
 import { repoRoot, tidemark, type Child } from './processes';
 
 export const groupJob = join(repoRoot, 'test', 'kafka', 'group-job.ts');
@@ -56,7 +58,7 @@ export function rangeFiles(dir: string): Map<number, RangeFile[]> {
     const m = /^part-.+-(\d+)-(\d+)-(\d+)\.jsonl$/.exec(name);
     if (!m) continue;
     const text = readFileSync(join(dir, 'out', name), 'utf8');
-    const values = text === '' ? [] : text.split('\n').map((l) => (JSON.parse(l) as { v: string }).v);
+    const values = text.split('\n').filter((l) => l !== '').map((l) => (JSON.parse(l) as { v: string }).v);
     const f = { partition: Number(m[1]), from: Number(m[2]), until: Number(m[3]), values };
     out.set(f.partition, [...(out.get(f.partition) ?? []), f]);
   }
@@ -117,6 +119,24 @@ export function checkOutputs(outputs: ReadonlyArray<{ readonly p: number; readon
     }
   }
   return { found, lost, duplicated };
+}
+
+/** The PostgreSQL sink of the group job on a fresh schema of PG_URL: the daemons' environment, and its check. */
+export async function groupPostgres(): Promise<{ env: Record<string, string>; check(produced: ReadonlyMap<number, readonly string[]>): Promise<{ found: number; lost: number; duplicated: number }>; close(): Promise<void> }> {
+  const url = process.env.PG_URL;
+  if (!url) throw new Error('PG_URL is not set: group mode\'s tests check the PostgreSQL sink too (the postgres project\'s global setup starts a server; npm test runs both)');
+  const schema = `group_${randomBytes(4).toString('hex')}`;
+  const pool = new Pool({ connectionString: url, options: `-c search_path=${schema}`, max: 1 });
+  await pool.query(`CREATE SCHEMA ${schema}`);
+  await pool.query('CREATE TABLE group_out (p int NOT NULL, o bigint NOT NULL, v text NOT NULL)');
+  return {
+    env: { GROUP_PG_URL: url, GROUP_PG_SCHEMA: schema },
+    async check(produced) {
+      const rows = await pool.query<{ p: number; v: string }>('SELECT p, v FROM group_out');
+      return checkOutputs(rows.rows, produced);
+    },
+    close: () => pool.end(),
+  };
 }
 
 /** Waits until `ok()` or the timeout. */
