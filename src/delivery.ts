@@ -59,7 +59,8 @@ export async function deliverBatch<T>(ctx: DeliveryContext<T>, batch: BatchRecor
   let staged = batch;
   for (const sink of ctx.job.sinks) staged = await deliverSettingAside(ctx, sink, staged, main, rejected, restage);
   const dead = [...(streams[DEAD_LETTERS] ?? []), ...rejected];
-  if (ctx.job.deadLetterSink && dead.length > 0) await deliver(ctx, ctx.job.deadLetterSink, staged, dead as never[]);
+  // In group mode an empty write too: the dead-letter sink's per-partition ledger must follow every range (deliver()).
+  if (ctx.job.deadLetterSink && (dead.length > 0 || ctx.owner)) await deliver(ctx, ctx.job.deadLetterSink, staged, dead as never[]);
   return { batch: staged, outputs: main.length, deadLetters: dead.length };
 }
 
