@@ -40,11 +40,20 @@ export interface OpenedCheckpoint {
 }
 
 export async function openJobCheckpoint<T>(job: Job<T>, o: OpenJobCheckpoint): Promise<OpenedCheckpoint> {
-  let store = o.store;
-  if (!store) {
+  if (!o.store) {
     if (o.dir === undefined) throw new BadConfigError('No checkpoint directory: pass checkpointDir to the Engine, or set checkpoint.dir in the job (tidemark run: --checkpoint).');
-    store = await openCheckpoint(o.dir, { retainBatches: job.retainBatches, onLockCompromised: o.onLockCompromised });
+    const opened = await openCheckpoint(o.dir, { retainBatches: job.retainBatches, onLockCompromised: o.onLockCompromised });
+    // Refused after opening (another job's checkpoint, changed code, a witness ahead): closed
+    // here, lock released, as the engine's close() would have — it never got the store.
+    return decide(job, opened, o).catch(async (err: unknown) => {
+      await opened.close().catch(() => undefined);
+      throw err;
+    });
   }
+  return decide(job, o.store, o);
+}
+
+async function decide<T>(job: Job<T>, store: CheckpointStore, o: OpenJobCheckpoint): Promise<OpenedCheckpoint> {
   let view = await store.load();
   await o.crash('recovering');
   const used = o.crossCheck ? await checkWitnesses(job, store.dir, view, o.log) : undefined;
