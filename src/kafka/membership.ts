@@ -108,7 +108,7 @@ function installJoinHook(): void {
   installed = true;
 }
 
-/** Round-robin over the sorted partitions of every subscribed topic, members sorted by id (kafkajs's own, plus the cluster it runs on). */
+/** Round-robin over the sorted partitions of every subscribed topic, members sorted by instance id, else member id (kafkajs's own, plus the cluster it runs on). */
 function roundRobin(onCluster: (cluster: object) => void): PartitionAssigner {
   return ({ cluster }) => {
     onCluster(cluster);
@@ -116,7 +116,9 @@ function roundRobin(onCluster: (cluster: object) => void): PartitionAssigner {
       name: 'TidemarkRoundRobin',
       version: 0,
       async assign({ members, topics }) {
-        const ids = members.map((m) => m.memberId).sort();
+        // Static members by instance id, so a member restarted in place (a new member id) keeps its place in the order.
+        const order = (m: { memberId: string }): string => (m as { groupInstanceId?: string | null }).groupInstanceId ?? m.memberId;
+        const ids = [...members].sort((x, y) => (order(x) < order(y) ? -1 : order(x) > order(y) ? 1 : 0)).map((m) => m.memberId);
         const out = new Map<string, Record<string, number[]>>(ids.map((id) => [id, {}]));
         let i = 0;
         for (const topic of [...topics].sort()) {
