@@ -62,3 +62,22 @@ it('a static member killed -9 and restarted in place gets its partitions back in
   // The figure for docs/scale-out.md: kill → first commit of the restarted daemon.
   process.stdout.write(`static restart in place: ${firstCommit - killedAt} ms from SIGKILL to the first commit after the restart\n`);
 }, 60_000);
+
+it('a second daemon on another checkpoint with the same instance id replaces the first, which stops with TIDEMARK_BAD_CONFIG; every output lands once', async () => {
+  const topic = uniqueTopic('gstatic2');
+  await createTopic(topic, 2);
+  const run: GroupRun = { dir: mkdtempSync(join(tmpdir(), 'tidemark-gstatic2-')), topic, brokers: bootstrap(), env: { GROUP_SESSION_MS: '15000', TIDEMARK_INSTANCE_ID: `${topic}-same` } };
+  const produced = new Map<number, string[]>();
+  const first = startDaemon(run, 0);
+  await until(() => events(first, 'assigned').length === 2, 30_000, 'the first daemon to own both partitions');
+  await produceRecords(topic, 2, 500, produced, 'a');
+  await until(() => checkRangeFiles(run.dir, produced).found === 500, 30_000, 'the first outputs');
+
+  const second = startDaemon(run, 1);
+  expect((await first.exited).code).toBe(2);
+  expect(first.stderr()).toContain(`with instance id ${topic}-same`);
+  await produceRecords(topic, 2, 500, produced, 'b');
+  await until(() => checkRangeFiles(run.dir, produced).found === 1000, 30_000, 'every output by the second daemon');
+  expect(events(second, 'assigned').length).toBe(2);
+  expect(checkRangeFiles(run.dir, produced)).toEqual({ expected: 1000, found: 1000, lost: 0, duplicated: 0, discontinuities: [] });
+}, 60_000);
