@@ -6,17 +6,11 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkRangeFiles, events, startDaemon, until, type GroupRun } from '../support/group';
-import { bootstrap, closeClients, createTopic, produce, uniqueTopic } from '../support/kafka';
+import { bootstrap, closeClients, createTopic, produceRecords, uniqueTopic } from '../support/kafka';
 import { killAll } from '../support/processes';
 
 afterEach(killAll);
 afterAll(closeClients);
-
-async function produceRecords(topic: string, partitions: number, count: number, produced: Map<number, string[]>, tag: string): Promise<void> {
-  const messages = Array.from({ length: count }, (_, i) => ({ partition: i % partitions, value: `${tag}${i}` }));
-  await produce(topic, messages);
-  for (const m of messages) produced.set(m.partition, [...(produced.get(m.partition) ?? []), m.value]);
-}
 
 it('a static member killed -9 and restarted in place gets its partitions back in the same generation; the other daemon is not revoked; every output lands once', async () => {
   const topic = uniqueTopic('gstatic');
