@@ -1,6 +1,6 @@
 // Static membership (docs/scale-out.md, "Restarts in place"): two daemons with instance ids;
-// one is killed -9 and restarted in place (same checkpoint, same instance id) within the
-// session timeout. The coordinator gives it its partitions back in the same generation
+// one is killed -9 (then stopped with SIGTERM, which sends no LeaveGroup) and restarted in
+// place (same checkpoint, same instance id) within the session timeout. The coordinator gives it its partitions back in the same generation
 // without a rebalance: the other daemon is never revoked, and every output lands once.
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,7 +12,7 @@ import { killAll } from '../support/processes';
 afterEach(killAll);
 afterAll(closeClients);
 
-it('a static member killed -9 and restarted in place gets its partitions back in the same generation; the other daemon is not revoked; every output lands once', async () => {
+it('a static member killed -9, or stopped with SIGTERM, and restarted in place gets its partitions back in the same generation; the other daemon is not revoked; every output lands once', async () => {
   const topic = uniqueTopic('gstatic');
   await createTopic(topic, 4);
   // A session long enough for a restart on a loaded machine; the restart does not wait for it.
@@ -52,6 +52,17 @@ it('a static member killed -9 and restarted in place gets its partitions back in
   expect(events(b, 'revoked').length).toBe(revokedBefore);
   expect(events(b, 'assigned').length).toBe(assignedBefore);
   expect(checkRangeFiles(run.dir, produced)).toEqual({ expected: 2000, found: 2000, lost: 0, duplicated: 0, discontinuities: [] });
+
+  // SIGTERM: drained and exit 0, but no LeaveGroup — a restart in place keeps the partitions again.
+  again.proc.kill('SIGTERM');
+  expect((await again.exited).code).toBe(0);
+  const third = startDaemon(as('a'), 0);
+  await produceRecords(topic, 4, 1000, produced, 'c');
+  await until(() => checkRangeFiles(run.dir, produced).found === 3000 && events(third, 'handoff').length === before.size, 40_000, 'every output after the restart from SIGTERM');
+  expect(new Set(owned(third).values())).toEqual(new Set([generation]));
+  expect(events(b, 'revoked').length).toBe(revokedBefore);
+  expect(events(b, 'assigned').length).toBe(assignedBefore);
+  expect(checkRangeFiles(run.dir, produced)).toEqual({ expected: 3000, found: 3000, lost: 0, duplicated: 0, discontinuities: [] });
   const firstCommit = Math.min(...events(again, 'handoff').map((e) => Number(e.at)));
   // The figure for docs/scale-out.md: kill → first commit of the restarted daemon.
   process.stdout.write(`static restart in place: ${firstCommit - killedAt} ms from SIGKILL to the first commit after the restart\n`);
