@@ -26,6 +26,8 @@ export interface EngineOptions {
   readonly onBatch?: (stats: BatchStats) => void;
   /** A prom-client registry to publish the daemon's tidemark_* metrics in (README, "Metrics"). */
   readonly registry?: Registry;
+  /** Group mode: this daemon's `group.instance.id` (static membership, docs/scale-out.md). */
+  readonly instanceId?: string;
 }
 
 /** The fingerprint a job's checkpoint records: its `codeVersion` when it sets one, else the hash of its code. */

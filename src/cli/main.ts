@@ -24,6 +24,8 @@ const RUN_HELP = `tidemark run <job.ts|job.js> [options]
   --metrics-port P        serve Prometheus /metrics, /healthz, /readyz and the status page / on port P
                           (0: any free port; the port is logged)                          [TIDEMARK_METRICS_PORT]
   --metrics-host H        the address to serve them on (default 0.0.0.0)                  [TIDEMARK_METRICS_HOST]
+  --instance-id ID        group mode: this daemon's group.instance.id (static membership), unique per
+                          daemon and kept across its restarts: a restart in place keeps its partitions  [TIDEMARK_INSTANCE_ID]
   --accept-code-change    continue a batch in flight that other code wrote: staged outputs are delivered
                           as staged, planned ranges are recomputed by this code           [TIDEMARK_ACCEPT_CODE_CHANGE]
   --log-level LEVEL       debug|info|warn|error|silent (default info); log lines on stdout   [TIDEMARK_LOG_LEVEL]

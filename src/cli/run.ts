@@ -21,6 +21,7 @@ export const RUN_OPTIONS = {
   checkpoint: { type: 'string' }, once: { type: 'boolean' }, ranges: { type: 'string' }, 'max-batches': { type: 'string' },
   'metrics-port': { type: 'string' }, 'metrics-host': { type: 'string' }, 'accept-code-change': { type: 'boolean' },
   'log-level': { type: 'string' }, 'log-format': { type: 'string' }, progress: { type: 'string' },
+  'instance-id': { type: 'string' },
 } as const;
 
 const LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
@@ -53,6 +54,7 @@ interface RunSettings {
   readonly maxBatches: number | undefined;
   readonly metricsPort: number | undefined;
   readonly metricsHost: string;
+  readonly instanceId: string | undefined;
   readonly acceptCodeChange: boolean;
   readonly logLevel: LogLevel;
   readonly logFormat: 'auto' | 'json' | 'pretty';
@@ -77,6 +79,7 @@ function settings(values: Values, positionals: string[]): RunSettings {
       return port;
     })(),
     metricsHost: stringOption(values, 'metrics-host')?.value ?? '0.0.0.0',
+    instanceId: stringOption(values, 'instance-id')?.value,
     acceptCodeChange: booleanOption(values, 'accept-code-change'),
     logLevel: choiceOption(values, 'log-level', LEVELS, 'info'),
     logFormat: choiceOption(values, 'log-format', ['auto', 'json', 'pretty'] as const, 'auto'),
@@ -120,7 +123,7 @@ export async function runCommand(argv: string[], help: string): Promise<number> 
   };
   const engineOptions = {
     checkpointDir, fingerprint: bundle.fingerprint, logger, acceptCodeChange: s.acceptCodeChange,
-    crashPoint: crashSeamFromEnv(), onBatch,
+    crashPoint: crashSeamFromEnv(), onBatch, ...(s.instanceId !== undefined ? { instanceId: s.instanceId } : {}),
   };
   const engine = job.scaleOut === 'group' ? new GroupEngine(job, engineOptions) : new Engine(job, engineOptions);
   logger.info({

@@ -88,7 +88,7 @@ export class GroupEngine<T> extends EngineBase<T> {
     let records = 0;
     try {
       await this.recover();
-      this.membership = await this.source.joinGroup(this.log);
+      this.membership = await this.source.joinGroup(this.log, this.options.instanceId);
       await this.membership.start();
       await this.followGroup();
       this.recovered = true;

@@ -14,16 +14,20 @@
 // subscribed topic before the runner's first fetch, so this consumer fetches nothing and
 // only heartbeats. kafkajs rejoins by itself when a heartbeat says the group rebalances and
 // when the cluster metadata shows partitions added to a subscribed topic
-// (`metadataMaxAge`). It does not send `group.instance.id` (static membership): a restart
-// in place is a new member, and its partitions move after the session timeout.
+// (`metadataMaxAge`). With an instance id (`group.instance.id`, static-membership.ts) a
+// restart in place within the session timeout takes the member's place and partitions
+// back without a rebalance; without one it is a new member, and its partitions move after
+// the session timeout.
 import ConsumerGroup from 'kafkajs/src/consumer/consumerGroup';
 import { AssignerProtocol, type Cluster, type Consumer, type Kafka, type PartitionAssigner } from 'kafkajs';
 import { partitionKey, type PartitionRef } from '../../checkpoint/model';
+import { BadConfigError } from '../../checkpoint/errors';
 import { SourceUnreachableError } from '../errors';
 import type { Logger } from '../log';
 import { retry } from '../retry';
 import { isCoordinatorNotReady, isTransient, rootMessage } from './errors';
 import { Latch } from './latch';
+import { makeStatic } from './static-membership';
 
 /** What one join of the group gave this member. */
 export interface Assignment {
@@ -51,18 +55,27 @@ export interface MembershipOptions {
   readonly heartbeatInterval?: number;
   /** How soon partitions added to a topic are seen and trigger a rebalance (default 5 s). */
   readonly metadataMaxAge?: number;
+  /** Static membership (`group.instance.id`): unique per daemon, kept across its restarts. */
+  readonly instanceId?: string;
   readonly log: Logger;
 }
 
 /** Errors by which the coordinator says this member of this generation no longer owns anything. */
 const REFUSALS = new Set(['ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'REBALANCE_IN_PROGRESS', 'FENCED_INSTANCE_ID']);
 
-export function isGroupRefusal(err: unknown): boolean {
+function hasErrorType(err: unknown, types: ReadonlySet<string>): boolean {
   for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause) {
-    if (REFUSALS.has((e as { type?: string }).type ?? '')) return true;
+    if (types.has((e as { type?: string }).type ?? '')) return true;
   }
   return false;
 }
+
+export function isGroupRefusal(err: unknown): boolean {
+  return hasErrorType(err, REFUSALS);
+}
+
+/** Another process joined with this member's instance id: rejoining would take it back, and so on. */
+const FENCED_INSTANCE = new Set(['FENCED_INSTANCE_ID']);
 
 interface JoinedGroup {
   readonly generationId: number;
@@ -95,7 +108,7 @@ function installJoinHook(): void {
   installed = true;
 }
 
-/** Round-robin over the sorted partitions of every subscribed topic, members sorted by id (kafkajs's own, plus the cluster it runs on). */
+/** Round-robin over the sorted partitions of every subscribed topic, members sorted by instance id, else member id (kafkajs's own, plus the cluster it runs on). */
 function roundRobin(onCluster: (cluster: object) => void): PartitionAssigner {
   return ({ cluster }) => {
     onCluster(cluster);
@@ -103,7 +116,9 @@ function roundRobin(onCluster: (cluster: object) => void): PartitionAssigner {
       name: 'TidemarkRoundRobin',
       version: 0,
       async assign({ members, topics }) {
-        const ids = members.map((m) => m.memberId).sort();
+        // Static members by instance id, so a member restarted in place (a new member id) keeps its place in the order.
+        const order = (m: { memberId: string }): string => (m as { groupInstanceId?: string | null }).groupInstanceId ?? m.memberId;
+        const ids = [...members].sort((x, y) => (order(x) < order(y) ? -1 : order(x) > order(y) ? 1 : 0)).map((m) => m.memberId);
         const out = new Map<string, Record<string, number[]>>(ids.map((id) => [id, {}]));
         let i = 0;
         for (const topic of [...topics].sort()) {
@@ -148,6 +163,7 @@ export class GroupMembership {
       groupId: this.o.groupId,
       partitionAssigners: [roundRobin((cluster) => {
         this.cluster = cluster as Cluster;
+        if (this.o.instanceId !== undefined) makeStatic(this.cluster, this.o.instanceId);
         joinListeners.set(cluster, (g) => this.onJoin(g));
       })],
       sessionTimeout,
@@ -156,11 +172,13 @@ export class GroupMembership {
       metadataMaxAge: this.o.metadataMaxAge ?? 5_000,
       maxWaitTimeInMs: 200,
       allowAutoTopicCreation: false,
-      retry: { retries: 8, initialRetryTime: 300, maxRetryTime: 5_000 },
+      retry: { retries: 8, initialRetryTime: 300, maxRetryTime: 5_000, restartOnFailure: async (err) => !hasErrorType(err, FENCED_INSTANCE) },
     });
     this.consumer = consumer;
     consumer.on(consumer.events.CRASH, (e) => {
-      if (!e.payload.restart) this.fail(new SourceUnreachableError(`The group membership consumer (group ${this.o.groupId}) stopped: ${rootMessage(e.payload.error)}`, { cause: e.payload.error }));
+      if (hasErrorType(e.payload.error, FENCED_INSTANCE)) {
+        this.fail(new BadConfigError(`Another daemon joined the Kafka consumer group ${this.o.groupId} with instance id ${this.o.instanceId ?? ''}: give each daemon its own --instance-id (TIDEMARK_INSTANCE_ID) and keep it across its restarts.`));
+      } else if (!e.payload.restart) this.fail(new SourceUnreachableError(`The group membership consumer (group ${this.o.groupId}) stopped: ${rootMessage(e.payload.error)}`, { cause: e.payload.error }));
     });
     await consumer.connect();
     await consumer.subscribe({ topics: [...this.o.topics] });
@@ -240,7 +258,10 @@ export class GroupMembership {
     }
   }
 
-  /** Leaves the group (LeaveGroup): its partitions move at once, not after the session timeout. */
+  /**
+   * Leaves the group (LeaveGroup): its partitions move at once, not after the session
+   * timeout — except a static member's, which stay its own until then (static-membership.ts).
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     this.joins.notify();

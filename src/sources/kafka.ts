@@ -86,9 +86,9 @@ export interface KafkaSource extends Source {
   /**
    * Group mode (docs/scale-out.md): joins the job's consumer group as a member that is
    * assigned partitions but reads nothing (src/kafka/membership.ts). Its session timeout is
-   * `consumer.sessionTimeout`.
+   * `consumer.sessionTimeout`; with `instanceId` it is a static member (`group.instance.id`).
    */
-  joinGroup(log: Logger): Promise<GroupMembership>;
+  joinGroup(log: Logger, instanceId?: string): Promise<GroupMembership>;
   /** The group's commits (offset and metadata) of these partitions; those without one are absent. */
   groupCommits(parts: readonly PartitionRef[]): Promise<Map<string, { offset: number; metadata: string | null }>>;
   /** Counters of the reader (seeks, group joins, buffered bytes …), for tests and metrics. */
@@ -345,11 +345,11 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
       const commits = await admin.groupCommits(groupId, [...new Set(parts.map((p) => p.topic))]);
       return { where, positions: [...commits].map(([partition, c]) => ({ partition, ...c })) };
     },
-    async joinGroup(log: Logger) {
+    async joinGroup(log: Logger, instanceId?: string) {
       if (subscription.kind === 'assign') throw new BadConfigError("scaleOut 'group' needs kafkaSource `topics` or `pattern`: with `assign`, the partitions are chosen by hand, not by the group.");
       const topics = [...new Set((await partitions()).map((p) => p.topic))];
       const membership = new GroupMembership({
-        kafka, groupId, topics, log,
+        kafka, groupId, topics, log, instanceId,
         ...(options.consumer?.sessionTimeout !== undefined ? { sessionTimeout: options.consumer.sessionTimeout } : {}),
         ...(options.consumer?.heartbeatInterval !== undefined ? { heartbeatInterval: options.consumer.heartbeatInterval } : {}),
       });

@@ -5,17 +5,11 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkOutputs, checkRangeFiles, events, groupPostgres, startDaemon, until, type GroupRun } from '../support/group';
-import { bootstrap, brokers, closeClients, createTopic, produce, readTopic, uniqueTopic } from '../support/kafka';
+import { bootstrap, brokers, closeClients, createTopic, produceRecords, readTopic, uniqueTopic } from '../support/kafka';
 import { killAll, runTidemark } from '../support/processes';
 
 afterEach(killAll);
 afterAll(closeClients);
-
-async function produceRecords(topic: string, partitions: number, count: number, produced: Map<number, string[]>, tag: string): Promise<void> {
-  const messages = Array.from({ length: count }, (_, i) => ({ partition: i % partitions, value: `${tag}${i}` }));
-  await produce(topic, messages);
-  for (const m of messages) produced.set(m.partition, [...(produced.get(m.partition) ?? []), m.value]);
-}
 
 it('two daemons share a topic\'s partitions and deliver every record once to the file, PostgreSQL and Kafka sinks; SIGTERM leaves the group and exits 0', async () => {
   const topic = uniqueTopic('group2');

@@ -87,6 +87,13 @@ export async function produce(topic: string, messages: Message[]): Promise<void>
   await p.send({ topic, messages, acks: -1 });
 }
 
+/** Produces `count` records `<tag><i>` round-robin over `partitions` partitions and adds their values to `produced`, per partition. */
+export async function produceRecords(topic: string, partitions: number, count: number, produced: Map<number, string[]>, tag: string): Promise<void> {
+  const messages = Array.from({ length: count }, (_, i) => ({ partition: i % partitions, value: `${tag}${i}` }));
+  await produce(topic, messages);
+  for (const m of messages) produced.set(m.partition, [...(produced.get(m.partition) ?? []), m.value]);
+}
+
 /** Closes the clients these helpers opened; call from afterAll. */
 export async function closeClients(): Promise<void> {
   await Promise.allSettled(producers.splice(0).map((p) => p.disconnect()));
