@@ -105,6 +105,17 @@ export abstract class EngineBase<T> {
     this.wake = undefined;
   }
 
+  /**
+   * Closes the source (`closeSource`: each engine's own order), the sinks and the checkpoint,
+   * releasing its lock; a failure to close one is logged and the others are still closed.
+   */
+  protected async closeAll(closeSource: () => Promise<void>): Promise<void> {
+    const results = await Promise.allSettled([closeSource(), ...this.job.sinks.map((s) => s.close?.()), this.job.deadLetterSink?.close?.()]);
+    for (const r of results) if (r.status === 'rejected') this.log.warn({ err: String(r.reason) }, 'closing the source, a sink or the group membership failed');
+    if (this.store && !this.options.store) await this.store.close();
+    this.lockHeld = false;
+  }
+
   /** Opens and locks the checkpoint, decides recovery, records the decision's meta; a lost lock stops the loop. */
   protected async openCheckpoint(crossCheck: boolean): Promise<OpenedCheckpoint> {
     const opened = await openJobCheckpoint(this.job, {

@@ -230,11 +230,6 @@ export class Engine<T> extends EngineBase<T> {
 
   private async close(): Promise<void> {
     await this.reporter.drain();
-    const closing: Array<Promise<unknown> | undefined> = [this.job.source.close(), ...this.job.sinks.map((s) => s.close?.())];
-    if (this.job.deadLetterSink?.close) closing.push(this.job.deadLetterSink.close());
-    const results = await Promise.allSettled(closing);
-    for (const r of results) if (r.status === 'rejected') this.log.warn({ err: String(r.reason) }, 'closing a source or sink failed');
-    if (this.store && !this.options.store) await this.store.close();
-    this.lockHeld = false;
+    await this.closeAll(() => this.job.source.close());
   }
 }

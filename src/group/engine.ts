@@ -331,17 +331,10 @@ export class GroupEngine<T> extends EngineBase<T> {
   }
 
   private async close(): Promise<void> {
-    const results = await Promise.allSettled([
-      (async () => {
-        await this.membership?.stop(); // LeaveGroup: the partitions move now, not after the session timeout
-        await this.job.source.close();
-      })(),
-      ...this.job.sinks.map((s) => s.close?.()),
-      this.job.deadLetterSink?.close?.(),
-    ]);
-    for (const r of results) if (r.status === 'rejected') this.log.warn({ err: String(r.reason) }, 'closing the group membership, a source or a sink failed');
-    if (this.store && !this.options.store) await this.store.close();
-    this.lockHeld = false;
+    await this.closeAll(async () => {
+      await this.membership?.stop(); // LeaveGroup (not for a static member): the partitions move now, not after the session timeout
+      await this.job.source.close();
+    });
   }
 }
 
