@@ -1,5 +1,7 @@
 // Invariants of the protocol (DESIGN.md "Invariants" 1–3), asserted before every write of
 // a batch where they cost a few comparisons, as TigerBeetle does in production code. A
+// batch continues the committed state moved over the batches in flight before it
+// (`afterFlight`), so pipelined batches are held to the same rule. A
 // broken one is a bug in tidemark; going on could commit a gap or an overlap for good, so
 // the write does not happen and the run stops (InvariantError, never retried).
 import { InvariantError } from './errors';
@@ -18,6 +20,17 @@ interface BatchShape {
 
 export function invariant(ok: boolean, dir: string, detail: () => string): asserts ok {
   if (!ok) throw new InvariantError(dir, detail());
+}
+
+/**
+ * The committed state as it will be once `flight` (the batches in flight before the one
+ * checked, in id order) has committed: what that batch must continue.
+ */
+export function afterFlight(committed: Committed, flight: readonly BatchShape[]): Committed {
+  if (flight.length === 0) return committed;
+  const positions: Record<string, number> = { ...committed.positions };
+  for (const b of flight) for (const r of b.ranges) positions[partitionKey(r)] = r.until;
+  return { positions, lastCommitted: flight[flight.length - 1]!.id };
 }
 
 /**

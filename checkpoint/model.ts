@@ -122,10 +122,19 @@ export interface GroupOwnership {
   readonly partitions: OffsetMap;
 }
 
+/** The most batches in flight at once (batch.maxInFlight's bound; load() looks no further). */
+export const MAX_IN_FLIGHT = 16;
+
 /** What recovery needs from a checkpoint: small, loaded whole at start. */
 export interface CheckpointView {
   readonly meta: CheckpointMeta | undefined;
   readonly positions: OffsetMap;
   readonly lastCommitted: number;
+  /** The oldest batch in flight (planned or staged, not committed): `flight[0]`. */
   readonly inFlight: BatchRecord | undefined;
+  /**
+   * Every batch in flight, in id order from lastCommitted + 1 without a gap: more than one
+   * only when batches are pipelined (batch.maxInFlight, DESIGN.md "Pipelining").
+   */
+  readonly flight: readonly BatchRecord[];
 }

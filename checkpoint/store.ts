@@ -13,7 +13,14 @@
 // irreversible happens before the STAGE). See docs/protocol.md.
 //
 // Each of the three asserts, before it writes, that the batch continues the committed
-// state (checkpoint/invariants.ts): a bug upstream stops here instead of becoming a gap.
+// state and the batches in flight before it (checkpoint/invariants.ts): a bug upstream
+// stops here instead of becoming a gap.
+//
+// Pipelined batches (DESIGN.md "Pipelining") write concurrently: batch N+1's STAGE may be
+// issued while N's COMMIT is. Both are synced LevelDB writes, and LevelDB's writer queue
+// appends the writes waiting behind one in progress to a single log write and fsync (its
+// group commit, DBImpl::BuildBatchGroup): COMMIT N and STAGE N+1 share one sync when they
+// meet, each still atomic. The keys of the two never overlap.
 import { chunk, decodeJSON, decodeOutputs, encodeJSON, ENVELOPE_BYTES, seal, sealedOutputs, unseal } from './codec';
 import { assertUndamaged, checkpointPlace, MARKER } from './damage';
 import { BadConfigError, causes, CheckpointLockedError, CheckpointWriteError, CorruptCheckpointError, describeCause, isTidemarkError } from './errors';
@@ -22,11 +29,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { link, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from './fs-atomic';
-import { assertCommit, assertContinues, type Committed } from './invariants';
+import { afterFlight, assertCommit, assertContinues, type Committed } from './invariants';
 import { LevelDamageError, LevelKV, type KV, type KVOp } from './kv';
 import { acquireLock, type CheckpointLock } from './lock';
 import {
-  isWholeNumber, RETAIN_HISTORY, type BatchRecord, type CheckpointMeta, type CheckpointView, type GroupOwnership, type LostRange, type OffsetMap, type Range,
+  isWholeNumber, MAX_IN_FLIGHT, RETAIN_HISTORY, type BatchRecord, type CheckpointMeta, type CheckpointView, type GroupOwnership, type LostRange, type OffsetMap, type Range,
 } from './model';
 
 /**
@@ -69,6 +76,8 @@ export class CheckpointStore {
   private readonly onMetaWritten: (() => Promise<void>) | undefined;
   /** The committed state as last loaded or written: what the next batch must continue. */
   private committed: Committed | undefined;
+  /** The batches in flight as last loaded or written (planned or staged), in id order. */
+  private flight: BatchRecord[] = [];
   /** Whether unsealed values are read (a format-1 checkpoint); known once meta is read. */
   private plain: boolean | undefined;
   /** Bytes of staged outputs that commits deleted since the last compaction (reclaimStaged). */
@@ -161,18 +170,40 @@ export class CheckpointStore {
     }
   }
 
-  /** Everything recovery needs: meta, committed positions, the batch in flight. */
+  /**
+   * Everything recovery needs: meta, committed positions, the batches in flight — those
+   * recorded from lastCommitted + 1 on, up to the first id without a record. A record past
+   * a missing one is a PLAN whose predecessor's unsynced PLAN a power loss dropped (nothing
+   * depended on either); the next plan of that id overwrites it.
+   */
   async load(): Promise<CheckpointView> {
     const meta = await this.read<CheckpointMeta>(keys.meta);
     const state = await this.readState();
-    const inFlight = await this.read<BatchRecord>(keys.batch(state.lastCommitted + 1));
-    if (inFlight && inFlight.state === 'committed') {
-      throw new CorruptCheckpointError(this.dir, `batch ${inFlight.id} is committed but the positions are not`);
+    const flight: BatchRecord[] = [];
+    for (let id = state.lastCommitted + 1; flight.length < MAX_IN_FLIGHT; id++) {
+      const b = await this.read<BatchRecord>(keys.batch(id));
+      if (!b) break;
+      if (b.state === 'committed') throw new CorruptCheckpointError(this.dir, `batch ${b.id} is committed but the positions are not`);
+      flight.push(b);
     }
-    if (meta === undefined && (state.lastCommitted > 0 || inFlight)) {
+    if (meta === undefined && (state.lastCommitted > 0 || flight.length > 0)) {
       throw new CorruptCheckpointError(this.dir, 'the meta record is missing');
     }
-    return { meta, positions: state.positions, lastCommitted: state.lastCommitted, inFlight };
+    this.flight = [...flight];
+    return { meta, positions: state.positions, lastCommitted: state.lastCommitted, inFlight: flight[0], flight };
+  }
+
+  /** What batch `id` must continue: the committed state moved over the batches in flight before it. */
+  private async baseOf(id: number): Promise<Committed> {
+    if (this.committed === undefined) await this.readState();
+    // Read together, with no await between: a COMMIT of the batch before may land meanwhile.
+    return afterFlight(this.committed!, this.flight.filter((b) => b.id < id));
+  }
+
+  /** Records `batch` as the one in flight with its id (a new PLAN, a STAGE, or gone at COMMIT). */
+  private track(batch: BatchRecord | undefined, id: number): void {
+    const rest = this.flight.filter((b) => b.id !== id);
+    this.flight = batch ? [...rest, batch].sort((a, b) => a.id - b.id) : rest;
   }
 
   private async readState(): Promise<Committed> {
@@ -200,13 +231,14 @@ export class CheckpointStore {
   }
 
   async planBatch(batch: BatchRecord): Promise<void> {
-    assertContinues(batch, batch.lost ?? [], await this.committedState(), this.dir);
+    assertContinues(batch, batch.lost ?? [], await this.baseOf(batch.id), this.dir);
     await this.write([{ type: 'put', key: keys.batch(batch.id), value: encodeJSON(batch) }], false);
+    this.track(batch, batch.id);
   }
 
   /** Outputs per sink; `undefined` when the job recomputes on replay instead of staging. */
   async stageBatch(batch: BatchRecord, outputs: Readonly<Record<string, readonly unknown[]>> | undefined): Promise<BatchRecord> {
-    assertContinues(batch, batch.lost ?? [], await this.committedState(), this.dir);
+    assertContinues(batch, batch.lost ?? [], await this.baseOf(batch.id), this.dir);
     const sealed: KVOp[] = [];
     let stagedChunks: Record<string, number> | undefined;
     let stagedBytes = 0;
@@ -225,6 +257,7 @@ export class CheckpointStore {
     }
     const staged: BatchRecord = { ...batch, state: 'staged', stagedAt: Date.now(), ...(stagedChunks ? { stagedChunks, stagedBytes } : {}) };
     await this.write([{ type: 'put', key: keys.batch(batch.id), value: encodeJSON(staged) }], true, sealed);
+    this.track(staged, batch.id);
     return staged;
   }
 
@@ -263,8 +296,9 @@ export class CheckpointStore {
     ops.push(...await this.pruneBatches(batch.id));
     await this.write(ops, true);
     this.prunedOlder = true;
-    await this.reclaimStaged(batch.stagedBytes ?? 0);
     this.committed = state;
+    this.track(undefined, batch.id);
+    await this.reclaimStaged(batch.stagedBytes ?? 0);
     return committed;
   }
 
@@ -319,11 +353,11 @@ export class CheckpointStore {
    * reset` (with the meta that records it), and group mode's takeovers and handoffs (no meta:
    * a partition's position becomes where the group says, or is forgotten when it moves away).
    */
-  async resetPositions(positions: OffsetMap, lastCommitted: number, discard: BatchRecord | undefined, meta: CheckpointMeta | undefined): Promise<void> {
-    const state: Committed = { positions, lastCommitted: discard ? discard.id : lastCommitted };
+  async resetPositions(positions: OffsetMap, lastCommitted: number, discarded: readonly BatchRecord[], meta: CheckpointMeta | undefined): Promise<void> {
+    const state: Committed = { positions, lastCommitted: Math.max(lastCommitted, ...discarded.map((b) => b.id)) };
     const ops: KVOp[] = [{ type: 'put', key: keys.state, value: encodeJSON(state) }];
     if (meta) ops.push({ type: 'put', key: keys.meta, value: encodeJSON(meta) });
-    if (discard) {
+    for (const discard of discarded) {
       // The discarded id is skipped for good: a sink may hold its outputs already.
       ops.push({ type: 'put', key: keys.batch(discard.id), value: encodeJSON({ ...discard, state: "committed", committedAt: Date.now(), discarded: true } satisfies BatchRecord) });
       for (const [sink, count] of Object.entries(discard.stagedChunks ?? {})) {
@@ -332,6 +366,7 @@ export class CheckpointStore {
     }
     await this.write(ops, true);
     this.committed = state;
+    this.flight = this.flight.filter((b) => b.id > state.lastCommitted);
     if (meta) await this.onMetaWritten?.(); // a reset may be what started the checkpoint
   }
 

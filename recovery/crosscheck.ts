@@ -110,9 +110,10 @@ export function crossCheck(input: CrossCheckInput): LostWrites | undefined {
   }
 
   const inFlight = view.inFlight;
-  const staged = inFlight?.state === 'staged' ? inFlight.id : undefined;
+  // A staged batch may have reached a sink; with batches pipelined, any of those in flight.
+  const staged = new Set(view.flight.filter((b) => b.state === 'staged').map((b) => b.id));
   for (const [sink, last] of Object.entries(input.delivered).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    if (last <= view.lastCommitted || last === staged) continue;
+    if (last <= view.lastCommitted || staged.has(last)) continue;
     findings.push(`sink ${sink}'s ledger holds batch ${last}, delivered only after it was staged; the checkpoint's last committed batch is ${view.lastCommitted}` +
       `${inFlight ? `, batch ${inFlight.id} is ${inFlight.state}` : ', nothing in flight'}`);
   }

@@ -1,7 +1,8 @@
 // decideRecovery: what to do with a checkpoint at start, as a pure function.
 //
 //   checkpoint + current fingerprint + source offsets →
-//     { resumeAt, redeliver?: staged batch, rerun?: planned batch, meta to record } | a typed error
+//     { resumeAt, redeliver?: staged batch, rerun?: planned batch, later: the batches in
+//       flight after it, meta to record } | a typed error
 //
 // The engine then executes the decision through the ordinary batch path.
 import {
@@ -25,7 +26,7 @@ export interface RecoveryInput {
   readonly job: JobIdentity;
   readonly fingerprint: string;
   readonly acceptCodeChange: boolean;
-  /** Earliest offsets of the in-flight batch's partitions (only read when it must be re-run). */
+  /** Earliest offsets of the in-flight batches' partitions (only read when one must be re-run). */
   readonly earliest: OffsetMap;
   /** The on-disk format this build understands. */
   readonly format: number;
@@ -43,7 +44,19 @@ export interface RecoveryDecision {
   readonly redeliver?: BatchRecord;
   /** A planned batch (or staged without outputs): run again with exactly its recorded ranges. */
   readonly rerun?: BatchRecord;
+  /**
+   * The batches in flight after that one (pipelining, DESIGN.md), in id order, each to be
+   * carried through after it the same way: staged with outputs → delivered again, else re-run.
+   */
+  readonly later: readonly BatchRecord[];
   readonly notes: readonly string[];
+}
+
+/** "Batch 8 is in flight (staged, ranges …)", or with batches pipelined "Batches 8 and 9 are in flight (8 staged, ranges …; 9 planned, ranges …)". */
+export function describeFlight(flight: readonly BatchRecord[]): string {
+  if (flight.length === 1) return `Batch ${flight[0]!.id} is in flight (${flight[0]!.state}, ranges ${describeRanges(flight[0]!.ranges)})`;
+  const ids = flight.map((b) => b.id);
+  return `Batches ${ids.slice(0, -1).join(', ')} and ${ids[ids.length - 1]} are in flight (${flight.map((b) => `${b.id} ${b.state}, ranges ${describeRanges(b.ranges)}`).join('; ')})`;
 }
 
 export function describeRanges(ranges: readonly Range[]): string {
@@ -80,7 +93,7 @@ export function decideRecovery(input: RecoveryInput): RecoveryDecision {
   const { view, job, fingerprint, dir, now } = input;
   const meta = view.meta;
   if (meta === undefined) {
-    return { meta: firstMeta(job, fingerprint, input.format, now, input.checkpointId), resumeAt: {}, lastCommitted: 0, notes: ['new checkpoint'] };
+    return { meta: firstMeta(job, fingerprint, input.format, now, input.checkpointId), resumeAt: {}, lastCommitted: 0, later: [], notes: ['new checkpoint'] };
   }
   checkIdentity(dir, meta, input.format, job);
 
@@ -96,8 +109,7 @@ export function decideRecovery(input: RecoveryInput): RecoveryDecision {
       : `The job's sinks changed: the checkpoint has ${meta.sinks.join(', ')}, this job has ${job.sinks.join(', ')}.`;
     if (inFlight && !input.acceptCodeChange) {
       throw new CodeChangedError(
-        `${what} Batch ${inFlight.id} is in flight (${inFlight.state}, ranges ${describeRanges(inFlight.ranges)}), ` +
-        'and the new code cannot safely continue it. Ways on:\n' +
+        `${what} ${describeFlight(view.flight)}, and the new code cannot safely continue ${view.flight.length > 1 ? 'them' : 'it'}. Ways on:\n` +
         '  1. finish it with the old code: run the old version again and stop it with SIGTERM (it drains the batch), then start the new one;\n' +
         '  2. accept the change: start with --accept-code-change (staged outputs are delivered as staged, planned ranges are recomputed by the new code);\n' +
         `  3. reset the positions: tidemark reset ${dir} --discard-in-flight --to <earliest|latest|offsets.json> --yes.`,
@@ -123,22 +135,28 @@ export function decideRecovery(input: RecoveryInput): RecoveryDecision {
   };
   const base = { meta: newMeta, resumeAt: view.positions, lastCommitted: view.lastCommitted, notes };
 
-  if (!inFlight) return base;
-  if (hasStagedOutputs(inFlight)) {
-    notes.push(`batch ${inFlight.id} was staged: delivering its staged outputs again`);
-    return { ...base, redeliver: inFlight };
-  }
+  const flight = view.flight.map((b) => recoverBatch(b, input.earliest, job.onDataLoss, notes));
+  const first = flight[0];
+  if (!first) return { ...base, later: [] };
+  return { ...base, ...(hasStagedOutputs(first) ? { redeliver: first } : { rerun: first }), later: flight.slice(1) };
+}
 
-  // Re-run with exactly the recorded ranges; only data the source no longer has is cut off.
+/** A batch found in flight, as it is carried on: staged with outputs as it is, else re-run with exactly its recorded ranges. */
+function recoverBatch(batch: BatchRecord, earliestOffsets: OffsetMap, onDataLoss: 'fail' | 'skip', notes: string[]): BatchRecord {
+  if (hasStagedOutputs(batch)) {
+    notes.push(`batch ${batch.id} was staged: delivering its staged outputs again`);
+    return batch;
+  }
+  // Only data the source no longer has is cut off.
   const lost: Range[] = [];
-  const ranges = inFlight.ranges.map((r) => {
-    const earliest = input.earliest[partitionKey(r)] ?? 0;
+  const ranges = batch.ranges.map((r) => {
+    const earliest = earliestOffsets[partitionKey(r)] ?? 0;
     if (r.from >= earliest || r.from === r.until) return r;
     const cut = Math.min(earliest, r.until);
     lost.push({ ...r, until: cut });
     return { ...r, from: cut };
   });
-  if (lost.length > 0 && job.onDataLoss === 'fail') throw new DataLossError(lost);
-  notes.push(`batch ${inFlight.id} was planned: running it again with its recorded ranges ${describeRanges(inFlight.ranges)}`);
-  return { ...base, rerun: { ...inFlight, state: 'planned', ranges, lost: [...(inFlight.lost ?? []), ...lost] } };
+  if (lost.length > 0 && onDataLoss === 'fail') throw new DataLossError(lost);
+  notes.push(`batch ${batch.id} was planned: running it again with its recorded ranges ${describeRanges(batch.ranges)}`);
+  return { ...batch, state: 'planned', ranges, lost: [...(batch.lost ?? []), ...lost] };
 }

@@ -6,7 +6,7 @@
 // The CLI looks offsets up, asks, prints, and writes the decision with store.resetPositions.
 import { BadConfigError } from '../checkpoint/errors';
 import { RETAIN_HISTORY, type BatchRecord, type CheckpointMeta, type CheckpointView, type OffsetMap, type ResetEntry } from '../checkpoint/model';
-import { checkIdentity, describeRanges, type JobIdentity } from './decide';
+import { checkIdentity, describeFlight, type JobIdentity } from './decide';
 
 export interface ResetCheck {
   readonly dir: string;
@@ -46,7 +46,8 @@ export interface ResetDecision {
   /** Every partition of before and after, sorted. */
   readonly changes: readonly PositionChange[];
   /** The batch in flight, dropped (its id is never used again). */
-  readonly discard: BatchRecord | undefined;
+  /** The batches in flight that the reset drops (--discard-in-flight), in id order. */
+  readonly discard: readonly BatchRecord[];
   /** False when the reset would change nothing: nothing is written. */
   readonly changed: boolean;
   readonly lastCommitted: number;
@@ -63,10 +64,9 @@ export function checkReset(input: ResetCheck): CheckpointMeta {
       'To start it at given positions, add --job <job.ts>: the reset then records the job as its owner.');
   }
   checkIdentity(dir, meta, input.format, input.job);
-  const inFlight = view.inFlight;
-  if (inFlight && !input.discardInFlight) {
+  if (view.flight.length > 0 && !input.discardInFlight) {
     throw new BadConfigError(
-      `Batch ${inFlight.id} is in flight (${inFlight.state}, ranges ${describeRanges(inFlight.ranges)}): a reset under it would be undone when it commits. ` +
+      `${describeFlight(view.flight)}: a reset under ${view.flight.length > 1 ? 'them' : 'it'} would be undone when ${view.flight.length > 1 ? 'they commit' : 'it commits'}. ` +
       'Finish it first (run the job and stop it with SIGTERM, which drains), or drop it with --discard-in-flight.');
   }
   return meta;
@@ -96,15 +96,16 @@ export function decideReset(input: ResetInput): ResetDecision {
   const after: OffsetMap = { ...before, ...input.requested };
   const changes = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort()
     .map((partition) => ({ partition, before: before[partition], after: after[partition]! }));
-  const discard = view.inFlight;
+  const discard = view.flight;
+  const lastDiscarded = discard[discard.length - 1];
   return {
     before,
     after,
     changes,
     discard,
-    changed: changes.some((c) => c.before !== c.after) || discard !== undefined,
+    changed: changes.some((c) => c.before !== c.after) || discard.length > 0,
     lastCommitted: view.lastCommitted,
-    meta: recordReset(meta, { at: input.now, to: input.to, ...changedOnly(changes), ...(discard ? { discarded: discard.id } : {}) }),
+    meta: recordReset(meta, { at: input.now, to: input.to, ...changedOnly(changes), ...(lastDiscarded ? { discarded: lastDiscarded.id } : {}) }),
   };
 }
 

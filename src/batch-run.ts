@@ -69,47 +69,66 @@ export async function readRanges(source: Source, ranges: readonly Range[], sizes
   return { records, bytes };
 }
 
-/** Carries a batch from its current state to COMMITTED, from `positions` (the committed ones). */
-export async function runBatch<T>(ctx: BatchRunContext<T>, batch: BatchRecord, positions: OffsetMap): Promise<BatchOutcome> {
+/** A batch read, transformed and STAGED (or found staged), ready for its delivery and COMMIT. */
+export interface PreparedBatch {
+  readonly batch: BatchRecord;
+  readonly streams: Streams;
+  readonly records: number;
+  readonly bytesIn: number;
+  readonly timer: PhaseTimer;
+}
+
+/**
+ * The first half of a batch: its outputs, staged. A batch found staged reads its staged
+ * outputs back; anything else is read from its ranges, transformed and staged. With
+ * batches pipelined, this runs for batch N+1 while N is delivered (src/engine.ts).
+ */
+export async function prepareBatch<T>(ctx: BatchRunContext<T>, batch: BatchRecord): Promise<PreparedBatch> {
   const { job, store } = ctx;
   const timer = new PhaseTimer(batch.durations);
-  let staged = batch;
-  let streams: Streams;
-  let records = batch.recordsIn ?? 0;
-  let bytesIn = batch.bytesIn ?? 0;
   if (hasStagedOutputs(batch)) {
-    streams = await timer.time('read', () => store.readStagedOutputs(batch));
-  } else {
-    const read = await timer.time('read', () => readRanges(job.source, batch.ranges, ctx.sizes));
-    records = read.records.length;
-    bytesIn = read.bytes;
-    await ctx.crash('read');
-    const result = await timer.time('transform', () => runTransform(job, read.records, { batchId: batch.id, ranges: batch.ranges }));
-    read.records = []; // the input can be collected while the outputs are staged and delivered
-    await ctx.crash('transformed');
-    const stage = (r: TransformResult<T>): Promise<BatchRecord> => {
-      const computed = streamsOf(r);
-      streams = computed.streams;
-      return store.stageBatch(
-        { ...batch, fingerprint: ctx.fingerprint, recordsIn: records, bytesIn, outputsOut: computed.counts },
-        job.stageOutputs ? streams : undefined,
-      );
-    };
-    // Encoding finds an output it cannot give back unchanged at no extra pass; only then are all of them looked for.
-    staged = await timer.time('stage', () => stage(result).catch((err: unknown) => {
-      if (!(err instanceof UnstageableOutputError)) throw err;
-      return stage(setAsideUnstageable(job, result, batch.id));
-    }));
-    ctx.onStaged?.(staged);
-    await ctx.crash('staged');
+    const streams = await timer.time('read', () => store.readStagedOutputs(batch));
+    return { batch, streams, records: batch.recordsIn ?? 0, bytesIn: batch.bytesIn ?? 0, timer };
   }
+  const read = await timer.time('read', () => readRanges(job.source, batch.ranges, ctx.sizes));
+  const records = read.records.length;
+  const bytesIn = read.bytes;
+  await ctx.crash('read');
+  const result = await timer.time('transform', () => runTransform(job, read.records, { batchId: batch.id, ranges: batch.ranges }));
+  read.records = []; // the input can be collected while the outputs are staged and delivered
+  await ctx.crash('transformed');
+  let streams: Streams | undefined;
+  const stage = (r: TransformResult<T>): Promise<BatchRecord> => {
+    const computed = streamsOf(r);
+    streams = computed.streams;
+    return store.stageBatch(
+      { ...batch, fingerprint: ctx.fingerprint, recordsIn: records, bytesIn, outputsOut: computed.counts },
+      job.stageOutputs ? streams : undefined,
+    );
+  };
+  // Encoding finds an output it cannot give back unchanged at no extra pass; only then are all of them looked for.
+  const staged = await timer.time('stage', () => stage(result).catch((err: unknown) => {
+    if (!(err instanceof UnstageableOutputError)) throw err;
+    return stage(setAsideUnstageable(job, result, batch.id));
+  }));
+  ctx.onStaged?.(staged);
+  await ctx.crash('staged');
+  return { batch: staged, streams: streams!, records, bytesIn, timer };
+}
 
-  const delivered = await timer.time('deliver', () => deliverBatch(ctx, staged, streams));
-  staged = delivered.batch;
-
+/** The second half: deliver the staged outputs to every sink, then COMMIT, from `positions` (the committed ones). */
+export async function finishBatch<T>(ctx: BatchRunContext<T>, prepared: PreparedBatch, positions: OffsetMap): Promise<BatchOutcome> {
+  const { timer, records, bytesIn } = prepared;
+  const delivered = await timer.time('deliver', () => deliverBatch(ctx, prepared.batch, prepared.streams));
+  const staged = delivered.batch;
   const durations = timer.durations;
   const next = advancePositions(positions, staged.ranges);
-  const committed = await timer.time('commit', () => store.commitBatch({ ...staged, durations }, next, staged.lost ?? []));
+  const committed = await timer.time('commit', () => ctx.store.commitBatch({ ...staged, durations }, next, staged.lost ?? []));
   await ctx.crash('committed');
   return { batch: committed, positions: next, delivered, records, bytesIn, durations };
+}
+
+/** Carries a batch from its current state to COMMITTED, from `positions` (the committed ones). */
+export async function runBatch<T>(ctx: BatchRunContext<T>, batch: BatchRecord, positions: OffsetMap): Promise<BatchOutcome> {
+  return finishBatch(ctx, await prepareBatch(ctx, batch), positions);
 }

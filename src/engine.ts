@@ -1,9 +1,15 @@
-// The engine: plan → read → transform → stage → deliver → commit, one batch at a time.
+// The engine: plan → read → transform → stage → deliver → commit, pipelined.
 //
 // A batch moves through the states of the checkpoint (docs/protocol.md). `advance()`
 // takes a batch in whatever state it is and carries it to COMMITTED; a batch recovered
 // from the checkpoint enters it exactly like a freshly planned one, so there is no
-// second, recovery-only execution path. The whole protocol is this file, the pure
+// second, recovery-only execution path.
+//
+// Up to batch.maxInFlight batches are in flight (DESIGN.md "Pipelining"): while batch N
+// is delivered and committed, N+1 is planned from N's untils, read, transformed and
+// staged. Deliveries and COMMITs run one batch after the other in id order (`chain`), so
+// each sink sees batches in id order and positions move only by COMMIT; the CPU work of
+// N+1 overlaps the sinks' and the checkpoint's syncs of N. The whole protocol is this file, the pure
 // decisions (src/planner.ts, recovery/decide.ts), the writes (checkpoint/store.ts) and
 // the delivery to sinks (src/delivery.ts).
 import { getHeapStatistics } from 'node:v8';
@@ -12,12 +18,12 @@ import { parsePartitionKey, partitionKey } from '../checkpoint/model';
 import { formatMark, type ProgressMark } from '../recovery/crosscheck';
 import { describeRanges } from '../recovery/decide';
 import { elapsedMs, lagAfterCommit, lagAtPlan, type BatchStats, type RunSummary } from './batch-stats';
-import { runBatch } from './batch-run';
+import { finishBatch, prepareBatch, runBatch, type BatchOutcome, type BatchRunContext, type PreparedBatch } from './batch-run';
 import { firstBatchSizer, memoryRecordCap, nextBatchSizer, type BatchSizer } from './batch-size';
 import { EngineBase, type EngineOptions } from './engine-base';
 import type { Job } from './job';
 import { Metrics } from './metrics';
-import { planRanges } from './planner';
+import { advancePositions, planRanges } from './planner';
 import { PositionReporter } from './position-report';
 import { rangeBounds, type Bounds } from './run-bounds';
 
@@ -66,6 +72,9 @@ export class Engine<T> extends EngineBase<T> {
   private checkpointId: string | undefined;
   /** The checkpoint's id and reset count, sent with each batch's positions to the source (recovery/crosscheck.ts). */
   private lineage: Omit<ProgressMark, 'batch'> | undefined;
+  /** The batches planned and not yet committed, in id order (at most batch.maxInFlight). */
+  private flight: BatchRecord[] = [];
+  private committedWaiters: Array<() => void> = [];
 
   constructor(job: Job<T>, options: EngineOptions = {}) {
     super(job, options);
@@ -86,18 +95,32 @@ export class Engine<T> extends EngineBase<T> {
       this.options.onBatch?.(stats);
     };
     this.metrics?.watchSize();
+    // Deliveries and COMMITs, one batch after the other in id order; a failure is kept for
+    // the loop and no later batch is delivered after it.
+    let chain: Promise<void> = Promise.resolve();
+    let failure: { readonly err: unknown } | undefined;
     try {
       const recovered = await this.recover();
-      if (recovered) counted(await this.advance(recovered, true));
+      for (const batch of recovered) counted(await this.advance(batch, true));
       this.recovered = true;
       const bounds: Bounds | undefined = options.ranges ? await rangeBounds(this.job.source, this.positions, options.ranges)
         : options.once ? { until: await this.latestOffsets() } : undefined;
       let caughtUp = false; // said once each time the loop goes idle
-      while (!this.stopping && (options.maxBatches === undefined || batches < options.maxBatches)) {
+      let planned = recovered.length; // maxBatches counts the recovered ones, all of which are finished
+      while (!this.stopping && !failure && (options.maxBatches === undefined || planned < options.maxBatches)) {
+        if (this.flight.length >= this.job.maxInFlight) {
+          await Promise.race([chain, this.nextCommit()]);
+          continue;
+        }
         const batch = await this.planBatch(bounds);
         if (batch) {
-          counted(await this.advance(batch, false));
+          planned++;
+          const prepared = await this.prepare(batch);
+          chain = chain.then(() => (failure ? undefined : this.finish(prepared, false).then(counted)))
+            .catch((err: unknown) => void (failure ??= { err }));
           caughtUp = false;
+        } else if (this.flight.length > 0) {
+          await chain; // nothing more to plan now: the batches in flight commit before the loop decides it is idle or done
         } else if (bounds) {
           break; // available-now, or the given ranges: everything there was to do is done
         } else {
@@ -110,24 +133,39 @@ export class Engine<T> extends EngineBase<T> {
           this.store!.assertHeld(); // woken after a freeze: the lock may have been taken meanwhile
         }
       }
+      await chain;
+      if (failure) throw failure.err;
       // A lock lost while idle stops the loop (onLockCompromised): that is exit 10, not a clean stop.
       this.store?.assertHeld();
       return { batches, records, lastCommitted: this.lastCommitted, positions: this.positions };
     } catch (err) {
+      // Batches in flight end before the checkpoint closes; the oldest batch's failure is the one reported.
+      await chain;
       this.metrics?.failed();
-      throw err;
+      throw failure ? failure.err : err;
     } finally {
       await this.metrics?.close();
       await this.close();
     }
   }
 
-  /** Opens and locks the checkpoint, decides recovery, records the decision's meta. */
-  private async recover(): Promise<BatchRecord | undefined> {
+  /** Opens and locks the checkpoint, decides recovery, records the decision's meta; returns the batches in flight, in id order. */
+  private async recover(): Promise<BatchRecord[]> {
     const { decision, meta } = await this.openCheckpoint(true);
     this.checkpointId = meta?.checkpointId;
     this.lineage = meta?.checkpointId !== undefined ? { checkpoint: meta.checkpointId, resets: meta.resets.length } : undefined;
-    return decision.redeliver ?? decision.rerun;
+    const first = decision.redeliver ?? decision.rerun;
+    return first ? [first, ...decision.later] : [];
+  }
+
+  /** Where the next batch starts: the committed positions moved over the batches in flight. */
+  private planFrom(): OffsetMap {
+    return this.flight.length === 0 ? this.positions : advancePositions(this.positions, this.flight.flatMap((b) => b.ranges));
+  }
+
+  /** Settles when the oldest batch in flight commits (or fails). */
+  private nextCommit(): Promise<void> {
+    return new Promise((resolve) => this.committedWaiters.push(resolve));
   }
 
   private async latestOffsets(): Promise<OffsetMap> {
@@ -138,7 +176,8 @@ export class Engine<T> extends EngineBase<T> {
   private async planBatch(bounds: Bounds | undefined): Promise<BatchRecord | undefined> {
     const started = performance.now();
     const parts: PartitionRef[] = bounds ? Object.keys(bounds.until).map(parsePartitionKey) : await this.job.source.partitions();
-    const fresh = parts.filter((p) => this.positions[partitionKey(p)] === undefined);
+    const from = this.planFrom();
+    const fresh = parts.filter((p) => from[partitionKey(p)] === undefined);
     const [latestNow, earliest, starting] = await Promise.all([
       this.job.source.offsets(parts, 'latest'),
       this.job.source.offsets(parts, 'earliest'),
@@ -147,7 +186,7 @@ export class Engine<T> extends EngineBase<T> {
           : this.job.source.startingOffsets(fresh),
     ]);
     const idle = this.idleInputs;
-    if (idle && idle.latest === latestNow && idle.earliest === earliest && idle.positions === this.positions) return undefined;
+    if (idle && idle.latest === latestNow && idle.earliest === earliest && idle.positions === from) return undefined;
     this.idleInputs = undefined;
     let latest = latestNow;
     if (bounds) {
@@ -157,7 +196,7 @@ export class Engine<T> extends EngineBase<T> {
     }
     const waitedMs = bounds ? Infinity : Date.now() - this.lastBatchAt;
     const plan = planRanges({
-      positions: this.positions, starting, earliest, latest, limits: this.job.limits, avgRecordBytes: this.sizes.average ?? FIRST_BATCH_RECORD_BYTES,
+      positions: from, starting, earliest, latest, limits: this.job.limits, avgRecordBytes: this.sizes.average ?? FIRST_BATCH_RECORD_BYTES,
       waitedMs, onDataLoss: this.job.onDataLoss, ...(this.job.targetMs !== undefined ? { maxRecords: this.batchSizer().size } : {}),
     });
     this.lag = lagAtPlan(latestNow, this.positions, starting);
@@ -165,33 +204,60 @@ export class Engine<T> extends EngineBase<T> {
     if (plan.kind === 'wait') {
       // Short of minRecords: the batch is due when maxWaitMs has passed. Nothing at all: on new data.
       this.fillingMs = plan.available > 0 ? Math.max(1, this.job.limits.maxWaitMs - waitedMs) : undefined;
-      if (plan.available === 0 && !bounds && fresh.length === 0) this.idleInputs = { latest: latestNow, earliest, positions: this.positions };
+      if (plan.available === 0 && !bounds && fresh.length === 0) this.idleInputs = { latest: latestNow, earliest, positions: from };
       return undefined;
     }
     for (const r of plan.lost) this.log.warn({ lost: r }, `data loss: ${partitionKey(r)} [${r.from}, ${r.until}) is no longer in the source; skipped under onDataLoss 'skip'`);
     const batch: BatchRecord = {
-      id: this.lastCommitted + 1, state: 'planned', ranges: plan.ranges, fingerprint: this.fingerprint, plannedAt: Date.now(),
+      id: this.lastCommitted + this.flight.length + 1, state: 'planned', ranges: plan.ranges, fingerprint: this.fingerprint, plannedAt: Date.now(),
       ...(plan.lost.length > 0 ? { lost: plan.lost } : {}),
     };
     await this.store!.planBatch(batch);
+    this.flight.push(batch);
     await this.crash('planned');
     return { ...batch, durations: { plan: elapsedMs(started) } };
   }
 
-  /** Carries a batch from its current state to COMMITTED. */
+  private batchContext(): BatchRunContext<T> {
+    return {
+      job: this.job, store: this.store!, log: this.log, crash: this.crash, fingerprint: this.fingerprint, checkpointId: this.checkpointId, sizes: this.sizes,
+      onStaged: (staged) => void (this.inFlight?.id === staged.id && (this.inFlight = staged)), // the status page shows the oldest
+    };
+  }
+
+  /** Carries a recovered batch from its current state to COMMITTED, alone. */
   private async advance(batch: BatchRecord, recovered: boolean): Promise<BatchStats> {
     if (recovered) this.log.info({ batch: batch.id, state: batch.state, ranges: batch.ranges }, `recovering batch ${batch.id} (${batch.state}): ${describeRanges(batch.ranges)}`);
     this.inFlight = batch;
-    const done = await runBatch({
-      job: this.job, store: this.store!, log: this.log, crash: this.crash, fingerprint: this.fingerprint, checkpointId: this.checkpointId, sizes: this.sizes,
-      onStaged: (staged) => void (this.inFlight = staged),
-    }, batch, this.positions);
+    const done = await runBatch(this.batchContext(), batch, this.positions);
+    return this.committed(done, recovered);
+  }
+
+  /** Reads, transforms and stages a planned batch while the batches before it are delivered. */
+  private async prepare(batch: BatchRecord): Promise<PreparedBatch> {
+    this.inFlight ??= batch;
+    return prepareBatch(this.batchContext(), batch);
+  }
+
+  /** Delivers and commits a prepared batch: called in id order, after the batch before it committed. */
+  private async finish(prepared: PreparedBatch, recovered: boolean): Promise<BatchStats> {
+    this.inFlight = prepared.batch;
+    try {
+      return this.committed(await finishBatch(this.batchContext(), prepared, this.positions), recovered);
+    } finally {
+      for (const wake of this.committedWaiters.splice(0)) wake();
+    }
+  }
+
+  /** What follows a COMMIT: positions, lag, the source's report, the next batch's size, the stats. */
+  private async committed(done: BatchOutcome, recovered: boolean): Promise<BatchStats> {
     const staged = done.batch;
     const { records, bytesIn, durations, delivered } = done;
     this.positions = done.positions;
     this.lag = lagAfterCommit(this.lag, this.latestSeen, staged.ranges);
     this.lastCommitted = staged.id;
-    this.inFlight = undefined;
+    this.flight = this.flight.filter((b) => b.id > staged.id);
+    this.inFlight = this.flight[0];
     this.lastBatchAt = Date.now();
     this.reporter.report(done.positions, this.lineage && formatMark({ ...this.lineage, batch: staged.id }));
     await this.crash('source-committed');

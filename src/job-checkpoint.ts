@@ -62,8 +62,8 @@ async function decide<T>(job: Job<T>, store: CheckpointStore, o: OpenJobCheckpoi
     await store.skipBatchIds(used);
     view = { ...view, lastCommitted: used };
   }
-  const needsEarliest = view.inFlight && !hasStagedOutputs(view.inFlight);
-  const earliest = needsEarliest ? await job.source.offsets(view.inFlight!.ranges, 'earliest') : {};
+  const rerun = view.flight.filter((b) => !hasStagedOutputs(b)).flatMap((b) => b.ranges);
+  const earliest = rerun.length > 0 ? await job.source.offsets(rerun, 'earliest') : {};
   const decision = decideRecovery({
     dir: store.dir, view, fingerprint: o.fingerprint, acceptCodeChange: o.acceptCodeChange,
     earliest, format: FORMAT_VERSION, now: Date.now(), checkpointId: randomUUID(),

@@ -1,6 +1,6 @@
 // defineJob: the job API, validated once so the engine can trust it.
 import { BadConfigError } from '../checkpoint/errors';
-import { isWholeNumber } from '../checkpoint/model';
+import { isWholeNumber, MAX_IN_FLIGHT } from '../checkpoint/model';
 import type { BatchContext, DeadLetter, RejectedOutput, Sink, Source, SourceRecord } from './contracts';
 import type { PlanLimits } from './planner';
 
@@ -16,6 +16,12 @@ export interface BatchOptions extends Partial<PlanLimits> {
    * above and the memory. Unset (default): batches fill up to the limits.
    */
   readonly targetMs?: number;
+  /**
+   * Batches in flight at once (default 2): batch N+1 is planned, read, transformed and
+   * staged while N is delivered and committed (DESIGN.md "Pipelining"). 1: one batch at a
+   * time. Group mode runs one batch at a time whatever this says.
+   */
+  readonly maxInFlight?: number;
 }
 
 export interface JobDefinition<T> {
@@ -72,6 +78,8 @@ export interface Job<T> {
   readonly pollIntervalMs: number;
   /** batch.targetMs: undefined sizes batches by the limits only. */
   readonly targetMs: number | undefined;
+  /** batch.maxInFlight: batches pipelined at once (1 to MAX_IN_FLIGHT). */
+  readonly maxInFlight: number;
   readonly checkpointDir: string | undefined;
   readonly retainBatches: number;
   readonly stageOutputs: boolean;
@@ -162,6 +170,8 @@ export function defineJob<T>(definition: JobDefinition<T>): Job<T> {
     },
     pollIntervalMs: positiveInt('batch.pollIntervalMs', b.pollIntervalMs, 200),
     targetMs: b.targetMs === undefined ? undefined : positiveInt('batch.targetMs', b.targetMs, 1),
+    maxInFlight: b.maxInFlight !== undefined && isWholeNumber(b.maxInFlight) && b.maxInFlight > MAX_IN_FLIGHT
+      ? fail('batch.maxInFlight', `a whole number from 1 to ${MAX_IN_FLIGHT}`, b.maxInFlight) : positiveInt('batch.maxInFlight', b.maxInFlight, 2),
     checkpointDir: d.checkpoint?.dir,
     retainBatches: positiveInt('checkpoint.retainBatches', d.checkpoint?.retainBatches, 100),
     stageOutputs: d.stageOutputs === undefined ? true : d.stageOutputs === true ? true : d.stageOutputs === false ? false : fail('stageOutputs', 'true or false', d.stageOutputs),

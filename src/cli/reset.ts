@@ -182,11 +182,12 @@ export async function resetCommand(argv: string[], help: string): Promise<number
         lines.push(`  ${partition.padEnd(width)}  ${String(b ?? '-').padStart(10)}  ${String(a).padStart(10)}  (${note})`);
       }
       if (!job) lines.push('offsets not checked against the source (no --job): one past a partition\'s end stops the next run as if the source went backwards; add --job <job.ts> to check them.');
-      if (discard) {
-        lines.push(`discarding batch ${discard.id} (${discard.state}, ranges ${describeRanges(discard.ranges)}` +
-          `${discard.outputsOut ? `; counted outputs: ${Object.entries(discard.outputsOut).map(([s, n]) => `${s} ${n}`).join(', ')}` : ''}): ` +
-          `it is never committed, and id ${discard.id} is not used again; a sink may already hold its outputs under batch id ${discard.id}.`);
-      } else if (discardInFlight) {
+      for (const d of discard) {
+        lines.push(`discarding batch ${d.id} (${d.state}, ranges ${describeRanges(d.ranges)}` +
+          `${d.outputsOut ? `; counted outputs: ${Object.entries(d.outputsOut).map(([s, n]) => `${s} ${n}`).join(', ')}` : ''}): ` +
+          `it is never committed, and id ${d.id} is not used again; a sink may already hold its outputs under batch id ${d.id}.`);
+      }
+      if (discard.length === 0 && discardInFlight) {
         lines.push('no batch is in flight: nothing to discard.');
       }
       process.stdout.write(`${lines.join('\n')}\n`);
@@ -202,7 +203,7 @@ export async function resetCommand(argv: string[], help: string): Promise<number
         }
       }
       await store.resetPositions(decision.after, decision.lastCommitted, discard, decision.meta);
-      process.stdout.write(`done: positions reset${discard ? ` and batch ${discard.id} discarded` : ''}; recorded in the checkpoint's history (tidemark inspect ${dir}).\n`);
+      process.stdout.write(`done: positions reset${discard.length > 0 ? ` and batch ${discard.map((d) => d.id).join(', ')} discarded` : ''}; recorded in the checkpoint's history (tidemark inspect ${dir}).\n`);
       return ExitCode.ok;
     } finally {
       await store.close();

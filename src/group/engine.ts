@@ -174,7 +174,7 @@ export class GroupEngine<T> extends EngineBase<T> {
     if (discard) this.log.info({ batch: discard.id, ranges: discard.ranges }, `batch ${discard.id} in flight at start is not this daemon's to finish (the group holds no such plan of it now): dropped, its staged outputs with it`);
     if (keepPending) this.reruns.delete(partitionKey(this.pending!.ranges[0]!)); // the pending batch is that rerun
     else this.pending = undefined;
-    await this.store!.resetPositions(positions, this.lastCommitted, discard, undefined);
+    await this.store!.resetPositions(positions, this.lastCommitted, discard ? [discard] : [], undefined);
     if (discard) this.lastCommitted = discard.id;
     this.positions = positions;
     await this.store!.writeOwnership({
@@ -316,7 +316,7 @@ export class GroupEngine<T> extends EngineBase<T> {
     const positions: Record<string, number> = { ...this.positions };
     delete positions[key];
     const inFlight = discard && discard.id === this.lastCommitted + 1 ? discard : undefined;
-    await this.store!.resetPositions(positions, this.lastCommitted, inFlight, undefined);
+    await this.store!.resetPositions(positions, this.lastCommitted, inFlight ? [inFlight] : [], undefined);
     if (inFlight) this.lastCommitted = inFlight.id;
     this.positions = positions;
     this.log.info({ event: 'dropped', partition: key, epoch: o?.epoch, batch: discard?.id }, `dropped ${key}: ${why}`);

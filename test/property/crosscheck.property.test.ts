@@ -13,7 +13,7 @@ const meta = (id: string, resets: number): CheckpointMeta => ({
 const batch = (id: number, state: BatchRecord['state']): BatchRecord => ({ id, state, ranges: [], fingerprint: 'f', plannedAt: 0 });
 
 const view = (lastCommitted: number, resets: number, inFlight?: BatchRecord): CheckpointView => ({
-  meta: meta('cp1', resets), positions: { 't/0': lastCommitted * 10 }, lastCommitted, inFlight,
+  meta: meta('cp1', resets), positions: { 't/0': lastCommitted * 10 }, lastCommitted, inFlight, flight: inFlight ? [inFlight] : [],
 });
 
 const mark = (checkpoint: string, resets: number, b: number) => ({ partition: 't/0', offset: b * 10, metadata: formatMark({ checkpoint, resets, batch: b }) });
@@ -69,7 +69,7 @@ describe('crossCheck', () => {
   it('ignores marks when the checkpoint has no id (created before ids), and a new checkpoint (the marker file and the sinks catch those)', () => {
     const old: CheckpointView = { ...view(3, 0), meta: { ...meta('x', 0), checkpointId: undefined } };
     expect(crossCheck({ dir: 'cp', view: old, reported: [mark('x', 0, 9)], delivered: {} })).toBeUndefined();
-    const fresh: CheckpointView = { meta: undefined, positions: {}, lastCommitted: 0, inFlight: undefined };
+    const fresh: CheckpointView = { meta: undefined, positions: {}, lastCommitted: 0, inFlight: undefined, flight: [] };
     expect(crossCheck({ dir: 'cp', view: fresh, reported: [], delivered: {} })).toBeUndefined();
     expect(crossCheck({ dir: 'cp', view: fresh, reported: [], delivered: { pg: 2 } })).toBeUndefined();
   });

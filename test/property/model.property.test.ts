@@ -9,7 +9,7 @@ import type { KVOp } from '../../checkpoint/kv';
 import { decodeJSON, unseal } from '../../checkpoint/codec';
 import { Engine } from 'tidemark';
 import {
-  ALL_INVARIANTS, Append, corruptions, damageOutcomes, DamageValue, drain, firedPhases, job, LoseNewest, newWorld, PHASES, protocolProperty, Run,
+  ALL_INVARIANTS, Append, MAX_IN_FLIGHT, corruptions, damageOutcomes, DamageValue, drain, firedPhases, flightsSeen, job, LoseNewest, newWorld, PHASES, protocolProperty, Run,
 } from '../support/protocol-model';
 import { propertyParams } from './params';
 
@@ -63,6 +63,9 @@ describe('the protocol under crashes (model-based)', () => {
     }
     const points = PHASES.flatMap((p) => [`kill:${p}`, `power:${p}`]);
     console.log(`crashes per point: ${points.map((p) => `${p}=${firedPhases.get(p) ?? 0}`).join(' ')}`);
+    // Pipelined (batch.maxInFlight 2, the default): crashes leave two batches in flight too, under both kinds.
+    console.log(`checkpoints after a command by batches in flight: ${[...flightsSeen].sort(([a], [b]) => a - b).map(([n, c]) => `${n}=${c}`).join(' ')}`);
+    expect(flightsSeen.get(MAX_IN_FLIGHT) ?? 0).toBeGreaterThan(0);
   });
 
   it('syncs two writes per batch, the STAGE and the COMMIT, and never the PLAN', async () => {

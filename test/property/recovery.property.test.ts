@@ -40,7 +40,7 @@ const inputs = fc.record({
     id: g.lastCommitted + 1, state: g.inFlight.state, ranges: g.inFlight.ranges, fingerprint: g.inFlight.fingerprint, plannedAt: 1,
     ...(g.inFlight.state === 'staged' && g.inFlight.staged ? { stagedChunks: { outputs: 1 } } : {}),
   } : undefined;
-  const view: CheckpointView = { meta, positions: g.hasMeta ? { 't/0': 5 } : {}, lastCommitted: g.hasMeta ? g.lastCommitted : 0, inFlight: batch };
+  const view: CheckpointView = { meta, positions: g.hasMeta ? { 't/0': 5 } : {}, lastCommitted: g.hasMeta ? g.lastCommitted : 0, inFlight: batch, flight: batch ? [batch] : [] };
   const input: RecoveryInput = {
     dir: '/cp', view, fingerprint: g.current, acceptCodeChange: g.accept, format: 1, now: 2,
     earliest: Object.fromEntries(g.earliest.map((e, p) => [`t/${p}`, e])),

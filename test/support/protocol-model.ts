@@ -26,8 +26,10 @@ export const PHASES = [
   'recovering', 'planned', 'read', 'transformed', 'staged',
   ...SINKS.flatMap((s) => [`delivering:${s}`, `delivered:${s}`]), 'committed', 'source-committed',
 ];
-/** Batches not committed at any time: 1 until batches are pipelined (DESIGN.md, "Pipelining"). */
-export const MAX_IN_FLIGHT = 1;
+/** Batches not committed at any time: the job's batch.maxInFlight (DESIGN.md, "Pipelining"); the default, 2. */
+export const MAX_IN_FLIGHT = 2;
+/** How often a checkpoint was found with n batches in flight after a command (n → count), over every run of the file. */
+export const flightsSeen = new Map<number, number>();
 /** How often each crash (`kind:phase`) fired, over every run of the file. */
 export const firedPhases = new Map<string, number>();
 
@@ -154,6 +156,7 @@ export const monotonicPositions: Check = ({ world, model, view, committed }) => 
 export const boundedOrderedFlight: Check = ({ world, view, batches, committed }) => {
   expect(committed.map((b) => b.id)).toEqual(Array.from({ length: view.lastCommitted }, (_, i) => i + 1));
   const open = batches.filter((b) => b.state !== 'committed');
+  flightsSeen.set(open.length, (flightsSeen.get(open.length) ?? 0) + 1);
   expect(open.length).toBeLessThanOrEqual(MAX_IN_FLIGHT);
   expect(open.map((b) => b.id)).toEqual(open.map((_, i) => view.lastCommitted + 1 + i));
   const at: Record<string, number> = { ...view.positions };
@@ -165,6 +168,11 @@ export const boundedOrderedFlight: Check = ({ world, view, batches, committed })
     }
   }
   for (const sink of world.sinks) for (const id of sink.batches.keys()) expect(id).toBeLessThanOrEqual(view.lastCommitted + MAX_IN_FLIGHT);
+  // Deliveries reach each sink in id order: a batch's first write comes after the first write of every lower id.
+  for (const sink of world.sinks) {
+    const firsts = [...new Set(sink.writes.map((w) => w.id))];
+    expect({ sink: sink.name, firsts }).toEqual({ sink: sink.name, firsts: [...firsts].sort((a, b) => a - b) });
+  }
 };
 
 /** 4. Replay is exact: a batch found in flight after a crash commits with exactly the ranges it had then. */
@@ -289,11 +297,14 @@ export class Run implements fc.AsyncCommand<Model, World> {
   async run(model: Model, world: World): Promise<void> {
     const before = await storeOf(world).load();
     let seen = 0;
+    this.crashed = false; // fast-check replays command objects while shrinking
     const engine = new Engine(job(world), {
       store: new CheckpointStore(world.kv, 'model', { retainBatches: 100_000, chunkSize: 2 }),
       fingerprint: world.fingerprint,
       acceptCodeChange: this.acceptCodeChange,
       crashPoint: (phase) => {
+        // A killed process does nothing more: with batches pipelined, the other batch in flight stops at its next point too.
+        if (this.crashed) throw new Crash(phase);
         if (this.crash && phase === this.crash.phase && ++seen === this.crash.nth) {
           const key = `${this.crash.kind}:${phase}`;
           firedPhases.set(key, (firedPhases.get(key) ?? 0) + 1);
@@ -330,7 +341,7 @@ export class Run implements fc.AsyncCommand<Model, World> {
 async function notePlanned(world: World, lost: boolean): Promise<void> {
   const view = await storeOf(world).load();
   if (lost) for (const id of [...world.planned.keys()]) if (id > view.lastCommitted) world.planned.delete(id);
-  if (view.inFlight && !world.planned.has(view.inFlight.id)) world.planned.set(view.inFlight.id, view.inFlight.ranges);
+  for (const b of view.flight) if (!world.planned.has(b.id)) world.planned.set(b.id, b.ranges);
   // A batch id may be re-planned only if its PLAN write was lost before anything depended on it.
   if (!view.inFlight) for (const id of [...world.planned.keys()]) if (id > view.lastCommitted) world.planned.delete(id);
 }

@@ -190,8 +190,8 @@ describe('engine as an idle daemon', () => {
     let armed = false; // from the second plan on: the first one records the new partition's start
     class SlowOffsets extends MemoryLog {
       override async offsets(parts: Parameters<MemoryLog['offsets']>[0], which: 'earliest' | 'latest'): Promise<OffsetMap> {
-        if (armed) planning();
         await new Promise((r) => setTimeout(r, 50));
+        if (armed) planning(); // a plan that was asking when the first batch committed (pipelined) counts too
         return super.offsets(parts, which);
       }
     }

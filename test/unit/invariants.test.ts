@@ -71,7 +71,7 @@ describe('commitBatch asserts that the batch continues the committed state', () 
     const { kv, store } = await storeAfterOneBatch();
     const reopened = new CheckpointStore(kv, 'cp');
     await refused(kv, () => reopened.commitBatch(batch(2, [range(0, 9, 12)]), { 't/0': 12, 't/1': 7 }), /from offset 9, but the partition's position is 10/);
-    await store.resetPositions({ 't/0': 3 }, 1, undefined, meta);
+    await store.resetPositions({ 't/0': 3 }, 1, [], meta);
     await store.planBatch(batch(2, [range(0, 3, 5)]));
     await refused(kv, () => store.planBatch(batch(2, [range(0, 10, 12)])), /from offset 10, but the partition's position is 3/);
   });
@@ -84,6 +84,39 @@ describe('planBatch and stageBatch assert the same', () => {
     await refused(kv, () => store.stageBatch(batch(2, [range(1, 8, 9)]), { outputs: [] }), /reads t\/1 from offset 8, but the partition's position is 7/);
     await refused(kv, () => store.planBatch(batch(2, [range(0, 10, 12), range(0, 12, 14)])), /batch 2 has two ranges for t\/0/);
     await refused(kv, () => store.planBatch(batch(2, [range(0, 10, 9)])), /t\/0 \[10, 9\), which ends before it starts/);
+  });
+});
+
+describe('batches in flight together (pipelined)', () => {
+  it('a batch continues the one in flight before it; commits stay in id order; load() finds both in flight', async () => {
+    const { kv, store } = await storeAfterOneBatch();
+    const b2 = batch(2, [range(0, 10, 12)]);
+    await store.planBatch(b2);
+    const staged2 = await store.stageBatch(b2, { outputs: ['y'] });
+    // Batch 3 continues batch 2's ends, not the committed positions, and only in id order.
+    await refused(kv, () => store.planBatch(batch(3, [range(0, 10, 14)])), /reads t\/0 from offset 10, but the partition's position is 12/);
+    await refused(kv, () => store.planBatch(batch(4, [range(0, 12, 14)])), /batch 4 does not follow the last committed batch 2/);
+    const b3 = batch(3, [range(0, 12, 14), range(1, 7, 9)]);
+    await store.planBatch(b3);
+    const staged3 = await store.stageBatch(b3, { outputs: ['z'] });
+    await refused(kv, () => store.commitBatch(staged3, { 't/0': 14, 't/1': 9 }), /batch 3 does not follow the last committed batch 1/);
+    const view = await new CheckpointStore(kv, 'cp').load();
+    expect(view.flight.map((b) => [b.id, b.state])).toEqual([[2, 'staged'], [3, 'staged']]);
+    expect(view.inFlight?.id).toBe(2);
+    // Batch 3's STAGE issued while batch 2's COMMIT is being written: each continues what it must.
+    await Promise.all([store.commitBatch(staged2, { 't/0': 12, 't/1': 7 }), store.planBatch(batch(4, [range(1, 9, 10)]))]);
+    await store.commitBatch(staged3, { 't/0': 14, 't/1': 9 });
+    expect((await new CheckpointStore(kv, 'cp').load()).flight.map((b) => b.id)).toEqual([4]);
+  });
+
+  it('a record past a missing one is not in flight (a PLAN a power loss left after dropping the one before)', async () => {
+    const { kv, store } = await storeAfterOneBatch();
+    await store.planBatch(batch(2, [range(0, 10, 12)]));
+    await store.planBatch(batch(3, [range(0, 12, 13)]));
+    kv.powerLoss((n) => n === 2); // of the unsynced writes (batch 1 PLAN, batch 2 PLAN, batch 3 PLAN), keeps the last only
+    const view = await new CheckpointStore(kv, 'cp').load();
+    expect(view.flight).toEqual([]);
+    expect(view.lastCommitted).toBe(1);
   });
 });
 

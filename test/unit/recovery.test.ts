@@ -14,7 +14,7 @@ const positions = { 'clicks/0': 40, 'clicks/1': 25 };
 const plannedBatch: BatchRecord = { id: 8, state: 'planned', ranges: [r(0, 40, 50), r(1, 25, 25)], fingerprint: 'sha256:old', plannedAt: 1 };
 const stagedBatch: BatchRecord = { ...plannedBatch, state: 'staged', stagedChunks: { outputs: 1 }, recordsIn: 10 };
 
-const view = (inFlight?: BatchRecord, over: Partial<CheckpointView> = {}): CheckpointView => ({ meta, positions, lastCommitted: 7, inFlight, ...over });
+const view = (inFlight?: BatchRecord, over: Partial<CheckpointView> = {}): CheckpointView => ({ meta, positions, lastCommitted: 7, inFlight, flight: inFlight ? [inFlight] : [], ...over });
 
 const decide = (over: Partial<RecoveryInput>) => decideRecovery({
   dir: DIR, view: view(), job, fingerprint: 'sha256:old', acceptCodeChange: false, earliest: {}, format: 1, now: 5000, ...over,
@@ -31,7 +31,7 @@ function thrown(f: () => unknown): Error {
 
 describe('decideRecovery', () => {
   it("records the checkpoint's id: in a new meta, in an old meta without one (its next run), never replacing one", () => {
-    const fresh = decide({ view: { meta: undefined, positions: {}, lastCommitted: 0, inFlight: undefined }, checkpointId: 'id-1' });
+    const fresh = decide({ view: { meta: undefined, positions: {}, lastCommitted: 0, inFlight: undefined, flight: [] }, checkpointId: 'id-1' });
     expect(fresh.meta?.checkpointId).toBe('id-1');
     const old = decide({ checkpointId: 'id-2' });
     expect(old.meta).toEqual({ ...meta, checkpointId: 'id-2' });
@@ -40,7 +40,7 @@ describe('decideRecovery', () => {
   });
 
   it('a fresh checkpoint: new meta with this fingerprint, nothing to resume', () => {
-    const d = decide({ view: { meta: undefined, positions: {}, lastCommitted: 0, inFlight: undefined }, fingerprint: 'sha256:new' });
+    const d = decide({ view: { meta: undefined, positions: {}, lastCommitted: 0, inFlight: undefined, flight: [] }, fingerprint: 'sha256:new' });
     expect(d.meta).toEqual({
       format: 1, job: 'clicks', source: 'embedded:clicks', sinks: ['files'], fingerprint: 'sha256:new',
       fingerprints: [{ fingerprint: 'sha256:new', since: 5000, note: 'first run' }], resets: [], createdAt: 5000,
@@ -52,7 +52,7 @@ describe('decideRecovery', () => {
 
   it('nothing in flight, same code: resume at the positions, meta unchanged', () => {
     const d = decide({});
-    expect(d).toEqual({ meta: undefined, resumeAt: positions, lastCommitted: 7, notes: [] });
+    expect(d).toEqual({ meta: undefined, resumeAt: positions, lastCommitted: 7, later: [], notes: [] });
   });
 
   it('a STAGED batch with outputs is redelivered as staged (no re-read)', () => {
@@ -67,6 +67,18 @@ describe('decideRecovery', () => {
     expect(d.redeliver).toBeUndefined();
     expect(d.rerun).toMatchObject({ id: 8, state: 'planned', ranges: plannedBatch.ranges, lost: [] });
     expect(d.notes.join(' ')).toContain('clicks/0 [40, 50), clicks/1 [25, 25)');
+  });
+
+  it('two batches in flight (pipelined): the first is carried on, then the second, each as found; a data loss under the second is cut like the first', () => {
+    const second: BatchRecord = { id: 9, state: 'planned', ranges: [r(0, 50, 60), r(1, 25, 30)], fingerprint: 'sha256:old', plannedAt: 2 };
+    const d = decide({ view: view(stagedBatch, { flight: [stagedBatch, second] }), earliest: { 'clicks/0': 55, 'clicks/1': 0 }, job: { ...job, onDataLoss: 'skip' } });
+    expect(d.redeliver).toBe(stagedBatch);
+    expect(d.later).toEqual([{ ...second, ranges: [r(0, 55, 60), r(1, 25, 30)], lost: [r(0, 50, 55)] }]);
+    expect(d.notes.join(' ')).toContain('batch 8 was staged');
+    expect(d.notes.join(' ')).toContain('batch 9 was planned');
+    expect(() => decide({ view: view(stagedBatch, { flight: [stagedBatch, second] }), earliest: { 'clicks/0': 55 } })).toThrow(DataLossError);
+    const changed = () => decide({ view: view(stagedBatch, { flight: [stagedBatch, second] }), fingerprint: 'sha256:new' });
+    expect(changed).toThrow('Batches 8 and 9 are in flight (8 staged, ranges clicks/0 [40, 50), clicks/1 [25, 25); 9 planned, ranges clicks/0 [50, 60), clicks/1 [25, 30))');
   });
 
   it('a batch staged without outputs (stageOutputs: false) is re-run from its ranges', () => {

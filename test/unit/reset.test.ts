@@ -13,7 +13,7 @@ const meta: CheckpointMeta = {
 const inFlight: BatchRecord = {
   id: 8, state: 'staged', ranges: [{ topic: 'clicks', partition: 0, from: 40, until: 50 }], fingerprint: 'sha256:a', plannedAt: 1, stagedChunks: { files: 1 },
 };
-const view = (over: Partial<CheckpointView> = {}): CheckpointView => ({ meta, positions: { 'clicks/0': 40, 'clicks/1': 25 }, lastCommitted: 7, inFlight: undefined, ...over });
+const view = (over: Partial<CheckpointView> = {}): CheckpointView => ({ meta, positions: { 'clicks/0': 40, 'clicks/1': 25 }, lastCommitted: 7, inFlight: undefined, flight: over.inFlight ? [over.inFlight] : [], ...over });
 const reset = (over: Partial<ResetInput>) => decideReset({
   dir: DIR, view: view(), format: 1, discardInFlight: false, requested: {}, to: 'file o.json', now: 5000, ...over,
 });
@@ -27,7 +27,7 @@ describe('decideReset', () => {
       { partition: 'clicks/1', before: 25, after: 25 },
       { partition: 'clicks/2', before: undefined, after: 3 },
     ]);
-    expect(d).toMatchObject({ changed: true, discard: undefined, lastCommitted: 7 });
+    expect(d).toMatchObject({ changed: true, discard: [], lastCommitted: 7 });
     // Only the partitions that moved are recorded: with many partitions the rest would make each entry huge.
     expect(d.meta).toEqual({ ...meta, resets: [{ at: 5000, to: 'file o.json', before: { 'clicks/0': 40 }, after: { 'clicks/0': 10, 'clicks/2': 3 } }] });
   });
@@ -77,7 +77,7 @@ describe('decideReset', () => {
     expect(refused).toThrow('Batch 8 is in flight (staged, ranges clicks/0 [40, 50))');
     expect(refused).toThrow('--discard-in-flight');
     const d = reset({ view: view({ inFlight }), requested: {}, discardInFlight: true });
-    expect(d).toMatchObject({ changed: true, discard: inFlight });
+    expect(d).toMatchObject({ changed: true, discard: [inFlight] });
     expect(d.meta.resets[0]).toMatchObject({ discarded: 8 });
   });
 

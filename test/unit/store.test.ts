@@ -49,7 +49,7 @@ describe('CheckpointStore transitions over LevelDB', () => {
   it('an empty checkpoint loads as nothing committed, nothing in flight', async () => {
     const store = await openCheckpoint(fresh());
     try {
-      expect(await store.load()).toEqual({ meta: undefined, positions: {}, lastCommitted: 0, inFlight: undefined });
+      expect(await store.load()).toEqual({ meta: undefined, positions: {}, lastCommitted: 0, inFlight: undefined, flight: [] });
     } finally {
       await store.close();
     }
