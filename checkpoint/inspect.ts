@@ -41,6 +41,8 @@ export interface InspectReport {
   readonly positions: OffsetMap | null;
   readonly lastCommitted: number | null;
   readonly inFlight: InFlightReport | null;
+  /** The batches in flight after `inFlight` (pipelined, batch.maxInFlight > 1), in id order. */
+  readonly alsoInFlight: readonly InFlightReport[];
   /** Committed batches, newest first (as many as `last` asks and retention kept). */
   readonly recentBatches: readonly BatchRecord[];
   /** The newest RETAIN_HISTORY lost ranges. */
@@ -93,7 +95,7 @@ export async function inspectCheckpoint(dir: string, last = 10): Promise<Inspect
   const damaged: Damage[] = [];
   const base = {
     checkpoint: dir, ok: true, damaged: [] as Damage[], empty: false, format: null, formatSupported: null, job: null, source: null, sinks: null, createdAt: null,
-    fingerprint: null, fingerprints: [], resets: [], resetsPruned: 0, lock, positions: null, lastCommitted: null, inFlight: null,
+    fingerprint: null, fingerprints: [], resets: [], resetsPruned: 0, lock, positions: null, lastCommitted: null, inFlight: null, alsoInFlight: [],
     recentBatches: [], lost: [], lostPruned: 0, ownership: null, sizeOnDisk: await sizeOnDisk(dir),
   };
   if (lostDatabase && !existsSync(dbDir)) return { ...base, ok: false, damaged: [{ part: 'leveldb', detail: lostDatabase.detail }] };
@@ -133,6 +135,7 @@ export async function inspectCheckpoint(dir: string, last = 10): Promise<Inspect
       positions: view?.positions ?? null,
       lastCommitted: view?.lastCommitted ?? null,
       inFlight,
+      alsoInFlight: (view?.flight ?? []).slice(1).map((b) => ({ ...b, staged: b.stagedChunks ? b.outputsOut ?? null : null })),
       recentBatches: batches.filter((b) => b.state === 'committed').slice(0, last),
       lost,
       lostPruned,

@@ -113,6 +113,7 @@ export class Engine<T> extends EngineBase<T> {
           continue;
         }
         const batch = await this.planBatch(bounds);
+        if (batch && failure) break; // the batch before failed while this one was planned: it stays PLANNED
         if (batch) {
           planned++;
           const prepared = await this.prepare(batch);

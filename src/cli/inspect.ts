@@ -61,10 +61,8 @@ export function formatReport(r: InspectReport): string {
   const positions = Object.entries(r.positions ?? {});
   if (positions.length === 0) out.push('  none yet');
   for (const [p, o] of positions) out.push(`  ${p.padEnd(24)} ${o}`);
-  const b = r.inFlight;
-  if (!b) {
-    out.push('in flight: nothing');
-  } else {
+  if (!r.inFlight) out.push('in flight: nothing');
+  for (const b of r.inFlight ? [r.inFlight, ...r.alsoInFlight] : []) {
     out.push(`in flight: batch ${b.id}, ${b.state} (planned ${iso(b.plannedAt)}${b.stagedAt ? `, staged ${iso(b.stagedAt)}` : ''}), fingerprint ${b.fingerprint}`);
     out.push(`  ranges   ${describeRanges(b.ranges)}`);
     if (b.state === 'staged') {

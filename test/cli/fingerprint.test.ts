@@ -13,7 +13,8 @@ let n = 0;
 /** Two versions of one job (outputs `v1:p:o` or `v2:p:o`), sharing a directory and a checkpoint. */
 function versions(extra = ''): { dir: string; cp: string; v1: string; v2: string } {
   const dir = join(root, `t${++n}`);
-  const job = (v: string): string => generatorJob(dir, { partitions: 2, size: 40, maxRecordsPerPartition: 10, output: `\`${v}:\${r.partition}:\${r.offset}\``, extra });
+  // One batch in flight: a crash point then leaves exactly one batch in flight, the one these tests name.
+  const job = (v: string): string => generatorJob(dir, { partitions: 2, size: 40, maxRecordsPerPartition: 10, maxInFlight: 1, output: `\`${v}:\${r.partition}:\${r.offset}\``, extra });
   return { dir, cp: join(dir, 'cp'), v1: write(join(dir, 'v1', 'job.ts'), job('v1')), v2: write(join(dir, 'v2', 'job.ts'), job('v2')) };
 }
 

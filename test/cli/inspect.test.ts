@@ -24,7 +24,8 @@ function files(dir: string): Record<string, string> {
 
 describe('tidemark inspect', () => {
   it('shows a batch in flight with its staged output counts, the history, and the last N batches', async () => {
-    const { job, cp } = setup({ partitions: 2, size: 100, maxRecordsPerPartition: 10 });
+    // maxInFlight 1: the crash at batch 4's STAGE leaves batches 1–3 committed and batch 4 alone in flight.
+    const { job, cp } = setup({ partitions: 2, size: 100, maxRecordsPerPartition: 10, maxInFlight: 1 });
     const crashed = await tidemark(['run', job, '--checkpoint', cp, '--log-level', 'warn'], { env: { TIDEMARK_CRASH_AT: 'staged:4' } });
     expect(crashed.signal).toBe('SIGKILL');
 

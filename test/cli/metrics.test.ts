@@ -128,7 +128,8 @@ describe('tidemark run --metrics-port', () => {
 
   it('counts a batch recovered at start (port from TIDEMARK_METRICS_PORT)', async () => {
     const dir = join(root, 'b');
-    const job = write(join(dir, 'job.ts'), generatorJob(dir, { partitions: 1, size: 30, maxRecordsPerPartition: 10 }));
+    // maxInFlight 1: the crash leaves exactly one batch in flight to recover.
+    const job = write(join(dir, 'job.ts'), generatorJob(dir, { partitions: 1, size: 30, maxRecordsPerPartition: 10, maxInFlight: 1 }));
     const cp = join(dir, 'cp');
     expect((await tidemark(['run', job, '--checkpoint', cp, '--log-level', 'warn'], { env: { TIDEMARK_CRASH_AT: 'staged:2' } })).signal).toBe('SIGKILL');
     const daemon = start(['run', job, '--checkpoint', cp], { env: { TIDEMARK_METRICS_PORT: '0' } });

@@ -183,7 +183,8 @@ describe('tidemark run', () => {
     });
 
     it('a second signal exits at once with 130; the batch in flight is recovered on restart', async () => {
-      const { dir, job, cp } = setup({ partitions: 1, size: 30, maxRecordsPerPartition: 10, gateFrom: 2 });
+      // maxInFlight 1: batch 1 is committed when batch 2 enters the transform (pipelined, it may still be delivered).
+      const { dir, job, cp } = setup({ partitions: 1, size: 30, maxRecordsPerPartition: 10, gateFrom: 2, maxInFlight: 1 });
       const daemon = start(['run', job, '--checkpoint', cp]);
       await daemon.waitFor(() => existsSync(join(dir, 'entered-2')), 'batch 2 reaches the transform');
       daemon.kill('SIGINT');

@@ -140,6 +140,8 @@ export interface GeneratorJobOptions {
   /** The log start of every partition (offsets below it are "deleted by retention"). */
   readonly earliest?: number;
   readonly maxRecordsPerPartition?: number;
+  /** batch.maxInFlight (default 2): 1 makes a crash point name one batch's state, not a race of two. */
+  readonly maxInFlight?: number;
   /** The output of one record, a JS expression over `r` (a SourceRecord); change it to change the code's fingerprint. */
   readonly output?: string;
   /** Extra fields of the job definition, as TypeScript source. */
@@ -175,7 +177,7 @@ export default defineJob({
     }` : 'void batchId;'}
     return records.map((r) => ${o.output ?? '`${r.partition}:${r.offset}`'});
   },
-  batch: { maxRecordsPerPartition: ${o.maxRecordsPerPartition ?? 30}, pollIntervalMs: 20 },
+  batch: { maxRecordsPerPartition: ${o.maxRecordsPerPartition ?? 30}, pollIntervalMs: 20${o.maxInFlight !== undefined ? `, maxInFlight: ${o.maxInFlight}` : ''} },
   ${o.extra ?? ''}
 });
 `;

@@ -81,6 +81,15 @@ describe('decideReset', () => {
     expect(d.meta.resets[0]).toMatchObject({ discarded: 8 });
   });
 
+  it('with two batches in flight (pipelined): names both, and dropping drops both, the last id recorded', () => {
+    const next: BatchRecord = { ...inFlight, id: 9, state: 'planned', ranges: [{ topic: 'clicks', partition: 0, from: 50, until: 60 }] };
+    const both = view({ inFlight, flight: [inFlight, next] });
+    expect(() => reset({ view: both, requested: { 'clicks/0': 90 } })).toThrow('Batches 8 and 9 are in flight (8 staged, ranges clicks/0 [40, 50); 9 planned, ranges clicks/0 [50, 60)): a reset under them would be undone when they commit.');
+    const d = reset({ view: both, requested: {}, discardInFlight: true });
+    expect(d.discard).toEqual([inFlight, next]);
+    expect(d.meta.resets[0]).toMatchObject({ discarded: 9 });
+  });
+
   it("uses recovery's identity check: another job's checkpoint, a newer format", () => {
     const other = { name: 'views', sourceId: 'embedded:clicks' };
     // The same check, the same message as at start.

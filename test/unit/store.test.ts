@@ -280,6 +280,34 @@ describe('CheckpointStore transitions over LevelDB', () => {
   });
 });
 
+describe('two batches in flight (pipelined)', () => {
+  it('load() returns both in id order; inspect shows both, the first as inFlight', async () => {
+    const dir = fresh();
+    const store = await openCheckpoint(dir);
+    try {
+      await store.writeMeta(meta);
+      const positions = await runBatch(store, 1, [range(0, 0, 5)], ['a']);
+      const b2 = planned(2, [range(0, 5, 8)]);
+      await store.planBatch(b2);
+      await store.stageBatch(b2, { out: ['b', 'c', 'd'] });
+      await store.planBatch(planned(3, [range(0, 8, 9)]));
+      const view = await store.load();
+      expect(view.positions).toEqual(positions);
+      expect(view.flight.map((b) => [b.id, b.state])).toEqual([[2, 'staged'], [3, 'planned']]);
+      expect(view.inFlight).toBe(view.flight[0]);
+    } finally {
+      await store.close();
+    }
+    const report = await inspectCheckpoint(dir);
+    expect(report.inFlight).toMatchObject({ id: 2, state: 'staged' });
+    expect(report.alsoInFlight.map((b) => [b.id, b.state])).toEqual([[3, 'planned']]);
+    const text = formatReport(report);
+    expect(text).toContain('in flight: batch 2, staged');
+    expect(text).toContain('in flight: batch 3, planned');
+    expect(text).toContain('t/0 [8, 9)');
+  });
+});
+
 /** The id of the oldest batch whose lost records are among the newest RETAIN_HISTORY. */
 function oldestKept(counts: readonly number[]): number {
   let room = RETAIN_HISTORY;
