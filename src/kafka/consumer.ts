@@ -23,7 +23,8 @@ export interface ConsumerTuning {
 }
 
 const ASSIGNER = 'TidemarkEveryPartition';
-const RECORD_OVERHEAD = 96;
+/** What a buffered record counts for against the memory bound besides its key and value (its objects). */
+export const RECORD_OVERHEAD = 96;
 
 /** Gives every member all partitions of the topics it subscribed to. */
 function everyPartitionAssigner(onCluster: (cluster: object) => void): PartitionAssigner {
@@ -98,11 +99,6 @@ function headerValues(headers: KafkaMessage['headers']): SourceRecord['headers']
     (out ??= {})[k] = Array.isArray(v) ? v[v.length - 1] : v; // a repeated header: the last value, as Kafka's lastHeader()
   }
   return out;
-}
-
-/** The bytes a buffered record counts for against the memory bound. */
-export function recordBytes(r: SourceRecord): number {
-  return (r.key?.length ?? 0) + (r.value?.length ?? 0) + RECORD_OVERHEAD;
 }
 
 /**
