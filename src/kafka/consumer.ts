@@ -6,6 +6,7 @@ import type { SourceRecord } from '../contracts';
 import { toOffset } from './errors';
 import type { FetchedBatch } from './fetch-hook';
 import type { ConsumerAction, FetchedAnswer } from './partition-buffer';
+import { installLongHook } from './long-hook';
 import { installVarLongHook } from './varlong-hook';
 
 export interface ConsumerTuning {
@@ -57,6 +58,7 @@ function everyPartitionAssigner(onCluster: (cluster: object) => void): Partition
 /** The reader's consumer: the only member of `group`, assigned every partition of what it subscribes to. */
 export function createConsumer(kafka: Kafka, group: string, tuning: ConsumerTuning, readUncommitted: boolean, onCluster: (cluster: object) => void): Consumer {
   installVarLongHook();
+  installLongHook();
   const sessionTimeout = tuning.sessionTimeout ?? 10_000;
   return kafka.consumer({
     groupId: group,
