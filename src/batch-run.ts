@@ -8,12 +8,13 @@ import type { BatchRecord, OffsetMap, Range } from '../checkpoint/model';
 import type { CheckpointStore } from '../checkpoint/store';
 import { hasStagedOutputs } from '../recovery/decide';
 import { PhaseTimer } from './batch-stats';
-import type { PartitionOwner, Source, SourceRecord } from './contracts';
+import type { PartitionOwner, Source, SourceChunk, SourceRecord } from './contracts';
 import type { CrashPoint } from './crash-seam';
 import { deliverBatch, streamsOf, type Delivered, type Streams } from './delivery';
 import type { Job } from './job';
 import type { Logger } from './log';
 import { advancePositions } from './planner';
+import { chunkBytes } from './sources/chunk';
 import { runTransform, setAsideUnstageable, type TransformResult } from './transform';
 
 export interface BatchRunContext<T> {
@@ -54,17 +55,19 @@ export class RecordSizes {
   }
 }
 
-/** Reads the ranges; `bytes` counts keys and values. */
+/** Reads the ranges; `bytes` counts keys and values, as the source's chunks carry them. */
 export async function readRanges(source: Source, ranges: readonly Range[], sizes: RecordSizes): Promise<{ records: SourceRecord[]; bytes: number }> {
-  const records: SourceRecord[] = [];
+  const chunks: SourceChunk[] = [];
   let bytes = 0;
   const controller = new AbortController();
   for await (const chunk of source.read(ranges, controller.signal)) {
-    for (const r of chunk) {
-      records.push(r);
-      bytes += (r.value?.length ?? 0) + (r.key?.length ?? 0);
-    }
+    chunks.push(chunk);
+    bytes += chunkBytes(chunk);
   }
+  // concat copies the chunks' records several times faster than a push per record; 4,096
+  // chunks per call stay far below the limit on a call's arguments.
+  let records: SourceRecord[] = [];
+  for (let i = 0; i < chunks.length; i += 4096) records = records.concat(...chunks.slice(i, i + 4096));
   sizes.measure(records.length, bytes);
   return { records, bytes };
 }

@@ -14,6 +14,16 @@ export interface SourceRecord {
   readonly headers?: Readonly<Record<string, string | Buffer | undefined>>;
 }
 
+/**
+ * What `Source.read` yields: records of the ranges, in offset order. `bytes`, the sum of their
+ * keys' and values' lengths, is set by a source that counts them as it makes the records (every
+ * built-in one), so the engine does not count each record again; a plain array works as well
+ * (the engine then counts it).
+ */
+export interface SourceChunk extends Array<SourceRecord> {
+  bytes?: number;
+}
+
 export interface Source {
   /** Stable; stored in the checkpoint so a checkpoint is never used with another source. */
   readonly id: string;
@@ -23,7 +33,7 @@ export interface Source {
   /** Where a partition the checkpoint has never seen starts (the source's `startingOffsets`). */
   startingOffsets(parts: readonly PartitionRef[]): Promise<OffsetMap>;
   /** Reads exactly the given ranges; a range ends when the position reaches `until`. */
-  read(ranges: readonly Range[], signal: AbortSignal): AsyncIterable<SourceRecord[]>;
+  read(ranges: readonly Range[], signal: AbortSignal): AsyncIterable<SourceChunk>;
   /**
    * Resolves when records may have arrived past what was last read (or after `timeoutMs`, or
    * on abort), so an idle daemon plans again at once instead of at its next poll. Optional:

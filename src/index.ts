@@ -5,7 +5,7 @@
 export * from '../checkpoint/errors';
 export * from '../recovery/errors';
 export * from './errors';
-export type { BatchContext, DeadLetter, OffsetMap, PartitionOwner, PartitionRef, Range, RejectedOutput, ReportedPositions, Sink, SinkBatch, Source, SourceRecord } from './contracts';
+export type { BatchContext, DeadLetter, OffsetMap, PartitionOwner, PartitionRef, Range, RejectedOutput, ReportedPositions, Sink, SinkBatch, Source, SourceChunk, SourceRecord } from './contracts';
 export { defineJob, type Job, type JobDefinition, type BatchOptions } from './job';
 export { Engine, type BatchStats, type EngineOptions, type EngineStatus, type RunOptions, type RunSummary } from './engine';
 export { GroupEngine, type GroupStatus } from './group/engine';

@@ -6,6 +6,7 @@ import type { SourceRecord } from '../contracts';
 import { toOffset } from './errors';
 import type { FetchedBatch } from './fetch-hook';
 import type { ConsumerAction, FetchedAnswer } from './partition-buffer';
+import { installLongHook } from './long-hook';
 import { installVarLongHook } from './varlong-hook';
 
 export interface ConsumerTuning {
@@ -23,7 +24,8 @@ export interface ConsumerTuning {
 }
 
 const ASSIGNER = 'TidemarkEveryPartition';
-const RECORD_OVERHEAD = 96;
+/** What a buffered record counts for against the memory bound besides its key and value (its objects). */
+export const RECORD_OVERHEAD = 96;
 
 /** Gives every member all partitions of the topics it subscribed to. */
 function everyPartitionAssigner(onCluster: (cluster: object) => void): PartitionAssigner {
@@ -56,6 +58,7 @@ function everyPartitionAssigner(onCluster: (cluster: object) => void): Partition
 /** The reader's consumer: the only member of `group`, assigned every partition of what it subscribes to. */
 export function createConsumer(kafka: Kafka, group: string, tuning: ConsumerTuning, readUncommitted: boolean, onCluster: (cluster: object) => void): Consumer {
   installVarLongHook();
+  installLongHook();
   const sessionTimeout = tuning.sessionTimeout ?? 10_000;
   return kafka.consumer({
     groupId: group,
@@ -98,11 +101,6 @@ function headerValues(headers: KafkaMessage['headers']): SourceRecord['headers']
     (out ??= {})[k] = Array.isArray(v) ? v[v.length - 1] : v; // a repeated header: the last value, as Kafka's lastHeader()
   }
   return out;
-}
-
-/** The bytes a buffered record counts for against the memory bound. */
-export function recordBytes(r: SourceRecord): number {
-  return (r.key?.length ?? 0) + (r.value?.length ?? 0) + RECORD_OVERHEAD;
 }
 
 /**

@@ -30,7 +30,7 @@ declare module 'kafkajs/src/broker' {
   export = Broker;
 }
 
-// kafkajs's protocol decoder and its Long (varlong-hook.ts replaces Decoder#readVarLong).
+// kafkajs's protocol decoder and its Long (varlong-hook.ts replaces Decoder#readVarLong, long-hook.ts Long.fromString and Long#add).
 declare module 'kafkajs/src/protocol/decoder' {
   class Decoder {
     constructor(buffer: Buffer);
@@ -42,6 +42,8 @@ declare module 'kafkajs/src/protocol/decoder' {
 declare module 'kafkajs/src/utils/long' {
   class Long {
     static fromNumber(value: number): Long;
+    static fromValue(value: string | number | bigint): Long;
+    add(addend: Long | number | string): Long;
     toString(): string;
   }
   export = Long;

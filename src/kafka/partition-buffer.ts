@@ -15,6 +15,9 @@ export type ConsumerAction =
   | { readonly kind: 'seek'; readonly topic: string; readonly partition: number; readonly offset: number }
   | { readonly kind: 'pause' | 'resume'; readonly topic: string; readonly partition: number };
 
+/** Records taken from a partition's buffer, with their bytes as `sizeOf` counts them. */
+export type TakenRecords<R> = R[] & { bytes: number };
+
 /** One fetch answer for a partition, as the fetch hook saw it. */
 export interface FetchedAnswer<R> {
   readonly topic: string;
@@ -93,7 +96,11 @@ export class PartitionBuffers<R extends { readonly offset: number }> {
   bufferedBytes = 0;
   readonly counters: BufferCounters = { seeks: 0, recordsFetched: 0, recordsFromBuffer: 0, recordsReadAhead: 0, memoryPauses: 0, peakBufferedBytes: 0, reseeks: 0 };
 
-  constructor(private readonly limits: BufferLimits, private readonly sizeOf: (record: R) => number) {}
+  /**
+   * `sizeOf` is a record's bytes (what `take` adds up); `overhead` what a buffered record costs
+   * the memory bound besides them.
+   */
+  constructor(private readonly limits: BufferLimits, private readonly sizeOf: (record: R) => number, private readonly overhead = 0) {}
 
   get(key: string): Readonly<PartitionState<R>> | undefined {
     return this.parts.get(key);
@@ -151,7 +158,7 @@ export class PartitionBuffers<R extends { readonly offset: number }> {
     if (st && st.lo <= r.from && r.from <= st.position) {
       // Continue where the buffer is (steady state: r.from === st.lo, no seek).
       while (st.next < st.records.length && st.records[st.next]!.offset < r.from) {
-        const b = this.sizeOf(st.records[st.next++]!);
+        const b = this.footprint(st.records[st.next++]!);
         st.bytes -= b;
         this.bufferedBytes -= b;
         if (st.carried > 0) st.carried--;
@@ -191,29 +198,35 @@ export class PartitionBuffers<R extends { readonly offset: number }> {
     return this.mustGet(r).position >= r.until;
   }
 
-  /** Takes the buffered records of `r`'s partition below `r.until`, in order. */
-  take(r: Range): R[] {
+  /** Takes the buffered records of `r`'s partition below `r.until`, in order, with their bytes. */
+  take(r: Range): TakenRecords<R> {
     const st = this.mustGet(r);
     let end = st.next;
     while (end < st.records.length && st.records[end]!.offset < r.until) end++;
-    if (end === st.next) return [];
-    const out = st.records.slice(st.next, end);
+    if (end === st.next) return Object.assign([], { bytes: 0 });
+    // All of the buffer (the steady state: the read keeps up with the fetches) is handed over, not copied.
+    const whole = st.next === 0 && end === st.records.length;
+    const out = whole ? st.records : st.records.slice(st.next, end);
     let bytes = 0;
     for (const rec of out) bytes += this.sizeOf(rec);
-    st.bytes -= bytes;
-    this.bufferedBytes -= bytes;
+    const footprint = bytes + this.overhead * out.length;
+    st.bytes -= footprint;
+    this.bufferedBytes -= footprint;
     const fromBuffer = Math.min(st.carried, out.length);
     st.carried -= fromBuffer;
     this.counters.recordsFromBuffer += fromBuffer;
     st.next = end;
     st.lo = out[out.length - 1]!.offset + 1; // taken: a read of the same range again must not find them gone
-    if (st.next > 1024 && st.next * 2 > st.records.length) {
+    if (whole) {
+      st.records = [];
+      st.next = 0;
+    } else if (st.next > 1024 && st.next * 2 > st.records.length) {
       st.records = st.records.slice(st.next);
       st.next = 0;
     }
     this.resumeAfterMemory();
     this.steerReadAhead();
-    return out;
+    return Object.assign(out, { bytes });
   }
 
   /** `r` was read to its end: what is beyond `until` stays for the next batch. */
@@ -262,7 +275,7 @@ export class PartitionBuffers<R extends { readonly offset: number }> {
     for (const record of answer.records) {
       if (record.offset < st.position) continue;
       st.records.push(record);
-      const bytes = this.sizeOf(record);
+      const bytes = this.footprint(record);
       st.bytes += bytes;
       this.bufferedBytes += bytes;
       this.counters.recordsFetched++;
@@ -363,7 +376,7 @@ export class PartitionBuffers<R extends { readonly offset: number }> {
     const first = st.records[keep];
     if (!first) return;
     let bytes = 0;
-    for (let i = keep; i < st.records.length; i++) bytes += this.sizeOf(st.records[i]!);
+    for (let i = keep; i < st.records.length; i++) bytes += this.footprint(st.records[i]!);
     this.bufferedBytes -= bytes;
     st.bytes -= bytes;
     st.records = st.records.slice(st.next, keep);
@@ -381,6 +394,11 @@ export class PartitionBuffers<R extends { readonly offset: number }> {
       st.memoryPaused = false;
       if (this.wantsData(st)) this.resume(st);
     }
+  }
+
+  /** What a buffered record counts for against the memory bound. */
+  private footprint(record: R): number {
+    return this.sizeOf(record) + this.overhead;
   }
 
   private mustGet(r: Range): PartitionState<R> {

@@ -8,10 +8,11 @@ import type { Cluster, Consumer, Kafka } from 'kafkajs';
 import { DataLossError } from '../../recovery/errors';
 import { SourceUnreachableError, SourceWentBackwardsError } from '../errors';
 import { partitionKey, type Range } from '../../checkpoint/model';
-import type { SourceRecord } from '../contracts';
+import type { SourceChunk, SourceRecord } from '../contracts';
 import type { Logger } from '../log';
 import type { KafkaAdmin } from './admin';
-import { applyActions, createConsumer, recordBytes, toAnswer, type ConsumerTuning } from './consumer';
+import { recordBytes } from '../sources/chunk';
+import { applyActions, createConsumer, RECORD_OVERHEAD, toAnswer, type ConsumerTuning } from './consumer';
 import { isTransient, isUnknownTopic, rootMessage } from './errors';
 import { checkBatchShape, onFetchedBatches, type FetchedBatch } from './fetch-hook';
 import { Latch } from './latch';
@@ -75,7 +76,7 @@ export class KafkaReader {
 
   constructor(private readonly o: ReaderOptions) {
     this.group = `${o.groupId}.reader.${process.pid}.${Date.now().toString(36)}`;
-    this.buffers = new PartitionBuffers({ maxBufferedBytes: o.maxBufferedBytes, readAheadBytes: o.readAheadBytes }, recordBytes);
+    this.buffers = new PartitionBuffers({ maxBufferedBytes: o.maxBufferedBytes, readAheadBytes: o.readAheadBytes }, recordBytes, RECORD_OVERHEAD);
   }
 
   stats(): KafkaReadStats {
@@ -209,8 +210,8 @@ export class KafkaReader {
 
   // ------------------------------------------------------------------ reading
 
-  /** Reads exactly the ranges, yielding each range's records in offset order, range after range. */
-  async *read(ranges: readonly Range[], signal?: AbortSignal): AsyncGenerator<SourceRecord[]> {
+  /** Reads exactly the ranges, yielding each range's records in offset order, range after range, with their bytes. */
+  async *read(ranges: readonly Range[], signal?: AbortSignal): AsyncGenerator<SourceChunk> {
     // Empty ranges (a new partition's first batch records where it starts) are activated
     // too: the consumer starts and reads ahead from there, so the first records to arrive
     // wake an idle engine (waitForData) and are already fetched when their batch reads them.

@@ -20,11 +20,14 @@ import * as lockfile from 'proper-lockfile';
 import { BadConfigError } from '../../checkpoint/errors';
 import { LogWriteError } from '../errors';
 import { isWholeNumber, partitionKey } from '../../checkpoint/model';
-import type { OffsetMap, PartitionRef, Range, Source, SourceRecord } from '../contracts';
+import type { OffsetMap, PartitionRef, Range, Source, SourceChunk, SourceRecord } from '../contracts';
+import { sourceChunk } from './chunk';
 import { writeAll, writeFileAtomic, writevAll } from '../../checkpoint/fs-atomic';
 
 const NULL_LEN = 0xffffffff;
 const ENTRY = 8;
+/** A record's bytes in <p>.log besides its key and value: the two lengths and the timestamp. */
+const FRAME_BYTES = 4 + 4 + 8;
 
 /**
  * How long `heads()` may trust an unchanged head token before it looks at every partition
@@ -168,7 +171,7 @@ export class EmbeddedLog {
       const partition = r.partition ?? (key ? hashKey(key) % this.partitions : this.roundRobin++ % this.partitions);
       this.checkPartition(partition);
       const value = toBuffer(r.value);
-      const buf = Buffer.allocUnsafe(4 + (key?.length ?? 0) + 4 + (value?.length ?? 0) + 8);
+      const buf = Buffer.allocUnsafe(FRAME_BYTES + (key?.length ?? 0) + (value?.length ?? 0));
       let at = buf.writeUInt32LE(key ? key.length : NULL_LEN, 0);
       if (key) at += key.copy(buf, at);
       at = buf.writeUInt32LE(value ? value.length : NULL_LEN, at);
@@ -238,7 +241,7 @@ export class EmbeddedLog {
   }
 
   /** Reads `[from, until)` of a partition in chunks of at most `chunk` records. */
-  async *read(partition: number, from: number, until: number, chunk = 10_000): AsyncIterable<SourceRecord[]> {
+  async *read(partition: number, from: number, until: number, chunk = 10_000): AsyncIterable<SourceChunk> {
     this.checkPartition(partition);
     if (from >= until) return;
     const [start, end] = [await this.start(partition), await this.end(partition)];
@@ -271,7 +274,7 @@ export class EmbeddedLog {
           at += 8;
           records.push({ topic: this.topic, partition, offset, key, value, timestamp });
         }
-        yield records;
+        yield sourceChunk(records, bytes.length - (last - o) * FRAME_BYTES); // keys and values: the span less each record's frame
       }
     } finally {
       await Promise.all([log.close(), idx.close()]);

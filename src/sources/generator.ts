@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import type { OffsetMap, PartitionRef, Range, Source, SourceRecord } from '../contracts';
 import { partitionKey } from '../../checkpoint/model';
+import { recordBytes, sourceChunk } from './chunk';
 
 export interface GeneratorOptions {
   readonly topic?: string;
@@ -49,8 +50,13 @@ export function generatorSource(options: GeneratorOptions): Source & { record(pa
         }
         for (let o = r.from; o < r.until; o += chunkSize) {
           const chunk: SourceRecord[] = [];
-          for (let i = o; i < Math.min(r.until, o + chunkSize); i++) chunk.push(record(r.partition, i));
-          yield chunk;
+          let bytes = 0;
+          for (let i = o; i < Math.min(r.until, o + chunkSize); i++) {
+            const rec = record(r.partition, i);
+            chunk.push(rec);
+            bytes += recordBytes(rec);
+          }
+          yield sourceChunk(chunk, bytes);
         }
       }
     },

@@ -14,7 +14,7 @@
 import { Kafka, logLevel as KafkaLogLevel, type KafkaConfig, type LogEntry } from 'kafkajs';
 import { BadConfigError } from '../../checkpoint/errors';
 import { isWholeNumber, parsePartitionKey, partitionKey } from '../../checkpoint/model';
-import type { OffsetMap, PartitionRef, Range, Source, SourceRecord } from '../contracts';
+import type { OffsetMap, PartitionRef, Range, Source, SourceChunk } from '../contracts';
 import { SourceUnreachableError } from '../errors';
 import { KafkaAdmin, type ReconnectBudget } from '../kafka/admin';
 import { registerKafkaCodecs } from '../kafka/codecs';
@@ -328,7 +328,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     offsets,
     startingOffsets,
     offsetsForTimestamp,
-    read(ranges: readonly Range[], signal: AbortSignal): AsyncIterable<SourceRecord[]> {
+    read(ranges: readonly Range[], signal: AbortSignal): AsyncIterable<SourceChunk> {
       return reader.read(ranges, signal);
     },
     waitForData: (timeoutMs: number, signal: AbortSignal) => reader.waitForData(timeoutMs, signal),

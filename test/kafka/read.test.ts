@@ -81,6 +81,26 @@ describe('kafkaSource: a 4-partition topic read in batches', () => {
     expect(more.records.flat().map((r) => r.value!.toString()).sort()).toEqual([0, 1, 2, 3].map((p) => value(p, perPartition)));
   });
 
+  it('hands over chunks that carry their keys\' and values\' bytes (null keys, tombstones, empty values), from fetches and from the buffer', async () => {
+    const topic = uniqueTopic('chunk-bytes');
+    await createTopic(topic, 1);
+    await produce(topic, Array.from({ length: 300 }, (_, i) => ({ partition: 0, key: i % 4 === 0 ? null : `k${i}`, value: i % 5 === 0 ? null : i % 7 === 0 ? '' : `välue ${i}` })));
+    const source = kafkaSource({ brokers: brokers(), topics: [topic], groupId: `${topic}-job` });
+    try {
+      let records = 0;
+      for (const r of [{ from: 0, until: 120 }, { from: 120, until: 300 }]) {
+        for await (const chunk of source.read([{ topic, partition: 0, ...r }], new AbortController().signal)) {
+          records += chunk.length;
+          expect(chunk.bytes).toBe(chunk.reduce((n, x) => n + (x.key?.length ?? 0) + (x.value?.length ?? 0), 0));
+        }
+      }
+      expect(records).toBe(300);
+      expect(source.stats().recordsFromBuffer).toBeGreaterThan(0); // the second read took records fetched during the first
+    } finally {
+      await source.close();
+    }
+  });
+
   it('reads ahead while a batch is delivered (and not with readAheadBytes: 0), every record still exactly once', async () => {
     const topic = uniqueTopic('readahead');
     await createTopic(topic, 2);

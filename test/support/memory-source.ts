@@ -1,6 +1,7 @@
 // An in-memory partitioned log for model tests: append, grow partitions, trim.
-import type { OffsetMap, PartitionRef, Range, ReportedPositions, Source, SourceRecord } from 'tidemark';
+import type { OffsetMap, PartitionRef, Range, ReportedPositions, Source, SourceChunk, SourceRecord } from 'tidemark';
 import { partitionKey } from '../../checkpoint/model';
+import { chunkBytes, sourceChunk } from '../../src/sources/chunk';
 
 export class MemoryLog implements Source {
   readonly id: string;
@@ -50,10 +51,11 @@ export class MemoryLog implements Source {
     return this.offsets(parts, 'earliest');
   }
 
-  async *read(ranges: readonly Range[]): AsyncIterable<SourceRecord[]> {
+  async *read(ranges: readonly Range[]): AsyncIterable<SourceChunk> {
     for (const r of ranges) {
       if (r.from < this.starts[r.partition]! || r.until > this.end(r.partition)) throw new Error(`no offsets [${r.from}, ${r.until}) in ${r.partition}`);
-      yield this.data[r.partition]!.slice(r.from, r.until);
+      const records = this.data[r.partition]!.slice(r.from, r.until);
+      yield sourceChunk(records, chunkBytes(records));
     }
   }
 

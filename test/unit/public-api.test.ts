@@ -29,7 +29,7 @@ const ROOT_VALUES = [
 const ROOT_TYPES = [
   ...ERROR_TYPES,
   // contracts
-  'BatchContext', 'DeadLetter', 'OffsetMap', 'PartitionOwner', 'PartitionRef', 'Range', 'RejectedOutput', 'ReportedPositions', 'Sink', 'SinkBatch', 'Source', 'SourceRecord',
+  'BatchContext', 'DeadLetter', 'OffsetMap', 'PartitionOwner', 'PartitionRef', 'Range', 'RejectedOutput', 'ReportedPositions', 'Sink', 'SinkBatch', 'Source', 'SourceChunk', 'SourceRecord',
   // job and engine
   'BatchOptions', 'BatchStats', 'EngineOptions', 'EngineStatus', 'GroupStatus', 'Job', 'JobDefinition', 'LogLevel', 'Logger', 'RunOptions', 'RunSummary',
   // sources and sinks
