@@ -13,6 +13,7 @@
 //   --latency                               W3: per record, sink-visible time − record timestamp
 //   --checkpoint DIR --out DIR              (defaults: a temp dir, removed at the end)
 //   --max-per-partition N --max-wait-ms N   batch limits (default 100000, 0)
+//   --max-in-flight N                       batch.maxInFlight (default: the job's default, 2)
 //   --daemon                                run until killed (recovery test); never prints a summary
 //   --secure                                the tidemark rows connect as the secured broker's super user (SASL_SSL,
 //                                           SCRAM-SHA-512, its CA): the KAFKA_SECURE_* variables of
@@ -168,6 +169,7 @@ async function tidemark(): Promise<void> {
       maxRecordsPerPartition: Number(a['max-per-partition'] ?? 100_000),
       maxWaitMs: Number(a['max-wait-ms'] ?? 0),
       ...(a['max-batch-bytes'] ? { maxBatchBytes: Number(a['max-batch-bytes']) } : {}),
+      ...(a['max-in-flight'] ? { maxInFlight: Number(a['max-in-flight']) } : {}),
     },
   });
   let batches = 0;
