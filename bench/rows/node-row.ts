@@ -38,7 +38,7 @@ const { values: a } = parseArgs({
     expect: { type: 'string' }, once: { type: 'boolean' }, latency: { type: 'boolean' }, stage: { type: 'string' },
     checkpoint: { type: 'string' }, out: { type: 'string' }, log: { type: 'string' }, records: { type: 'string' },
     size: { type: 'string' }, 'max-per-partition': { type: 'string' }, 'max-wait-ms': { type: 'string' },
-    'max-batch-bytes': { type: 'string' }, daemon: { type: 'boolean' }, group: { type: 'string' }, secure: { type: 'boolean' },
+    'max-batch-bytes': { type: 'string' }, 'max-in-flight': { type: 'string' }, daemon: { type: 'boolean' }, group: { type: 'string' }, secure: { type: 'boolean' },
   },
 });
 const row = a.row ?? 'file';
