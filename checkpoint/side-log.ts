@@ -135,7 +135,8 @@ export class SideLog {
     try {
       handle = await open(join(this.dir, ref.file), 'r');
     } catch (err) {
-      throw new CorruptCheckpointError(this.dir, `side log ${ref.file} cannot be read (${describeCause(err)}): it holds staged output ${key}`, { cause: err });
+      const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'is missing' : `cannot be read (${describeCause(err)})`;
+      throw new CorruptCheckpointError(this.dir, `side log ${ref.file} ${why}: it holds staged output ${key}`, { cause: err });
     }
     try {
       // Bounds before allocating: the length comes from the checkpoint, the file may be cut short.
