@@ -64,6 +64,9 @@ function decodeRef(payload: Uint8Array): SideLogRef {
 }
 
 export class SideLog {
+  /** Files held open for a reader of a copy (hold). */
+  private readonly held = new Map<string, FileHandle>();
+
   constructor(readonly dir: string) {}
 
   /**
@@ -131,9 +134,10 @@ export class SideLog {
       throw new CorruptCheckpointError(this.dir, `record ${key} is damaged: ${describeCause(err)}`, { cause: err });
     }
     const where = `${ref.file} at ${ref.offset} (${ref.length} bytes), staged output ${key}`;
+    const held = this.held.get(ref.file);
     let handle: FileHandle;
     try {
-      handle = await open(join(this.dir, ref.file), 'r');
+      handle = held ?? await open(join(this.dir, ref.file), 'r');
     } catch (err) {
       const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'is missing' : `cannot be read (${describeCause(err)})`;
       throw new CorruptCheckpointError(this.dir, `side log ${ref.file} ${why}: it holds staged output ${key}`, { cause: err });
@@ -153,8 +157,29 @@ export class SideLog {
       if (stored.readUInt32LE(2) !== ref.crc) throw new CorruptCheckpointError(this.dir, `side log ${where} is not the chunk the checkpoint references (checksum 0x${stored.readUInt32LE(2).toString(16)}, referenced 0x${ref.crc.toString(16)})`);
       return payload;
     } finally {
-      await handle.close();
+      if (!held) await handle.close();
     }
+  }
+
+  /**
+   * Opens the batch's file and keeps it open until release(), for a reader of a copy of a
+   * live checkpoint (inspect): the daemon may commit the batch and remove the file before it
+   * is read, and an unlinked file stays readable while open. False when it is gone already.
+   */
+  async hold(batchId: number): Promise<boolean> {
+    const file = sideLogFile(batchId);
+    try {
+      this.held.set(file, await open(join(this.dir, file), 'r'));
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw err;
+    }
+  }
+
+  async release(): Promise<void> {
+    for (const handle of this.held.values()) await handle.close();
+    this.held.clear();
   }
 
   /** Removes the batch's file once its COMMIT is durable (or its id is discarded). */

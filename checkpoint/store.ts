@@ -410,8 +410,27 @@ export class CheckpointStore {
     return n ?? 0;
   }
 
+  /**
+   * For a reader of a copy (inspect beside a running daemon): holds the side log of the
+   * staged batch in flight open, so that the daemon committing it and removing the file
+   * meanwhile does not look like damage. False when the file is gone already: the copy is
+   * older than that commit. Damage is left for the examination to report.
+   */
+  async holdStagedSideLog(): Promise<boolean> {
+    try {
+      const b = (await this.load()).inFlight;
+      const sink = b?.state === 'staged' ? Object.keys(b.stagedChunks ?? {})[0] : undefined;
+      if (!b || sink === undefined || !this.sideLog) return true;
+      const first = await this.get(keys.output(b.id, sink, 0));
+      return first === undefined || !isSideLogRef(first) || await this.sideLog.hold(b.id);
+    } catch {
+      return true;
+    }
+  }
+
   async close(): Promise<void> {
     await this.kv.close();
+    await this.sideLog?.release();
   }
 }
 
@@ -506,12 +525,17 @@ export function requireCheckpoint(dir: string): void {
 export async function openCheckpointCopy(dir: string, attempts = 1): Promise<CheckpointStore> {
   requireCheckpoint(dir);
   refuseRecordedDamage(dir);
-  try {
-    return new CheckpointStore(await LevelKV.openCopy(join(dir, 'db'), attempts), dir);
-  } catch (err) {
-    if (err instanceof LevelDamageError) throw new CorruptCheckpointError(dir, damageDetail(dir, err.lines, null), { cause: err });
-    // LevelKV.openCopy's message already holds the causes, with the copy's path replaced by the original's.
-    throw new CorruptCheckpointError(dir, err instanceof Error ? err.message : String(err), { cause: err });
+  for (let attempt = 1; ; attempt++) {
+    let store: CheckpointStore;
+    try {
+      store = new CheckpointStore(await LevelKV.openCopy(join(dir, 'db'), attempts), dir, { sideLog: new SideLog(dir) });
+    } catch (err) {
+      if (err instanceof LevelDamageError) throw new CorruptCheckpointError(dir, damageDetail(dir, err.lines, null), { cause: err });
+      // LevelKV.openCopy's message already holds the causes, with the copy's path replaced by the original's.
+      throw new CorruptCheckpointError(dir, err instanceof Error ? err.message : String(err), { cause: err });
+    }
+    if (await store.holdStagedSideLog() || attempt >= attempts) return store;
+    await store.close(); // its batch in flight was committed while it was copied: copy again
   }
 }
 

@@ -10,7 +10,7 @@ import { CorruptCheckpointError, ExitCode } from '../../checkpoint/errors';
 import { LevelKV, type KV, type KVOp } from '../../checkpoint/kv';
 import type { BatchRecord, CheckpointMeta, Range } from '../../checkpoint/model';
 import { SIDE_LOG_REF_TAG, SideLog, sideLogFile } from '../../checkpoint/side-log';
-import { CheckpointStore, FORMAT_VERSION, openCheckpoint } from '../../checkpoint/store';
+import { CheckpointStore, FORMAT_VERSION, openCheckpoint, openCheckpointCopy } from '../../checkpoint/store';
 import { UnstageableOutputError } from '../../checkpoint/faithful';
 import { tempDir } from '../support/tmp';
 
@@ -144,6 +144,24 @@ describe('the side log', () => {
     writeFileSync(join(dir, 'staged-notes.log'), 'not a side log');
     expect(await redeliver(dir)).toEqual({ out: outputs(2) });
     expect(sideLogsIn(dir).sort()).toEqual([sideLogFile(2), 'staged-notes.log']);
+  });
+
+  it('a copy (inspect beside a running daemon) holds the file of the batch in flight: the daemon\'s commit removing it meanwhile is not damage', async () => {
+    const dir = await stagedCheckpoint();
+    const copy = await openCheckpointCopy(dir, 5);
+    try {
+      unlinkSync(join(dir, sideLogFile(2))); // as the COMMIT of batch 2 does
+      expect(await copy.readStagedOutputs((await copy.load()).inFlight!)).toEqual({ out: outputs(2) });
+    } finally {
+      await copy.close();
+    }
+    // Gone before the copy, with the batch still staged: damage.
+    const again = await openCheckpointCopy(dir, 2);
+    try {
+      await expect(again.readStagedOutputs((await again.load()).inFlight!)).rejects.toThrow(/side log staged-0000000000000002\.log is missing/);
+    } finally {
+      await again.close();
+    }
   });
 
   it('a second stage of the batch appends, so the first STAGE\'s references stay valid until the second is written', async () => {
