@@ -139,7 +139,8 @@ export class SideLog {
     try {
       handle = held ?? await open(join(this.dir, ref.file), 'r');
     } catch (err) {
-      const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'is missing' : `cannot be read (${describeCause(err)})`;
+      // Only the batch's COMMIT removes the file: gone, it says that COMMIT was lost (a write log cut short, an older copy restored), or the file was.
+      const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'is missing (the COMMIT of its batch removes it: was that COMMIT lost?)' : `cannot be read (${describeCause(err)})`;
       throw new CorruptCheckpointError(this.dir, `side log ${ref.file} ${why}: it holds staged output ${key}`, { cause: err });
     }
     try {

@@ -135,7 +135,7 @@ describe('the side log', () => {
   it('a missing file is a CorruptCheckpointError naming it', async () => {
     const dir = await stagedCheckpoint();
     unlinkSync(join(dir, sideLogFile(2)));
-    expect((await damageOf(dir)).detail).toMatch(/side log staged-0000000000000002\.log is missing: it holds staged output out!0000000000000002!out!000000/);
+    expect((await damageOf(dir)).detail).toMatch(/side log staged-0000000000000002\.log is missing \(the COMMIT of its batch removes it: was that COMMIT lost\?\): it holds staged output out!0000000000000002!out!000000/);
   });
 
   it('a file of a committed batch (a crash between the COMMIT and its removal) is removed at the next open; the one in flight stays', async () => {
