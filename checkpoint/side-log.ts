@@ -70,24 +70,16 @@ export class SideLog {
   constructor(readonly dir: string) {}
 
   /**
-   * Appends the chunks, as they come, to the batch's file and syncs it (and the directory
-   * when the file is new): on return the chunks are durable. Returns, per chunk, the put of
-   * its reference (a payload for the store to seal under the chunk's key).
+   * Appends the chunks, as they come, to the batch's file and syncs it and the directory:
+   * on return the chunks are durable. Returns, per chunk, the put of its reference (a
+   * payload for the store to seal under the chunk's key).
    */
   async append(batchId: number, chunks: Iterable<SealedChunk>): Promise<KVOp[]> {
     const file = sideLogFile(batchId);
     const path = join(this.dir, file);
-    let created = true;
-    let handle: FileHandle;
-    try {
-      handle = await open(path, 'ax');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new CheckpointWriteError(this.dir, err);
-      created = false;
-      handle = await open(path, 'a').catch((e: unknown) => { throw new CheckpointWriteError(this.dir, e); });
-    }
-    const refs: KVOp[] = [];
     const failed = (err: unknown): never => { throw new CheckpointWriteError(this.dir, err); };
+    const handle = await open(path, 'a').catch(failed);
+    const refs: KVOp[] = [];
     let start = 0;
     let writing: Promise<void> = Promise.resolve();
     try {
@@ -113,7 +105,8 @@ export class SideLog {
       await flush();
       await writing;
       await handle.sync().catch(failed);
-      if (created) await syncDir(this.dir).catch(failed);
+      // Every time, not only when this append created the file: a killed earlier attempt may have, without the sync.
+      await syncDir(this.dir).catch(failed);
     } catch (err) {
       await writing.catch(() => {});
       // Give back what this append took (a full disk): what a durable STAGE references lies before `start`.
