@@ -11,9 +11,9 @@
 // sealed under its `out!` key (codec.ts), one after the other. A second stage of the same
 // batch (the sink-rejected outputs staged again) appends, so the references of the STAGE
 // already durable stay valid until the new one replaces them. Durability rule: the file
-// and, when it is new, its directory entry are synced before the STAGE that points into
-// it; the file is removed after the COMMIT, and a file of a committed batch left by a crash
-// in between is removed at the next open (removeCommitted).
+// and its directory entry are synced before the STAGE that points into it; the file is
+// removed after the COMMIT, and a file of a committed batch left by a crash in between is
+// removed at the next open (removeCommitted).
 import { open, readdir, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeJSON, ENVELOPE_BYTES, unseal } from './codec';
@@ -80,11 +80,10 @@ export class SideLog {
     const failed = (err: unknown): never => { throw new CheckpointWriteError(this.dir, err); };
     const handle = await open(path, 'a').catch(failed);
     const refs: KVOp[] = [];
-    let start = 0;
+    let start: number | undefined;
     let writing: Promise<void> = Promise.resolve();
     try {
-      start = (await handle.stat().catch(failed)).size;
-      let offset = start;
+      let offset = start = (await handle.stat().catch(failed)).size;
       let group: Uint8Array[] = [];
       let groupBytes = 0;
       const flush = async (): Promise<void> => {
@@ -110,7 +109,7 @@ export class SideLog {
     } catch (err) {
       await writing.catch(() => {});
       // Give back what this append took (a full disk): what a durable STAGE references lies before `start`.
-      await handle.truncate(start).catch(() => {});
+      if (start !== undefined) await handle.truncate(start).catch(() => {});
       throw err;
     } finally {
       await handle.close();
