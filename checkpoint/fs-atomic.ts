@@ -44,6 +44,18 @@ export async function writevAll(file: FileHandle, buffers: readonly Uint8Array[]
   }
 }
 
+/** Up to `length` bytes at `position`: fewer only where the file ends (a read may return less than asked before that). */
+export async function readAt(file: FileHandle, position: number, length: number): Promise<Buffer> {
+  const buf = Buffer.alloc(length);
+  let got = 0;
+  while (got < length) {
+    const { bytesRead } = await file.read(buf, got, length - got, position + got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return buf.subarray(0, got);
+}
+
 type FileData = string | Uint8Array | Iterable<string>;
 
 /** Writes `data` into `temp` and syncs it; on failure removes it (a full disk must not keep holding the space it took). */

@@ -29,6 +29,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { link, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from './fs-atomic';
+import { isSideLogRef, SideLog, type SealedChunk } from './side-log';
 import { afterFlight, assertCommit, assertContinues, type Committed } from './invariants';
 import { LevelDamageError, LevelKV, type KV, type KVOp } from './kv';
 import { acquireLock, type CheckpointLock } from './lock';
@@ -67,6 +68,8 @@ export interface StoreOptions {
   readonly assertWritable?: () => void;
   /** Called after the meta record is durable (openCheckpoint marks the directory as holding a checkpoint). */
   readonly onMetaWritten?: () => Promise<void>;
+  /** Where staged outputs are written (openCheckpoint: the checkpoint's directory); without one they are staged in LevelDB. */
+  readonly sideLog?: SideLog;
 }
 
 export class CheckpointStore {
@@ -74,6 +77,7 @@ export class CheckpointStore {
   private readonly chunkSize: number;
   private readonly assertWritable: () => void;
   private readonly onMetaWritten: (() => Promise<void>) | undefined;
+  private readonly sideLog: SideLog | undefined;
   /** The committed state as last loaded or written: what the next batch must continue. */
   private committed: Committed | undefined;
   /** The batches in flight as last loaded or written (planned or staged), in id order. */
@@ -90,6 +94,7 @@ export class CheckpointStore {
     this.chunkSize = Math.max(1, options.chunkSize ?? 1024);
     this.assertWritable = options.assertWritable ?? (() => {});
     this.onMetaWritten = options.onMetaWritten;
+    this.sideLog = options.sideLog;
   }
 
   /** A read LevelDB fails (bad table, checksum mismatch) means damage, reported as such. */
@@ -151,6 +156,11 @@ export class CheckpointStore {
     } catch (err) {
       throw new CorruptCheckpointError(this.dir, `record ${key} cannot be decoded`, { cause: err });
     }
+  }
+
+  /** Removes side log files of committed batches: a crash between a COMMIT and the removal of its file leaves one. */
+  async removeCommittedSideLogs(): Promise<void> {
+    await this.sideLog?.removeCommitted((await this.committedState()).lastCommitted);
   }
 
   /** Throws LockCompromisedError when this process no longer owns the checkpoint: the engine asks before every sink write and when it wakes from idling. */
@@ -239,24 +249,33 @@ export class CheckpointStore {
   /** Outputs per sink; `undefined` when the job recomputes on replay instead of staging. */
   async stageBatch(batch: BatchRecord, outputs: Readonly<Record<string, readonly unknown[]>> | undefined): Promise<BatchRecord> {
     assertContinues(batch, batch.lost ?? [], await this.baseOf(batch.id), this.dir);
-    const sealed: KVOp[] = [];
+    let sealed: KVOp[] = [];
+    let refs: KVOp[] = [];
     let stagedChunks: Record<string, number> | undefined;
     let stagedBytes = 0;
     if (outputs) {
-      stagedChunks = {};
-      for (const [sink, items] of Object.entries(outputs)) {
-        const chunks = chunk(items, this.chunkSize);
-        stagedChunks[sink] = chunks.length;
-        chunks.forEach((c, i) => {
-          const key = keys.output(batch.id, sink, i);
-          const value = sealedOutputs(key, c, i * this.chunkSize);
-          stagedBytes += value.byteLength - ENVELOPE_BYTES;
-          sealed.push({ type: 'put', key, value });
-        });
-      }
+      const counts: Record<string, number> = stagedChunks = {};
+      const chunkSize = this.chunkSize;
+      // Encoded as they are taken: the side log writes each chunk out before the next is encoded.
+      const sealedChunks = function* (): Generator<SealedChunk> {
+        for (const [sink, items] of Object.entries(outputs)) {
+          const chunks = chunk(items, chunkSize);
+          counts[sink] = chunks.length;
+          for (const [i, c] of chunks.entries()) {
+            const key = keys.output(batch.id, sink, i);
+            const value = sealedOutputs(key, c, i * chunkSize);
+            stagedBytes += value.byteLength - ENVELOPE_BYTES;
+            yield { key, value };
+          }
+        }
+      };
+      if (this.sideLog) {
+        this.assertWritable(); // the side log is a write to the checkpoint too
+        refs = await this.sideLog.append(batch.id, sealedChunks());
+      } else sealed = Array.from(sealedChunks(), ({ key, value }): KVOp => ({ type: 'put', key, value }));
     }
     const staged: BatchRecord = { ...batch, state: 'staged', stagedAt: Date.now(), ...(stagedChunks ? { stagedChunks, stagedBytes } : {}) };
-    await this.write([{ type: 'put', key: keys.batch(batch.id), value: encodeJSON(staged) }], true, sealed);
+    await this.write([...refs, { type: 'put', key: keys.batch(batch.id), value: encodeJSON(staged) }], true, sealed);
     this.track(staged, batch.id);
     return staged;
   }
@@ -266,8 +285,11 @@ export class CheckpointStore {
     for (const [sink, count] of Object.entries(batch.stagedChunks ?? {})) {
       const items: unknown[] = [];
       for (let i = 0; i < count; i++) {
-        const bytes = await this.get(keys.output(batch.id, sink, i));
-        if (bytes === undefined) throw new CorruptCheckpointError(this.dir, `staged output chunk ${i} of sink ${sink} in batch ${batch.id} is missing`);
+        const key = keys.output(batch.id, sink, i);
+        const stored = await this.get(key);
+        if (stored === undefined) throw new CorruptCheckpointError(this.dir, `staged output chunk ${i} of sink ${sink} in batch ${batch.id} is missing`);
+        // A chunk is in the side log, or in LevelDB itself (staged by a build before the side log, or by a store without one).
+        const bytes = isSideLogRef(stored) ? await (this.sideLog ?? new SideLog(this.dir)).read(key, stored) : stored;
         try {
           for (const item of decodeOutputs(bytes)) items.push(item);
         } catch (err) {
@@ -296,9 +318,11 @@ export class CheckpointStore {
     ops.push(...await this.pruneBatches(batch.id));
     await this.write(ops, true);
     this.prunedOlder = true;
+    // Set before anything else is awaited: a pipelined batch's STAGE checks against it meanwhile.
     this.committed = state;
     this.track(undefined, batch.id);
-    await this.reclaimStaged(batch.stagedBytes ?? 0);
+    await this.sideLog?.remove(batch.id);
+    await this.reclaimStaged(this.sideLog ? 0 : batch.stagedBytes ?? 0);
     return committed;
   }
 
@@ -367,6 +391,7 @@ export class CheckpointStore {
     await this.write(ops, true);
     this.committed = state;
     this.flight = this.flight.filter((b) => b.id > state.lastCommitted);
+    for (const discard of discarded) await this.sideLog?.remove(discard.id);
     if (meta) await this.onMetaWritten?.(); // a reset may be what started the checkpoint
   }
 
@@ -421,8 +446,27 @@ export class CheckpointStore {
     return n ?? 0;
   }
 
+  /**
+   * For a reader of a copy (inspect beside a running daemon): holds the side log of the
+   * staged batch in flight open, so that the daemon committing it and removing the file
+   * meanwhile does not look like damage. False when the file is gone already: the copy is
+   * older than that commit. Damage is left for the examination to report.
+   */
+  async holdStagedSideLog(): Promise<boolean> {
+    try {
+      const b = (await this.load()).inFlight;
+      const sink = b?.state === 'staged' ? Object.keys(b.stagedChunks ?? {})[0] : undefined;
+      if (!b || sink === undefined || !this.sideLog) return true;
+      const first = await this.get(keys.output(b.id, sink, 0));
+      return first === undefined || !isSideLogRef(first) || await this.sideLog.hold(b.id);
+    } catch {
+      return true;
+    }
+  }
+
   async close(): Promise<void> {
     await this.kv.close();
+    await this.sideLog?.release();
   }
 }
 
@@ -473,6 +517,7 @@ export async function openCheckpoint(
   const marker = join(dir, MARKER);
   const store = new CheckpointStore(kv, dir, {
     ...options,
+    sideLog: new SideLog(dir),
     assertWritable: () => lock?.assertHeld(),
     onMetaWritten: async () => {
       if (!existsSync(marker)) await writeFileAtomic(marker, `${JSON.stringify({ format: FORMAT_VERSION, createdAt: Date.now() })}\n`);
@@ -480,7 +525,10 @@ export async function openCheckpoint(
   });
   try {
     // Writers read every record first (checkpoint/damage.ts): inspect, run and reset agree.
-    if (!options.readOnly) await assertUndamaged(store);
+    if (!options.readOnly) {
+      await assertUndamaged(store);
+      await store.removeCommittedSideLogs();
+    }
   } catch (err) {
     await kv.close();
     await lock?.release();
@@ -513,12 +561,17 @@ export function requireCheckpoint(dir: string): void {
 export async function openCheckpointCopy(dir: string, attempts = 1): Promise<CheckpointStore> {
   requireCheckpoint(dir);
   refuseRecordedDamage(dir);
-  try {
-    return new CheckpointStore(await LevelKV.openCopy(join(dir, 'db'), attempts), dir);
-  } catch (err) {
-    if (err instanceof LevelDamageError) throw new CorruptCheckpointError(dir, damageDetail(dir, err.lines, null), { cause: err });
-    // LevelKV.openCopy's message already holds the causes, with the copy's path replaced by the original's.
-    throw new CorruptCheckpointError(dir, err instanceof Error ? err.message : String(err), { cause: err });
+  for (let attempt = 1; ; attempt++) {
+    let store: CheckpointStore;
+    try {
+      store = new CheckpointStore(await LevelKV.openCopy(join(dir, 'db'), attempts), dir, { sideLog: new SideLog(dir) });
+    } catch (err) {
+      if (err instanceof LevelDamageError) throw new CorruptCheckpointError(dir, damageDetail(dir, err.lines, null), { cause: err });
+      // LevelKV.openCopy's message already holds the causes, with the copy's path replaced by the original's.
+      throw new CorruptCheckpointError(dir, err instanceof Error ? err.message : String(err), { cause: err });
+    }
+    if (await store.holdStagedSideLog() || attempt >= attempts) return store;
+    await store.close(); // its batch in flight was committed while it was copied: copy again
   }
 }
 

@@ -21,7 +21,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { crc32c } from '../../checkpoint/crc32c';
-import { writeAll, writevAll } from '../../checkpoint/fs-atomic';
+import { readAt, writeAll, writevAll } from '../../checkpoint/fs-atomic';
 import type { Sink, SinkBatch } from '../contracts';
 import { claim, lines, unwritable } from './file';
 
@@ -95,17 +95,6 @@ function decodeHeader(h: Buffer): { id: number; length: number; at: number; body
   const length = h.readDoubleBE(16);
   if (!Number.isSafeInteger(id) || id < 1 || !Number.isSafeInteger(length) || length < 0) return undefined;
   return { id, length, at: h.readDoubleBE(24), bodyCrc: h.readUInt32BE(32) };
-}
-
-async function readAt(file: FileHandle, position: number, length: number): Promise<Buffer> {
-  const buf = Buffer.alloc(length);
-  let got = 0;
-  while (got < length) {
-    const { bytesRead } = await file.read(buf, got, length - got, position + got);
-    if (bytesRead === 0) break;
-    got += bytesRead;
-  }
-  return buf.subarray(0, got);
 }
 
 /** The complete frames of an in-progress file, in order, and where the last one ends. */

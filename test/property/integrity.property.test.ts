@@ -4,15 +4,39 @@
 // written with the store API; each run damages one stored value (flipped bits, or a
 // truncation), as a bad sector or a torn copy would, and runs the engine on it. Before
 // the envelope, one flipped bit changed 20 delivered outputs, or moved a position from 10
-// to 30 and skipped 20 records.
+// to 30 and skipped 20 records. Both places staged outputs live are damaged: chunks in
+// LevelDB (as a build before the side log staged them) and the side log file that the
+// STAGE's references point into (checkpoint/side-log.ts).
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import * as fc from 'fast-check';
 import { ExitCode, isTidemarkError } from '../../checkpoint/errors';
 import type { KV, KVOp } from '../../checkpoint/kv';
 import type { BatchRecord, CheckpointMeta, OffsetMap, Range } from '../../checkpoint/model';
+import { SideLog } from '../../checkpoint/side-log';
 import { CheckpointStore, FORMAT_VERSION } from '../../checkpoint/store';
 import { defineJob, Engine, type Sink, type SinkBatch, type SourceRecord } from 'tidemark';
 import { MemoryLog } from '../support/memory-source';
+import { tempDir } from '../support/tmp';
 import { propertyParams } from './params';
+
+type Layout = 'in LevelDB' | 'in the side log';
+const root = tempDir('tidemark-integrity-');
+let dirs = 0;
+
+/** The LevelDB values and the side log files of one checkpoint. */
+interface Stored {
+  readonly kv: MapKV;
+  readonly files: ReadonlyMap<string, Uint8Array>;
+}
+
+/** A store over `stored`, in a fresh directory holding its side log files (none when the layout stages in LevelDB). */
+function storeOver(stored: Stored, layout: Layout): CheckpointStore {
+  const dir = join(root, `cp${++dirs}`);
+  mkdirSync(dir);
+  for (const [name, bytes] of stored.files) writeFileSync(join(dir, name), bytes);
+  return new CheckpointStore(stored.kv, dir, { chunkSize: CHUNK, ...(layout === 'in the side log' ? { sideLog: new SideLog(dir) } : {}) });
+}
 
 /** The stored values themselves, as LevelDB hands them back. */
 class MapKV implements KV {
@@ -55,9 +79,9 @@ function source(): MemoryLog {
 }
 
 /** Batches 1–3 committed (batch 1 skipped t/1 [0, 2) as lost), batch 4 staged in flight. */
-async function writeCheckpoint(): Promise<MapKV> {
+async function writeCheckpoint(layout: Layout): Promise<Stored> {
   const kv = new MapKV();
-  const store = new CheckpointStore(kv, 'integrity', { chunkSize: CHUNK });
+  const store = storeOver({ kv, files: new Map() }, layout);
   const meta: CheckpointMeta = {
     format: FORMAT_VERSION, job: 'integrity', source: source().id, sinks: ['out'], fingerprint: 'v1',
     fingerprints: [{ fingerprint: 'v1', since: 1, note: 'first run' }], resets: [], createdAt: 1,
@@ -81,7 +105,7 @@ async function writeCheckpoint(): Promise<MapKV> {
   // Chunks of strings (the column layout), of mixed shapes (v8), and of records with a bigint column.
   const [a, b, c, d, e] = text(inFlight.ranges);
   await store.stageBatch(inFlight, { outputs: [a, b, c, { late: d }, { o: e, n: 2n ** 64n }] });
-  return kv;
+  return { kv, files: new Map(readdirSync(store.dir).map((name) => [name, readFileSync(join(store.dir, name))])) };
 }
 
 interface Outcome {
@@ -92,7 +116,7 @@ interface Outcome {
   readonly listed?: unknown;
 }
 
-async function run(kv: MapKV): Promise<Outcome> {
+async function run(stored: Stored, layout: Layout): Promise<Outcome> {
   const sink = new RecordingSink('out');
   const job = defineJob<unknown>({
     name: 'integrity', source: source(), sinks: [sink],
@@ -101,7 +125,7 @@ async function run(kv: MapKV): Promise<Outcome> {
     checkpoint: { retainBatches: 100 },
     onDataLoss: 'fail',
   });
-  const store = new CheckpointStore(kv, 'integrity', { chunkSize: CHUNK });
+  const store = storeOver(stored, layout);
   try {
     await new Engine(job, { store, fingerprint: 'v1' }).run({ once: true, maxBatches: 100 });
   } catch (error) {
@@ -123,14 +147,18 @@ function damage(value: Uint8Array, how: Damage): Uint8Array {
 const isCorrupt = (err: unknown): boolean =>
   isTidemarkError(err) && err.code === 'TIDEMARK_CORRUPT_CHECKPOINT' && err.exitCode === ExitCode.corruptCheckpoint;
 
-describe('invariant 8: integrity — a damaged stored record stops the run (exit 7) or reads back exactly; no damaged byte reaches a sink or a position', () => {
-  let fixture: MapKV;
+/** A side log file is named `file:<name>` among the LevelDB keys it is damaged beside. */
+const FILE = 'file:';
+
+describe.each<Layout>(['in LevelDB', 'in the side log'])('invariant 8: integrity, staged outputs %s — a damaged stored record stops the run (exit 7) or reads back exactly; no damaged byte reaches a sink or a position', (layout) => {
+  let fixture: Stored;
   let reference: Outcome;
   let keys: string[];
+  const clone = (): { kv: MapKV; files: Map<string, Uint8Array> } => ({ kv: fixture.kv.clone(), files: new Map(fixture.files) });
   beforeAll(async () => {
-    fixture = await writeCheckpoint();
-    keys = [...fixture.values.keys()].sort();
-    reference = await run(fixture.clone());
+    fixture = await writeCheckpoint(layout);
+    keys = [...fixture.kv.values.keys(), ...[...fixture.files.keys()].map((name) => FILE + name)].sort();
+    reference = await run(clone(), layout);
   });
 
   it('the undamaged checkpoint continues exactly: batch 4 as staged, then every offset once, to the end of the log', () => {
@@ -140,7 +168,16 @@ describe('invariant 8: integrity — a damaged stored record stops the run (exit
     expect(reference.positions).toEqual({ 't/0': 16, 't/1': 13 });
     // Every kind of record is there to be damaged.
     expect(keys.map((k) => k.split('!')[0])).toEqual(expect.arrayContaining(['meta', 'state', 'batch', 'out', 'lost']));
-    expect(new Set(keys.filter((k) => k.startsWith('out!')).map((k) => fixture.values.get(k)![6]))).toEqual(new Set([0x01, 0xff]));
+    const staged = new Set(keys.filter((k) => k.startsWith('out!')).map((k) => fixture.kv.values.get(k)![6]));
+    if (layout === 'in LevelDB') {
+      expect(staged).toEqual(new Set([0x01, 0xff]));
+      expect([...fixture.files.keys()]).toEqual([]);
+    } else {
+      // References in LevelDB; the chunks, column and v8 ones, in the batch in flight's file alone (the commits removed the others').
+      expect(staged).toEqual(new Set([0x4c]));
+      expect([...fixture.files.keys()]).toEqual(['staged-0000000000000004.log']);
+      expect(fixture.files.get('staged-0000000000000004.log')!.length).toBeGreaterThan(100);
+    }
   });
 
   it('holds for flipped bits and truncations of every kind of record', async () => {
@@ -154,17 +191,18 @@ describe('invariant 8: integrity — a damaged stored record stops the run (exit
         ),
         async (pick, how) => {
           const key = keys[pick % keys.length]!;
-          const kv = fixture.clone();
-          kv.values.set(key, damage(kv.values.get(key)!, how));
-          const outcome = await run(kv);
+          const stored = clone();
+          if (key.startsWith(FILE)) stored.files.set(key.slice(FILE.length), damage(stored.files.get(key.slice(FILE.length))!, how));
+          else stored.kv.values.set(key, damage(stored.kv.values.get(key)!, how));
+          const outcome = await run(stored, layout);
           // No wrong output: whatever reached the sink is what the undamaged run delivered.
           expect(outcome.writes).toEqual(reference.writes.slice(0, outcome.writes.length));
-          const kind = key.split('!')[0]!;
+          const kind = key.startsWith(FILE) ? 'file' : key.split('!')[0]!;
           const tally = seen.get(kind) ?? { corrupt: 0, exact: 0 };
           seen.set(kind, tally);
           if (outcome.error !== undefined) {
             expect(isCorrupt(outcome.error)).toBe(true);
-            expect((outcome.error as Error).message).toContain(key);
+            expect((outcome.error as Error).message).toContain(key.startsWith(FILE) ? key.slice(FILE.length) : key);
             tally.corrupt++;
             return;
           }
@@ -183,7 +221,8 @@ describe('invariant 8: integrity — a damaged stored record stops the run (exit
       propertyParams(400),
     );
     // Every kind was damaged; the records recovery reads always stopped the run.
-    expect([...seen.keys()].sort()).toEqual(['batch', 'lost', 'meta', 'out', 'state']);
-    for (const kind of ['meta', 'state', 'out']) expect(seen.get(kind)!.exact).toBe(0);
+    const stops = layout === 'in LevelDB' ? ['meta', 'out', 'state'] : ['file', 'meta', 'out', 'state'];
+    expect([...seen.keys()].sort()).toEqual(['batch', 'lost', ...stops].sort());
+    for (const kind of stops) expect(seen.get(kind)!.exact).toBe(0);
   });
 });
