@@ -1,11 +1,18 @@
 // The Kafka sink's records: an output as the record it is produced as (its key, value,
-// headers and lineage), and a batch's outputs sent within the open transaction in produce
-// requests of at most `maxRequestBytes`.
+// headers and lineage), and a batch's outputs sent within the open transaction.
+//
+// Uncompressed, the records of each partition go straight into a record batch of at most
+// `maxRequestBytes` (src/kafka/record-batch.ts), partitioned here by the sink's partitioner,
+// and a produce request carries one such batch for every partition that has one ready
+// (src/kafka/produce-hook.ts); the next request is built while the previous one is in flight.
+// Compressed, kafkajs encodes the messages, in requests of at most `maxRequestBytes`.
 import * as zlib from 'node:zlib';
-import { CompressionTypes, type Message, type Producer } from 'kafkajs';
+import { CompressionTypes, type ICustomPartitioner, type Message, type PartitionMetadata, type Producer } from 'kafkajs';
 import { BadConfigError } from '../../checkpoint/errors';
 import type { SourceRecord } from '../contracts';
 import { registerKafkaCodecs } from '../kafka/codecs';
+import { batchMessage } from '../kafka/produce-hook';
+import { RecordBatchBuilder, type SealedBatch } from '../kafka/record-batch';
 
 /** One record to produce. An output of this shape is produced as it is; any other output as `{ value: JSON.stringify(output) }`. */
 export interface KafkaMessageOut {
@@ -54,11 +61,17 @@ export interface RecordOptions<T> {
 
 type Transaction = Awaited<ReturnType<Producer['transaction']>>;
 
+/** What the sender asks of its sink: the partitioner, and a topic's partitions as the cluster has them now. */
+export interface Partitioning {
+  readonly partitioner: ICustomPartitioner;
+  readonly partitionsOf: (topic: string) => Promise<PartitionMetadata[]>;
+}
+
 /** Sends a batch's outputs within the open transaction `tx`. */
 export type OutputSender<T> = (tx: Transaction, outputs: readonly T[], batchId: number) => Promise<void>;
 
 /** The sender of `options`, checked (a BadConfigError for a compression this Node cannot write). */
-export function outputSender<T>(where: string, options: RecordOptions<T>): OutputSender<T> {
+export function outputSender<T>(where: string, options: RecordOptions<T>, partitioning: Partitioning): OutputSender<T> {
   const compression = options.compression ?? 'none';
   if (!(compression in COMPRESSION)) throw new BadConfigError(`${where}: compression must be one of ${Object.keys(COMPRESSION).join(', ')}; got ${JSON.stringify(compression)}.`);
   if (compression === 'zstd' && typeof (zlib as unknown as { zstdCompressSync?: unknown }).zstdCompressSync !== 'function') {
@@ -69,7 +82,7 @@ export function outputSender<T>(where: string, options: RecordOptions<T>): Outpu
   const lineage = options.lineage !== false;
   const maxRequestBytes = options.maxRequestBytes ?? 512 * 1024;
 
-  function toKafka(o: T, batchId: number): { topic: string; message: Message; bytes: number } {
+  function toKafka(o: T, batchId: number): { topic: string; message: Message; bytes: number; timestamp: number | undefined } {
     const m = toMessage(o);
     const headers: Record<string, Buffer | string> = {};
     for (const [k, v] of Object.entries(m.headers ?? {})) if (v !== undefined) headers[k] = v;
@@ -86,11 +99,11 @@ export function outputSender<T>(where: string, options: RecordOptions<T>): Outpu
     if (m.timestamp !== undefined) message.timestamp = String(m.timestamp);
     let bytes = 24 + (m.key?.length ?? 0) + (m.value?.length ?? 0);
     for (const [k, v] of Object.entries(headers)) bytes += k.length + v.length + 4;
-    return { topic: m.topic ?? options.topic, message, bytes };
+    return { topic: m.topic ?? options.topic, message, bytes, timestamp: m.timestamp };
   }
 
-  /** Sends the outputs in chunks of at most maxRequestBytes within the transaction. */
-  return async function sendOutputs(tx, outputs, batchId) {
+  /** Compressed: kafkajs's messages, in chunks of at most maxRequestBytes. */
+  async function sendMessages(tx: Transaction, outputs: readonly T[], batchId: number): Promise<void> {
     let chunk = new Map<string, Message[]>();
     let chunkBytes = 0;
     const flush = async (): Promise<void> => {
@@ -108,5 +121,61 @@ export function outputSender<T>(where: string, options: RecordOptions<T>): Outpu
       chunkBytes += bytes;
     }
     await flush();
-  };
+  }
+
+  const partition = partitioning.partitioner();
+
+  /** Uncompressed: a record batch per partition, built here; a request holds one batch of each partition that has one. */
+  async function sendBatches(tx: Transaction, outputs: readonly T[], batchId: number): Promise<void> {
+    const now = Date.now();
+    const metadata = new Map<string, PartitionMetadata[]>();
+    const open = new Map<string, { topic: string; partition: number; builder: RecordBatchBuilder }>();
+    let ready = new Map<string, { topic: string; partition: number; batch: SealedBatch }>();
+    let inFlight: Promise<unknown> | undefined;
+    const send = async (): Promise<void> => {
+      const topics = new Map<string, ReturnType<typeof batchMessage>[]>();
+      for (const r of ready.values()) {
+        let list = topics.get(r.topic);
+        if (!list) topics.set(r.topic, (list = []));
+        list.push(batchMessage(r.partition, r.batch));
+      }
+      ready = new Map();
+      await inFlight; // one request at a time: the next one is built meanwhile
+      inFlight = tx.sendBatch({ topicMessages: [...topics].map(([topic, messages]) => ({ topic, messages: messages as unknown as Message[] })), acks: -1 });
+      inFlight.catch(() => {}); // awaited by the next send or at the end
+    };
+    const seal = async (key: string): Promise<void> => {
+      const o = open.get(key)!;
+      open.delete(key);
+      if (ready.has(key)) await send();
+      ready.set(key, { topic: o.topic, partition: o.partition, batch: o.builder.seal() });
+    };
+    try {
+      for (const out of outputs) {
+        const { topic, message, bytes, timestamp } = toKafka(out, batchId);
+        let partitions = metadata.get(topic);
+        if (!partitions) {
+          partitions = await partitioning.partitionsOf(topic);
+          if (partitions.length === 0) throw new Error(`${where}: the cluster knows no partitions of topic ${topic} (does it exist?)`);
+          metadata.set(topic, partitions);
+        }
+        const p = partition({ topic, partitionMetadata: partitions, message });
+        const key = `${topic}\0${p}`;
+        let o = open.get(key);
+        if (o && o.builder.bytes + bytes > maxRequestBytes) {
+          await seal(key);
+          o = undefined;
+        }
+        if (!o) open.set(key, (o = { topic, partition: p, builder: new RecordBatchBuilder(Math.min(maxRequestBytes, 64 * 1024)) }));
+        const headers = Object.entries(message.headers ?? {}) as Array<[string, Buffer | string]>;
+        o.builder.append(message.key ?? null, message.value, headers, timestamp ?? now);
+      }
+      for (const key of [...open.keys()]) await seal(key);
+      if (ready.size > 0) await send();
+    } finally {
+      await inFlight;
+    }
+  }
+
+  return compression === 'none' ? sendBatches : sendMessages;
 }

@@ -33,7 +33,7 @@
 // retries; the retry connects again and re-reads the ledger, since a commit whose answer
 // was lost may have happened.
 import { createHash } from 'node:crypto';
-import { Kafka, logLevel, Partitioners, type Admin, type ICustomPartitioner, type Producer } from 'kafkajs';
+import { Kafka, logLevel, Partitioners, type Admin, type ICustomPartitioner, type PartitionMetadata, type Producer } from 'kafkajs';
 import { BadConfigError } from '../../checkpoint/errors';
 import { InvariantError } from '../../checkpoint/errors';
 import { partitionKey } from '../../checkpoint/model';
@@ -119,10 +119,10 @@ export function kafkaSink<T>(options: KafkaSinkOptions<T>): KafkaSink<T> {
   const where = `kafkaSink ${name}`;
   if (!Array.isArray(options.brokers) || options.brokers.length === 0) throw new BadConfigError(`${where}: brokers must list at least one host:port.`);
   if (typeof options.topic !== 'string' || options.topic === '') throw new BadConfigError(`${where}: topic is required.`);
-  const sendOutputs = outputSender(where, options);
   const ledgerTopic = options.ledgerTopic ?? options.topic;
   const partitioner = options.partitioner === 'legacy' ? Partitioners.LegacyPartitioner
     : typeof options.partitioner === 'function' ? options.partitioner : Partitioners.DefaultPartitioner;
+  const sendOutputs = outputSender(where, options, { partitioner, partitionsOf });
 
   const kafka = new Kafka(kafkaConfig(options, { logLevel: logLevel.NOTHING }));
   let admin: Admin | undefined;
@@ -156,6 +156,13 @@ export function kafkaSink<T>(options: KafkaSinkOptions<T>): KafkaSink<T> {
       admin = a;
     }
     return admin;
+  }
+
+  /** A topic's partitions, as the sink's partitioner takes them (asked once per write and topic). */
+  async function partitionsOf(topic: string): Promise<PartitionMetadata[]> {
+    const a = await getAdmin();
+    const { topics } = await a.fetchTopicMetadata({ topics: [topic] });
+    return topics.find((t) => t.name === topic)?.partitions ?? [];
   }
 
   async function readLedger(job: string): Promise<LedgerEntry | null> {
