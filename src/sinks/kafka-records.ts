@@ -1,18 +1,18 @@
 // The Kafka sink's records: an output as the record it is produced as (its key, value,
 // headers and lineage), and a batch's outputs sent within the open transaction.
 //
-// Uncompressed, the records of each partition go straight into a record batch of at most
-// `maxRequestBytes` (src/kafka/record-batch.ts), partitioned here by the sink's partitioner,
-// and a produce request carries one such batch for every partition that has one ready
-// (src/kafka/produce-hook.ts); the next request is built while the previous one is in flight.
-// Compressed, kafkajs encodes the messages, in requests of at most `maxRequestBytes`.
+// Produce requests hold at most `maxRequestBytes` of records. Uncompressed, the records go
+// straight into one record batch per partition (src/kafka/record-batch.ts), partitioned here
+// by the sink's partitioner, and reach the broker through src/kafka/produce-hook.ts; the
+// next request is built while the previous one is on its way. Compressed, kafkajs encodes
+// the messages.
 import * as zlib from 'node:zlib';
 import { CompressionTypes, type ICustomPartitioner, type Message, type PartitionMetadata, type Producer } from 'kafkajs';
 import { BadConfigError } from '../../checkpoint/errors';
 import type { SourceRecord } from '../contracts';
 import { registerKafkaCodecs } from '../kafka/codecs';
 import { batchMessage } from '../kafka/produce-hook';
-import { RecordBatchBuilder, type SealedBatch } from '../kafka/record-batch';
+import { RecordBatchBuilder } from '../kafka/record-batch';
 
 /** One record to produce. An output of this shape is produced as it is; any other output as `{ value: JSON.stringify(output) }`. */
 export interface KafkaMessageOut {
@@ -125,30 +125,25 @@ export function outputSender<T>(where: string, options: RecordOptions<T>, partit
 
   const partition = partitioning.partitioner();
 
-  /** Uncompressed: a record batch per partition, built here; a request holds one batch of each partition that has one. */
+  /** Uncompressed: a record batch per partition, built here, in requests of at most maxRequestBytes. */
   async function sendBatches(tx: Transaction, outputs: readonly T[], batchId: number): Promise<void> {
     const now = Date.now();
     const metadata = new Map<string, PartitionMetadata[]>();
-    const open = new Map<string, { topic: string; partition: number; builder: RecordBatchBuilder }>();
-    let ready = new Map<string, { topic: string; partition: number; batch: SealedBatch }>();
+    let open = new Map<string, { topic: string; partition: number; builder: RecordBatchBuilder }>();
+    let openBytes = 0;
     let inFlight: Promise<unknown> | undefined;
     const send = async (): Promise<void> => {
       const topics = new Map<string, ReturnType<typeof batchMessage>[]>();
-      for (const r of ready.values()) {
-        let list = topics.get(r.topic);
-        if (!list) topics.set(r.topic, (list = []));
-        list.push(batchMessage(r.partition, r.batch));
+      for (const o of open.values()) {
+        let list = topics.get(o.topic);
+        if (!list) topics.set(o.topic, (list = []));
+        list.push(batchMessage(o.partition, o.builder.seal()));
       }
-      ready = new Map();
-      await inFlight; // one request at a time: the next one is built meanwhile
+      open = new Map();
+      openBytes = 0;
+      await inFlight; // one request at a time: the next one is built while it is on its way
       inFlight = tx.sendBatch({ topicMessages: [...topics].map(([topic, messages]) => ({ topic, messages: messages as unknown as Message[] })), acks: -1 });
       inFlight.catch(() => {}); // awaited by the next send or at the end
-    };
-    const seal = async (key: string): Promise<void> => {
-      const o = open.get(key)!;
-      open.delete(key);
-      if (ready.has(key)) await send();
-      ready.set(key, { topic: o.topic, partition: o.partition, batch: o.builder.seal() });
     };
     try {
       for (const out of outputs) {
@@ -160,18 +155,15 @@ export function outputSender<T>(where: string, options: RecordOptions<T>, partit
           metadata.set(topic, partitions);
         }
         const p = partition({ topic, partitionMetadata: partitions, message });
+        if (openBytes > 0 && openBytes + bytes > maxRequestBytes) await send();
         const key = `${topic}\0${p}`;
         let o = open.get(key);
-        if (o && o.builder.bytes + bytes > maxRequestBytes) {
-          await seal(key);
-          o = undefined;
-        }
         if (!o) open.set(key, (o = { topic, partition: p, builder: new RecordBatchBuilder(Math.min(maxRequestBytes, 64 * 1024)) }));
         const headers = Object.entries(message.headers ?? {}) as Array<[string, Buffer | string]>;
         o.builder.append(message.key ?? null, message.value, headers, timestamp ?? now);
+        openBytes += bytes;
       }
-      for (const key of [...open.keys()]) await seal(key);
-      if (ready.size > 0) await send();
+      if (open.size > 0) await send();
     } finally {
       await inFlight;
     }
