@@ -82,24 +82,22 @@ export function outputSender<T>(where: string, options: RecordOptions<T>, partit
   const lineage = options.lineage !== false;
   const maxRequestBytes = options.maxRequestBytes ?? 512 * 1024;
 
-  function toKafka(o: T, batchId: number): { topic: string; message: Message; bytes: number; timestamp: number | undefined } {
+  function toKafka(o: T, batchId: number): { topic: string; message: Message; headers: Array<[string, Buffer | string]>; bytes: number; timestamp: number | undefined } {
     const m = toMessage(o);
-    const headers: Record<string, Buffer | string> = {};
-    for (const [k, v] of Object.entries(m.headers ?? {})) if (v !== undefined) headers[k] = v;
+    const headers: Array<[string, Buffer | string]> = [];
+    if (m.headers) for (const k in m.headers) if (m.headers[k] !== undefined) headers.push([k, m.headers[k]!]);
     if (lineage) {
-      headers['tidemark.batch'] = String(batchId);
+      headers.push(['tidemark.batch', String(batchId)]);
       if (m.source) {
-        headers['tidemark.source.topic'] = m.source.topic;
-        headers['tidemark.source.partition'] = String(m.source.partition);
-        headers['tidemark.source.offset'] = String(m.source.offset);
+        headers.push(['tidemark.source.topic', m.source.topic], ['tidemark.source.partition', String(m.source.partition)], ['tidemark.source.offset', String(m.source.offset)]);
       }
     }
-    const message: Message = { key: m.key ?? null, value: m.value, headers };
+    const message: Message = { key: m.key ?? null, value: m.value, headers: Object.fromEntries(headers) };
     if (m.partition !== undefined) message.partition = m.partition;
     if (m.timestamp !== undefined) message.timestamp = String(m.timestamp);
     let bytes = 24 + (m.key?.length ?? 0) + (m.value?.length ?? 0);
-    for (const [k, v] of Object.entries(headers)) bytes += k.length + v.length + 4;
-    return { topic: m.topic ?? options.topic, message, bytes, timestamp: m.timestamp };
+    for (const [k, v] of headers) bytes += k.length + v.length + 4;
+    return { topic: m.topic ?? options.topic, message, headers, bytes, timestamp: m.timestamp };
   }
 
   /** Compressed: kafkajs's messages, in chunks of at most maxRequestBytes. */
@@ -129,25 +127,23 @@ export function outputSender<T>(where: string, options: RecordOptions<T>, partit
   async function sendBatches(tx: Transaction, outputs: readonly T[], batchId: number): Promise<void> {
     const now = Date.now();
     const metadata = new Map<string, PartitionMetadata[]>();
-    let open = new Map<string, { topic: string; partition: number; builder: RecordBatchBuilder }>();
+    /** topic → partition → its batch in the request being built */
+    let open = new Map<string, Map<number, RecordBatchBuilder>>();
     let openBytes = 0;
     let inFlight: Promise<unknown> | undefined;
     const send = async (): Promise<void> => {
-      const topics = new Map<string, ReturnType<typeof batchMessage>[]>();
-      for (const o of open.values()) {
-        let list = topics.get(o.topic);
-        if (!list) topics.set(o.topic, (list = []));
-        list.push(batchMessage(o.partition, o.builder.seal()));
-      }
+      const topicMessages = [...open].map(([topic, builders]) => ({
+        topic, messages: [...builders].map(([p, builder]) => batchMessage(p, builder.seal())) as unknown as Message[],
+      }));
       open = new Map();
       openBytes = 0;
       await inFlight; // one request at a time: the next one is built while it is on its way
-      inFlight = tx.sendBatch({ topicMessages: [...topics].map(([topic, messages]) => ({ topic, messages: messages as unknown as Message[] })), acks: -1 });
+      inFlight = tx.sendBatch({ topicMessages, acks: -1 });
       inFlight.catch(() => {}); // awaited by the next send or at the end
     };
     try {
       for (const out of outputs) {
-        const { topic, message, bytes, timestamp } = toKafka(out, batchId);
+        const { topic, message, headers, bytes, timestamp } = toKafka(out, batchId);
         let partitions = metadata.get(topic);
         if (!partitions) {
           partitions = await partitioning.partitionsOf(topic);
@@ -156,11 +152,12 @@ export function outputSender<T>(where: string, options: RecordOptions<T>, partit
         }
         const p = partition({ topic, partitionMetadata: partitions, message });
         if (openBytes > 0 && openBytes + bytes > maxRequestBytes) await send();
-        const key = `${topic}\0${p}`;
-        let o = open.get(key);
-        if (!o) open.set(key, (o = { topic, partition: p, builder: new RecordBatchBuilder(Math.min(maxRequestBytes, 64 * 1024)) }));
-        const headers = Object.entries(message.headers ?? {}) as Array<[string, Buffer | string]>;
-        o.builder.append(message.key ?? null, message.value, headers, timestamp ?? now);
+        let builders = open.get(topic);
+        if (!builders) open.set(topic, (builders = new Map()));
+        let builder = builders.get(p);
+        // Room for this partition's share of a request with records spread over every partition; it grows if not.
+        if (!builder) builders.set(p, (builder = new RecordBatchBuilder(Math.max(4096, Math.ceil(maxRequestBytes / partitions.length)))));
+        builder.append(message.key ?? null, message.value, headers, timestamp ?? now);
         openBytes += bytes;
       }
       if (open.size > 0) await send();
