@@ -52,11 +52,8 @@ export interface Readiness {
   readonly reason: string;
 }
 
-/** Limits of the server (ms): a scrape is one small request, so anything slower is stuck or hostile. */
-const HEADERS_TIMEOUT = 5_000;
-const REQUEST_TIMEOUT = 10_000;
-const KEEP_ALIVE_TIMEOUT = 5_000;
-const IDLE_SOCKET_TIMEOUT = 10_000;
+/** Timeouts of the server (ms): a scrape is one small request, so anything slower is stuck or hostile. */
+const SERVER_TIMEOUTS_MS = { headers: 5_000, request: 10_000, keepAlive: 5_000, idleSocket: 10_000 } as const;
 /** A scrape within this long of the last one gets the same text: concurrent scrapers cost one rendering. */
 const RENDER_REUSE_MS = 200;
 const ERROR_LOG_EVERY_MS = 10_000;
@@ -255,7 +252,7 @@ export class Metrics {
       }
     };
     const server = createServer({
-      headersTimeout: HEADERS_TIMEOUT, requestTimeout: REQUEST_TIMEOUT, keepAliveTimeout: KEEP_ALIVE_TIMEOUT,
+      headersTimeout: SERVER_TIMEOUTS_MS.headers, requestTimeout: SERVER_TIMEOUTS_MS.request, keepAliveTimeout: SERVER_TIMEOUTS_MS.keepAlive,
       connectionsCheckingInterval: 1_000,
     }, (req, res) => {
       try {
@@ -265,7 +262,7 @@ export class Metrics {
       }
     });
     server.maxConnections = this.options.maxConnections ?? 64;
-    server.setTimeout(IDLE_SOCKET_TIMEOUT); // with no 'timeout' listener, an idle socket is destroyed
+    server.setTimeout(SERVER_TIMEOUTS_MS.idleSocket); // with no 'timeout' listener, an idle socket is destroyed
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, host, () => {

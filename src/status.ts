@@ -7,10 +7,10 @@
 // batch in flight), the committed batches' stats, and a sample taken every second (rates,
 // lag, checkpoint size). A request never reads the checkpoint, so it cannot hold a batch up.
 //
-// What is kept and sent is bounded whatever the job: SAMPLES seconds of history, the
-// BATCHES newest batches, the TOP_PARTITIONS most lagging partitions, RANGES ranges per
-// batch. Sources and sinks appear by id and name only, never their options (connection
-// strings hold passwords); the lock owner without its nonce.
+// What is kept and sent is bounded whatever the job (KEEP): seconds of history, the newest
+// batches, the most lagging partitions, ranges per batch. Sources and sinks appear by id and
+// name only, never their options (connection strings hold passwords); the lock owner
+// without its nonce.
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -40,11 +40,7 @@ export interface StatusOptions {
 }
 
 /** The bounds of what is kept and sent: seconds of samples, batches, partitions plotted, ranges per batch, fingerprints. */
-const SAMPLES = 300;
-const BATCHES = 120;
-const TOP_PARTITIONS = 10;
-const RANGES = 5;
-const FINGERPRINTS = 20;
+const KEEP = { samples: 300, batches: 120, topPartitions: 10, ranges: 5, fingerprints: 20 } as const;
 /** The lock owner's record is read again this often (ms): a takeover shows within that. */
 const OWNER_EVERY_MS = 5_000;
 
@@ -53,7 +49,7 @@ export interface StatusBatch {
   readonly id: number;
   /** When it committed (ms since the epoch). */
   readonly at: number;
-  /** The first RANGES of its ranges. */
+  /** The first KEEP.ranges of its ranges. */
   readonly ranges: readonly Range[];
   readonly rangeCount: number;
   readonly records: number;
@@ -71,7 +67,7 @@ export interface StatusJson {
     readonly source: string | null;
     readonly sinks: readonly string[];
     readonly fingerprint: string | null;
-    /** The newest FINGERPRINTS, oldest first. */
+    /** The newest KEEP.fingerprints, oldest first. */
     readonly fingerprints: readonly FingerprintEntry[];
     readonly createdAt: number | null;
   };
@@ -81,7 +77,7 @@ export interface StatusJson {
   readonly totals: { readonly batches: number; readonly records: number; readonly outputs: number };
   /** Batches found in flight at start and carried to commit, in this run. */
   readonly recoveries: { readonly count: number; readonly batches: readonly number[] };
-  /** The batch between PLANNED and COMMITTED, as `tidemark inspect` shows it (ranges cut to RANGES). */
+  /** The batch between PLANNED and COMMITTED, as `tidemark inspect` shows it (ranges cut to KEEP.ranges). */
   readonly inFlight: (InFlightReport & { readonly rangeCount: number }) | null;
   /** Newest first. */
   readonly batches: readonly StatusBatch[];
@@ -91,7 +87,7 @@ export interface StatusJson {
     readonly recordsIn: readonly number[];
     readonly recordsOut: readonly number[];
     readonly checkpointBytes: readonly number[];
-    /** The TOP_PARTITIONS partitions lagging most now, with their lag in each sample (null: not known then). */
+    /** The KEEP.topPartitions partitions lagging most now, with their lag in each sample (null: not known then). */
     readonly lag: ReadonlyArray<{ readonly partition: string; readonly values: ReadonlyArray<number | null> }>;
   };
 }
@@ -101,7 +97,7 @@ interface Sample {
   readonly recordsIn: number;
   readonly recordsOut: number;
   readonly checkpointBytes: number;
-  /** The most lagging partitions then (at most TOP_PARTITIONS). */
+  /** The most lagging partitions then (at most KEEP.topPartitions). */
   readonly lag: ReadonlyMap<string, number>;
 }
 
@@ -169,13 +165,13 @@ export class StatusPage {
     if (stats.recovered) {
       this.recoveries++;
       this.recovered.push(stats.id);
-      if (this.recovered.length > BATCHES) this.recovered.shift();
+      if (this.recovered.length > KEEP.batches) this.recovered.shift();
     }
     this.batches.unshift({
-      id: stats.id, at: this.now(), ranges: stats.ranges.slice(0, RANGES), rangeCount: stats.ranges.length, records: stats.records,
+      id: stats.id, at: this.now(), ranges: stats.ranges.slice(0, KEEP.ranges), rangeCount: stats.ranges.length, records: stats.records,
       outputs: stats.outputs, deadLetters: stats.deadLetters, recovered: stats.recovered, durations: stats.durations,
     });
-    if (this.batches.length > BATCHES) this.batches.pop();
+    if (this.batches.length > KEEP.batches) this.batches.pop();
   }
 
   /** Takes a sample now and then one every second, until `stop()`. */
@@ -205,10 +201,10 @@ export class StatusPage {
       recordsIn: last ? (this.totals.records - this.sampled.records) / seconds : 0,
       recordsOut: last ? (this.totals.outputs - this.sampled.outputs) / seconds : 0,
       checkpointBytes: this.options.checkpointBytes(),
-      lag: topLag(this.options.engine.status().lag, TOP_PARTITIONS),
+      lag: topLag(this.options.engine.status().lag, KEEP.topPartitions),
     });
     this.sampled = { records: this.totals.records, outputs: this.totals.outputs };
-    if (this.samples.length > SAMPLES) this.samples.shift();
+    if (this.samples.length > KEEP.samples) this.samples.shift();
     if (now - this.ownerAt >= OWNER_EVERY_MS) {
       this.ownerAt = now;
       readLockOwner(this.options.checkpointDir).then(
@@ -226,14 +222,14 @@ export class StatusPage {
       now: this.now(),
       job: {
         name: this.options.job, source: meta?.source ?? null, sinks: meta?.sinks ?? [], fingerprint: meta?.fingerprint ?? null,
-        fingerprints: (meta?.fingerprints ?? []).slice(-FINGERPRINTS), createdAt: meta?.createdAt ?? null,
+        fingerprints: (meta?.fingerprints ?? []).slice(-KEEP.fingerprints), createdAt: meta?.createdAt ?? null,
       },
       ready: this.options.readiness(),
       lock: { held: status.lockHeld, owner: this.owner },
       lastCommitted: status.lastCommitted,
       totals: this.totals,
       recoveries: { count: this.recoveries, batches: [...this.recovered] },
-      inFlight: inFlight ? { ...inFlight, ranges: inFlight.ranges.slice(0, RANGES), rangeCount: inFlight.ranges.length } : null,
+      inFlight: inFlight ? { ...inFlight, ranges: inFlight.ranges.slice(0, KEEP.ranges), rangeCount: inFlight.ranges.length } : null,
       batches: [...this.batches],
       series: {
         t: this.samples.map((s) => s.t),

@@ -21,7 +21,7 @@ declare module 'kafkajs/src/consumer/runner' {
   export = Runner;
 }
 
-// kafkajs's broker connection (fetch-hook.ts wraps its fetch, coordinator-refusals.ts its findGroupCoordinator).
+// kafkajs's broker connection (fetch-hook.ts wraps its fetch, coordinator-refusals.ts its findGroupCoordinator, produce-hook.ts its produce).
 declare module 'kafkajs/src/broker' {
   class Broker {
     fetch(request: unknown): Promise<unknown>;
@@ -55,4 +55,14 @@ declare module 'kafkajs/src/consumer/consumerGroup' {
     joinAndSync(): Promise<void>;
   }
   export = ConsumerGroup;
+}
+
+// kafkajs's request table (produce-hook.ts looks the Produce request up as Broker#produce does).
+declare module 'kafkajs/src/protocol/requests/apiKeys' {
+  const apiKeys: { readonly Produce: number };
+  export = apiKeys;
+}
+
+declare module 'kafkajs/src/protocol/requests' {
+  export const requests: { readonly Produce: object };
 }

@@ -33,37 +33,19 @@
 // retries; the retry connects again and re-reads the ledger, since a commit whose answer
 // was lost may have happened.
 import { createHash } from 'node:crypto';
-import * as zlib from 'node:zlib';
-import {
-  CompressionTypes, Kafka, logLevel, Partitioners, type Admin, type ICustomPartitioner, type Message, type Producer,
-} from 'kafkajs';
+import { Kafka, logLevel, Partitioners, type Admin, type ICustomPartitioner, type PartitionMetadata, type Producer } from 'kafkajs';
 import { BadConfigError } from '../../checkpoint/errors';
 import { InvariantError } from '../../checkpoint/errors';
 import { partitionKey } from '../../checkpoint/model';
 import { judgeLedgerWrite, type LedgerEntry as PartitionLedgerEntry } from '../../recovery/handoff';
 import { PartitionFencedError, SinkFencedError, SinkLedgerMismatchError } from '../errors';
-import type { PartitionOwner, Range, Sink, SinkBatch, SourceRecord } from '../contracts';
-import { registerKafkaCodecs } from '../kafka/codecs';
+import type { PartitionOwner, Range, Sink, SinkBatch } from '../contracts';
 import { kafkaConfig, type KafkaConnectionOptions } from '../kafka/connection';
 import { accessFailure, isCoordinatorNotReady, isFenced } from '../kafka/errors';
 import { retry } from '../retry';
+import { outputSender, type KafkaCompression, type KafkaMessageOut } from './kafka-records';
 
-/** One record to produce. An output of this shape is produced as it is; any other output as `{ value: JSON.stringify(output) }`. */
-export interface KafkaMessageOut {
-  readonly value: Buffer | string | null;
-  readonly key?: Buffer | string | null;
-  readonly headers?: Readonly<Record<string, Buffer | string | undefined>>;
-  /** Default: the sink's `topic`. */
-  readonly topic?: string;
-  /** Default: chosen by the partitioner (by key; no key: sticky round-robin). */
-  readonly partition?: number;
-  /** Milliseconds since the epoch; default: the broker's or producer's time. */
-  readonly timestamp?: number;
-  /** The record this one derives from: sent as lineage headers (`lineage` option). */
-  readonly source?: { readonly topic: string; readonly partition: number; readonly offset: number };
-}
-
-export type KafkaCompression = 'none' | 'gzip' | 'snappy' | 'lz4' | 'zstd';
+export { forwardRecord, type KafkaCompression, type KafkaMessageOut } from './kafka-records';
 
 /** Connection (`brokers`, `ssl`, `sasl`, `clientId`, timeouts, `retry`: see KafkaConnectionOptions), then: */
 export interface KafkaSinkOptions<T> extends KafkaConnectionOptions {
@@ -104,18 +86,6 @@ export interface KafkaSink<T> extends Sink<T> {
   lastDelivered(job?: string): Promise<number | undefined>;
 }
 
-/** A record to forward as it is (key, value, headers), with its lineage; `change` replaces fields. */
-export function forwardRecord(record: SourceRecord, change: Partial<KafkaMessageOut> = {}): KafkaMessageOut {
-  return {
-    key: record.key, value: record.value, ...(record.headers ? { headers: record.headers } : {}),
-    source: { topic: record.topic, partition: record.partition, offset: record.offset }, ...change,
-  };
-}
-
-const COMPRESSION: Record<KafkaCompression, CompressionTypes> = {
-  none: CompressionTypes.None, gzip: CompressionTypes.GZIP, snappy: CompressionTypes.Snappy, lz4: CompressionTypes.LZ4, zstd: CompressionTypes.ZSTD,
-};
-
 /**
  * Sends `send` again while the group coordinator moves or loads (isCoordinatorNotReady: kafkajs
  * does not retry those itself). A resend looks up the coordinator again, and within a
@@ -144,29 +114,15 @@ function rangesHash(ranges: readonly Range[]): string {
 
 interface LedgerEntry { readonly batch: number; readonly ranges: string }
 
-function isMessage(o: unknown): o is KafkaMessageOut {
-  if (typeof o !== 'object' || o === null || !('value' in o)) return false;
-  const v = (o as { value: unknown }).value;
-  return v === null || typeof v === 'string' || Buffer.isBuffer(v);
-}
-
 export function kafkaSink<T>(options: KafkaSinkOptions<T>): KafkaSink<T> {
   const name = options.name ?? 'kafka';
   const where = `kafkaSink ${name}`;
   if (!Array.isArray(options.brokers) || options.brokers.length === 0) throw new BadConfigError(`${where}: brokers must list at least one host:port.`);
   if (typeof options.topic !== 'string' || options.topic === '') throw new BadConfigError(`${where}: topic is required.`);
-  const compression = options.compression ?? 'none';
-  if (!(compression in COMPRESSION)) throw new BadConfigError(`${where}: compression must be one of ${Object.keys(COMPRESSION).join(', ')}; got ${JSON.stringify(compression)}.`);
-  if (compression === 'zstd' && typeof (zlib as unknown as { zstdCompressSync?: unknown }).zstdCompressSync !== 'function') {
-    throw new BadConfigError(`${where}: compression 'zstd' needs Node ≥ 22.15 (node:zlib zstd) to write; this is Node ${process.versions.node}. Use lz4, snappy or gzip.`);
-  }
-  if (compression !== 'none' && compression !== 'gzip') registerKafkaCodecs();
-  const toMessage = options.message ?? ((o: T): KafkaMessageOut => (isMessage(o) ? o : { value: JSON.stringify(o) }));
-  const lineage = options.lineage !== false;
-  const maxRequestBytes = options.maxRequestBytes ?? 512 * 1024;
   const ledgerTopic = options.ledgerTopic ?? options.topic;
   const partitioner = options.partitioner === 'legacy' ? Partitioners.LegacyPartitioner
     : typeof options.partitioner === 'function' ? options.partitioner : Partitioners.DefaultPartitioner;
+  const sendOutputs = outputSender(where, options, { partitioner, partitionsOf });
 
   const kafka = new Kafka(kafkaConfig(options, { logLevel: logLevel.NOTHING }));
   let admin: Admin | undefined;
@@ -200,6 +156,13 @@ export function kafkaSink<T>(options: KafkaSinkOptions<T>): KafkaSink<T> {
       admin = a;
     }
     return admin;
+  }
+
+  /** A topic's partitions, as the sink's partitioner takes them (asked once per write and topic). */
+  async function partitionsOf(topic: string): Promise<PartitionMetadata[]> {
+    const a = await getAdmin();
+    const { topics } = await a.fetchTopicMetadata({ topics: [topic] });
+    return topics.find((t) => t.name === topic)?.partitions ?? [];
   }
 
   async function readLedger(job: string): Promise<LedgerEntry | null> {
@@ -247,26 +210,6 @@ export function kafkaSink<T>(options: KafkaSinkOptions<T>): KafkaSink<T> {
     await p?.disconnect().catch(() => {});
   }
 
-  function toKafka(o: T, batchId: number): { topic: string; message: Message; bytes: number } {
-    const m = toMessage(o);
-    const headers: Record<string, Buffer | string> = {};
-    for (const [k, v] of Object.entries(m.headers ?? {})) if (v !== undefined) headers[k] = v;
-    if (lineage) {
-      headers['tidemark.batch'] = String(batchId);
-      if (m.source) {
-        headers['tidemark.source.topic'] = m.source.topic;
-        headers['tidemark.source.partition'] = String(m.source.partition);
-        headers['tidemark.source.offset'] = String(m.source.offset);
-      }
-    }
-    const message: Message = { key: m.key ?? null, value: m.value, headers };
-    if (m.partition !== undefined) message.partition = m.partition;
-    if (m.timestamp !== undefined) message.timestamp = String(m.timestamp);
-    let bytes = 24 + (m.key?.length ?? 0) + (m.value?.length ?? 0);
-    for (const [k, v] of Object.entries(headers)) bytes += k.length + v.length + 4;
-    return { topic: m.topic ?? options.topic, message, bytes };
-  }
-
   /** Group mode: an input partition's ledger entry ({epoch, until}), as the partition ledger group holds it now. */
   async function readPartitionLedger(job: string, o: PartitionOwner): Promise<PartitionLedgerEntry | undefined> {
     const a = await getAdmin();
@@ -312,27 +255,6 @@ export function kafkaSink<T>(options: KafkaSinkOptions<T>): KafkaSink<T> {
       await p.disconnect().catch(() => {});
       throw err;
     }
-  }
-
-  /** Sends the outputs in chunks of at most maxRequestBytes within the transaction. */
-  async function sendOutputs(tx: Awaited<ReturnType<Producer['transaction']>>, outputs: readonly T[], batchId: number): Promise<void> {
-    let chunk = new Map<string, Message[]>();
-    let chunkBytes = 0;
-    const flush = async (): Promise<void> => {
-      if (chunkBytes === 0 && chunk.size === 0) return;
-      await tx.sendBatch({ topicMessages: [...chunk].map(([topic, messages]) => ({ topic, messages })), compression: COMPRESSION[compression], acks: -1 });
-      chunk = new Map();
-      chunkBytes = 0;
-    };
-    for (const o of outputs) {
-      const { topic, message, bytes } = toKafka(o, batchId);
-      if (chunkBytes > 0 && chunkBytes + bytes > maxRequestBytes) await flush();
-      let list = chunk.get(topic);
-      if (!list) chunk.set(topic, (list = []));
-      list.push(message);
-      chunkBytes += bytes;
-    }
-    await flush();
   }
 
   /** Group mode: one partition's range, in one transaction with its ledger entry. */

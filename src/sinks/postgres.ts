@@ -37,10 +37,11 @@
 import { Pool, type PoolClient, type PoolConfig } from 'pg';
 import { BadConfigError, InvariantError, isTidemarkError } from '../../checkpoint/errors';
 import { claimLedger, judgeLedgerWrite, type LedgerEntry } from '../../recovery/handoff';
-import { AuthenticationError, PartitionFencedError, SinkLedgerMismatchError, SinkRejectedError, TlsError, type RejectedRow } from '../errors';
-import { tlsFailure } from '../tls-failure';
+import { PartitionFencedError, SinkLedgerMismatchError, SinkRejectedError, type RejectedRow } from '../errors';
 import type { PartitionOwner, Range, Sink, SinkBatch } from '../contracts';
 import { ownedRange } from './owned';
+import { describe, isRowError, isStatementError, refusal, serverOf, sqlState } from './postgres-errors';
+import { canonicalRanges, ledgerDDL, partitionLedgerDDL, quoteName } from './postgres-ledger';
 
 export interface PostgresSinkOptions<T> {
   /** A connection string, node-postgres pool settings, or a `Pool` you own (then `close()` leaves it open). */
@@ -98,72 +99,7 @@ export interface PostgresSink<T> extends Sink<T> {
   close(): Promise<void>;
 }
 
-/** `"a"."b"` from `a.b`. */
-export function quoteName(name: string): string {
-  return name.split('.').map((part) => `"${part.replace(/"/g, '""')}"`).join('.');
-}
-
-export function ledgerDDL(table: string): string {
-  return `CREATE TABLE IF NOT EXISTS ${table} (
-  job          text        NOT NULL,
-  sink         text        NOT NULL,
-  batch_id     bigint      NOT NULL,
-  ranges       jsonb       NOT NULL,
-  committed_at timestamptz NOT NULL DEFAULT now(),
-  PRIMARY KEY (job, sink, batch_id)
-)`;
-}
-
-export function partitionLedgerDDL(table: string): string {
-  return `CREATE TABLE IF NOT EXISTS ${table} (
-  job        text        NOT NULL,
-  sink       text        NOT NULL,
-  topic      text        NOT NULL,
-  partition  integer     NOT NULL,
-  epoch      bigint      NOT NULL,
-  until      bigint,
-  updated_at timestamptz NOT NULL DEFAULT now(),
-  PRIMARY KEY (job, sink, topic, partition)
-)`;
-}
-
 const MAX_PARAMS = 65_535;
-const sqlState = (err: unknown): string | undefined => {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
-};
-/** A row the table refuses: data exception (22) or integrity constraint violation (23). */
-const isRowError = (err: unknown): boolean => /^2[23]/.test(sqlState(err) ?? '');
-/** A statement that cannot work however often it is retried: syntax, undefined table or column, privilege (42). */
-const isStatementError = (err: unknown): boolean => sqlState(err)?.startsWith('42') === true;
-const describe = (err: unknown): string => {
-  const e = err as { message?: string; code?: string; detail?: string };
-  return `${e.message ?? String(err)}${e.code ? ` (SQLSTATE ${e.code})` : ''}${e.detail ? `: ${e.detail}` : ''}`;
-};
-
-/** The server a connection setting names, without user or password: `PostgreSQL host:port/database`. */
-function serverOf(connection: string | PoolConfig | Pool): string {
-  const c = connection instanceof Pool ? (connection as unknown as { options: PoolConfig }).options : connection;
-  if (typeof c !== 'string' && c.connectionString === undefined) return `PostgreSQL ${c.host ?? 'localhost'}:${c.port ?? 5432}/${c.database ?? ''}`;
-  try {
-    const url = new URL(typeof c === 'string' ? c : c.connectionString ?? '');
-    return `PostgreSQL ${url.host}${url.pathname}`;
-  } catch {
-    return 'PostgreSQL (connection string not a URL)';
-  }
-}
-
-/** The server's refusal of the connection itself, as its typed error; undefined for anything else. */
-function refusal(err: unknown, server: string): Error | undefined {
-  if (sqlState(err)?.startsWith('28')) return new AuthenticationError(server, describe(err), { cause: err });
-  const tls = tlsFailure(err);
-  return tls ? new TlsError(server, tls, { cause: err }) : undefined;
-}
-
-/** Ranges in a canonical order and shape, to compare a ledger row with a batch. */
-function canonicalRanges(ranges: readonly Range[]): string {
-  return ranges.map((r) => JSON.stringify([r.topic, r.partition, Number(r.from), Number(r.until)])).sort().join('\n');
-}
 
 /** Groups rows so that each group holds each key at most once, keeping the order of a key's rows across groups. */
 function rounds<R>(rows: readonly R[], keyOf: (row: R) => string): R[][] {

@@ -95,6 +95,31 @@ describe('kafkaSink', () => {
     expect(sideRecords.map((r) => r.value!.split(':')[0]).sort()).toEqual(['gzip', 'gzip', 'lz4', 'lz4', 'none', 'none', 'snappy', 'snappy']);
   });
 
+  it('several record batches per partition in one transaction: each output once, in output order within its partition, keys where kafkajs\'s partitioner puts them', async () => {
+    const topic = uniqueTopic('sink-batches');
+    await createTopic(topic, 3);
+    // 4 KiB per partition batch: each 2,000-output write takes ~20 produce requests, built while the previous one is in flight.
+    const sink = kafkaSink<{ n: number }>({
+      brokers: brokers(), topic, name: 'batches', maxRequestBytes: 4 * 1024,
+      // Some records with an old timestamp: negative deltas within a batch, which the broker must accept.
+      message: (o) => ({ key: `k${o.n % 50}`, value: JSON.stringify(o), ...(o.n % 7 === 0 ? { timestamp: 1_700_000_000_000 + o.n } : {}) }),
+    });
+    await sink.write(batch(1, values(0, 2000)));
+    await sink.write(batch(2, values(2000, 2000))); // the same producer: its sequences go on across transactions
+    await sink.close();
+    const got = await readTopic(brokers(), topic);
+    expect(got).toHaveLength(4000);
+    expect(duplicates(got.map((r) => r.value))).toEqual({});
+    const partition = Partitioners.DefaultPartitioner();
+    const metadata = [0, 1, 2].map((partitionId) => ({ partitionId, leader: 1, partitionErrorCode: 0, replicas: [1], isr: [1] }));
+    for (let p = 0; p < 3; p++) {
+      const ns = got.filter((r) => r.partition === p).map((r) => (JSON.parse(r.value!) as { n: number }).n);
+      expect(ns).toEqual([...ns].sort((a, b) => a - b));
+    }
+    for (const r of got) expect(r.partition).toBe(partition({ topic, partitionMetadata: metadata, message: { key: r.key, value: null } }));
+    expect(await readTopic(brokers(), topic, 'read_uncommitted')).toHaveLength(4000);
+  });
+
   it('refuses a batch the ledger contradicts (other ranges for the same id, or a later batch delivered)', async () => {
     const topic = uniqueTopic('sink-ledger');
     await createTopic(topic, 1);
