@@ -52,6 +52,9 @@ function sinks(): Array<Sink<TortureOutput>> {
   if (process.env.TORTURE_KAFKA_SINK_TOPIC) {
     list.push(kafkaSink<TortureOutput>({
       name: 'kafka', brokers: (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(','), topic: process.env.TORTURE_KAFKA_SINK_TOPIC,
+      // One transactional id per run (its topic is fresh): two tortures on one broker — the CI
+      // form and the long one — must not fence each other's producer (seen 2026-11-30: exit 10).
+      transactionalId: `tidemark.torture.${process.env.TORTURE_KAFKA_SINK_TOPIC}`,
       message: (t) => ({ key: `${t.p}:${t.o}`, value: JSON.stringify({ p: t.p, o: t.o, v: t.v, execution: t.execution }) }),
     }));
   }
