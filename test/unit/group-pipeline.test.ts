@@ -127,16 +127,22 @@ it('maxInFlight 1 runs one batch at a time', async () => {
   expect(events).toEqual(['transform 1', 'write 1', 'transform 2', 'write 2', 'transform 3', 'write 3', 'transform 4', 'write 4']);
 });
 
-it('a fenced oldest batch is dropped with its partition; the batch in flight after it goes on', async () => {
+/** Two partitions of `n` records each, and a sink whose write of batch 1 throws `err` once batch 2 (the other partition) was transformed. */
+function firstWriteFails(n: number, err: Error) {
   const source = new GroupLog(2, 1, [0, 1]);
-  source.append(0, 8);
-  source.append(1, 8);
+  source.append(0, n);
+  source.append(1, n);
   const t = transformed();
   const sink = keepingSink(async (b) => {
     if (b.id !== 1) return;
     await t.when(2);
-    throw new PartitionFencedError('the test sink', 't', 0, 1, 2);
+    throw err;
   });
+  return { source, t, sink };
+}
+
+it('a fenced oldest batch is dropped with its partition; the batch in flight after it goes on', async () => {
+  const { source, t, sink } = firstWriteFails(8, new PartitionFencedError('the test sink', 't', 0, 1, 2));
   const summary = await new GroupEngine(groupJob(source, sink, 2, t.seen), { checkpointDir: join(root, 'fenced'), logger: silentLogger }).run({ once: true });
   expect(offsetsOf(sink.writes, 0)).toEqual([]);
   expect(offsetsOf(sink.writes, 1)).toEqual(all(1, 8));
@@ -148,15 +154,7 @@ it('a fenced oldest batch is dropped with its partition; the batch in flight aft
 describe('a checkpoint left with two batches in flight', () => {
   /** Runs until batch 1's delivery fails while batch 2 (the other partition) is staged; returns the source with both plans in the group. */
   async function twoInFlight(dir: string): Promise<{ source: GroupLog; staged: Map<number, string[]> }> {
-    const source = new GroupLog(2, 1, [0, 1]);
-    source.append(0, 4);
-    source.append(1, 4);
-    const t = transformed();
-    const sink = keepingSink(async (b) => {
-      if (b.id !== 1) return;
-      await t.when(2);
-      throw new Error('the sink is down');
-    });
+    const { source, t, sink } = firstWriteFails(4, new Error('the sink is down'));
     const staged = new Map<number, string[]>();
     const stamp = execution;
     await expect(new GroupEngine(groupJob(source, sink, 2, t.seen), { checkpointDir: dir, logger: silentLogger }).run({ once: true })).rejects.toThrow('the sink is down');
@@ -167,33 +165,31 @@ describe('a checkpoint left with two batches in flight', () => {
     return { source, staged };
   }
 
-  it('both partitions assigned again: both are redelivered as staged, in id order', async () => {
-    const dir = join(root, 'both');
+  /** Restarts the checkpoint left by twoInFlight with only `assigned` given to it, until nothing is left to do. */
+  async function recoverWith(name: string, assigned: readonly number[]) {
+    const dir = join(root, name);
     const { source, staged } = await twoInFlight(dir);
-    source.assign(2, [0, 1]);
+    source.assign(2, assigned);
     const sink = keepingSink();
     const summary = await new GroupEngine(groupJob(source, sink, 2), { checkpointDir: dir, logger: silentLogger }).run({ once: true });
-    expect(sink.writes.map((w) => [w.id, w.outputs])).toEqual([[1, staged.get(0)], [2, staged.get(1)]]);
-    expect(summary.lastCommitted).toBe(2);
+    return { writes: sink.writes.map((w) => [w.id, w.outputs]), summary, staged };
+  }
+
+  it('both partitions assigned again: both are redelivered as staged, in id order', async () => {
+    const { writes, summary, staged } = await recoverWith('both', [0, 1]);
+    expect(writes).toEqual([[1, staged.get(0)], [2, staged.get(1)]]);
+    expect(summary).toMatchObject({ lastCommitted: 2, positions: { 't/0': 4, 't/1': 4 } });
   });
 
   it('only the second batch\'s partition assigned: the first is discarded, the second redelivered as staged', async () => {
-    const dir = join(root, 'second');
-    const { source, staged } = await twoInFlight(dir);
-    source.assign(2, [1]);
-    const sink = keepingSink();
-    const summary = await new GroupEngine(groupJob(source, sink, 2), { checkpointDir: dir, logger: silentLogger }).run({ once: true });
-    expect(sink.writes.map((w) => [w.id, w.outputs])).toEqual([[2, staged.get(1)]]);
+    const { writes, summary, staged } = await recoverWith('second', [1]);
+    expect(writes).toEqual([[2, staged.get(1)]]);
     expect(summary).toMatchObject({ lastCommitted: 2, positions: { 't/1': 4 } });
   });
 
   it('only the first batch\'s partition assigned: it is redelivered as staged, the second dropped in its turn', async () => {
-    const dir = join(root, 'first');
-    const { source, staged } = await twoInFlight(dir);
-    source.assign(2, [0]);
-    const sink = keepingSink();
-    const summary = await new GroupEngine(groupJob(source, sink, 2), { checkpointDir: dir, logger: silentLogger }).run({ once: true });
-    expect(sink.writes.map((w) => [w.id, w.outputs])).toEqual([[1, staged.get(0)]]);
+    const { writes, summary, staged } = await recoverWith('first', [0]);
+    expect(writes).toEqual([[1, staged.get(0)]]);
     expect(summary).toMatchObject({ lastCommitted: 2, positions: { 't/0': 4 } });
   });
 });
