@@ -25,13 +25,12 @@ import { partitionKey, type BatchRecord, type OffsetMap, type PartitionRef, type
 import { describeRanges } from '../../recovery/decide';
 import { decideTakeover, formatPlan, parsePlan, type Takeover } from '../../recovery/handoff';
 import { elapsedMs, lagAfterCommit, lagAtPlan, type BatchStats, type EngineStatus, type RunSummary } from '../batch-stats';
-import { finishBatch, prepareBatch } from '../batch-run';
+import { finishBatch, prepareBatch, type BatchRunContext, type PreparedBatch } from '../batch-run';
 import type { PartitionOwner } from '../contracts';
 import type { RunOptions } from '../engine';
 import { EngineBase, type EngineOptions } from '../engine-base';
 import type { Job } from '../job';
 import { planRanges } from '../planner';
-import type { BatchOutcome, BatchRunContext, PreparedBatch } from '../batch-run';
 import type { Assignment, GroupMembership } from '../kafka/membership';
 import type { KafkaSource } from '../sources/kafka';
 import { changeOf, follows } from './ownership';
@@ -377,7 +376,7 @@ export class GroupEngine<T> extends EngineBase<T> {
   private async finishOwned(o: Owned, owner: PartitionOwner, prepared: PreparedBatch): Promise<BatchStats> {
     const range = prepared.batch.ranges[0]!;
     const key = partitionKey(range);
-    const done: BatchOutcome = await finishBatch(this.batchContext(owner), prepared, this.positions);
+    const done = await finishBatch(this.batchContext(owner), prepared, this.positions);
     this.positions = done.positions;
     this.lastCommitted = done.batch.id;
     o.lastBatchAt = Date.now();
