@@ -83,7 +83,7 @@ function transformed(): { seen: (id: number) => void; when: (id: number) => Prom
 let execution = 0;
 function groupJob(source: GroupLog, sink: Sink<string>, maxInFlight: number, onTransform?: (id: number) => void) {
   return defineJob({
-    name: 'gp', source: source as unknown as MemoryLog, sinks: [sink], scaleOut: 'group',
+    name: 'gp', source: source as unknown as MemoryLog, sinks: [sink], scaleOut: 'group', sinkAttempts: 1, // a failed write fails the batch at once
     batch: { maxRecordsPerPartition: 4, minRecords: 1, maxWaitMs: 0, maxInFlight },
     // stamped with its execution: a redelivery of staged outputs is told from a new run
     transform: (records, ctx) => {
