@@ -1,4 +1,4 @@
-// `npm run bench:group [-- --records N --daemons 1,2,3 --partitions 6]`: group mode's
+// `npm run bench:group [-- --records N --daemons 1,2,3 --partitions 6 --max-in-flight M]`: group mode's
 // throughput with 1, 2 and 3 daemons of test/kafka/group-job.ts (each its own process and
 // checkpoint, one consumer group per run) over one topic of N × 200 B records, produced once. A run is timed from the first daemon's start to the
 // moment the sink holds every record's output (group joins and the first assignment
@@ -45,10 +45,11 @@ function delivered(out: string): number {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { records: { type: 'string' }, daemons: { type: 'string' }, partitions: { type: 'string' } } });
+  const { values } = parseArgs({ options: { records: { type: 'string' }, daemons: { type: 'string' }, partitions: { type: 'string' }, 'max-in-flight': { type: 'string' } } });
   const records = Number(values.records ?? 600_000);
   const partitions = Number(values.partitions ?? 6);
   const counts = (values.daemons ?? '1,2,3').split(',').map(Number);
+  const maxInFlight = values['max-in-flight']; // the job's default (2) when not given
   const topic = `bench-group-${records}x200-${partitions}p`;
   const a = await admin();
   const existing = await a.listTopics();
@@ -65,7 +66,7 @@ async function main(): Promise<void> {
   for (const n of counts) {
     const dir = mkdtempSync(join(tmpdir(), `tidemark-bench-group-${n}-`));
     const group = `bench-group-${Date.now().toString(36)}-${n}`;
-    const run = { dir, topic, brokers: bootstrap(), env: { GROUP_ID: group, GROUP_BATCH: '20000', GROUP_SESSION_MS: '10000' } };
+    const run = { dir, topic, brokers: bootstrap(), env: { GROUP_ID: group, GROUP_BATCH: '20000', GROUP_SESSION_MS: '10000', ...(maxInFlight ? { GROUP_MAX_IN_FLIGHT: maxInFlight } : {}) } };
     const started = Date.now();
     const daemons: Child[] = [];
     for (let i = 0; i < n; i++) {
@@ -85,7 +86,7 @@ async function main(): Promise<void> {
     for (const c of daemons) c.proc.kill('SIGTERM');
     for (const c of daemons) await c.exited;
     const result = {
-      daemons: n, records, partitions, seconds, recordsPerSecond: Math.round(records / seconds),
+      daemons: n, maxInFlight: Number(maxInFlight ?? 2), records, partitions, seconds, recordsPerSecond: Math.round(records / seconds),
       secondsAfterFirstCommit: afterJoin, recordsPerSecondAfterFirstCommit: Math.round(records / afterJoin),
     };
     console.log(JSON.stringify(result));

@@ -19,7 +19,7 @@ export interface BatchOptions extends Partial<PlanLimits> {
   /**
    * Batches in flight at once (default 2): batch N+1 is planned, read, transformed and
    * staged while N is delivered and committed (DESIGN.md "Pipelining"). 1: one batch at a
-   * time. Group mode runs one batch at a time whatever this says.
+   * time. Group mode pipelines across distinct partitions only (docs/scale-out.md).
    */
   readonly maxInFlight?: number;
 }

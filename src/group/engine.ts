@@ -13,12 +13,19 @@
 // At assignment, a partition is taken over from the group's commit (recovery/handoff.ts
 // decideTakeover) after every sink claimed it for the new epoch: a planned range is run
 // again exactly, first.
+//
+// Pipelined (batch.maxInFlight, docs/scale-out.md "Pipelining"): (a–d) of a batch run while
+// the batches before it finish; (e–g) run one batch after the other in id order (`chain`),
+// as in src/engine.ts. Never two batches of one partition in flight: the group's plan of a
+// partition describes one. A fenced or refused batch met while finishing is the oldest in
+// flight, so dropping it leaves the next valid; any other drop, and every new assignment,
+// waits until the flight has drained.
 import { BadConfigError, isTidemarkError } from '../../checkpoint/errors';
 import { partitionKey, type BatchRecord, type OffsetMap, type PartitionRef, type Range } from '../../checkpoint/model';
 import { describeRanges } from '../../recovery/decide';
 import { decideTakeover, formatPlan, parsePlan, type Takeover } from '../../recovery/handoff';
 import { elapsedMs, lagAfterCommit, lagAtPlan, type BatchStats, type EngineStatus, type RunSummary } from '../batch-stats';
-import { runBatch } from '../batch-run';
+import { finishBatch, prepareBatch, type BatchRunContext, type PreparedBatch } from '../batch-run';
 import type { PartitionOwner } from '../contracts';
 import type { RunOptions } from '../engine';
 import { EngineBase, type EngineOptions } from '../engine-base';
@@ -59,8 +66,13 @@ export class GroupEngine<T> extends EngineBase<T> {
   private readonly owned = new Map<string, Owned>();
   /** Ranges a takeover found planned and not committed: run exactly, first. */
   private readonly reruns = new Map<string, { from: number; until: number }>();
-  /** The checkpoint's batch in flight at start, until the first assignment says whether it is still ours. */
-  private pending: BatchRecord | undefined;
+  /** The checkpoint's batches in flight at start (id order), until the assignments say whether each is still ours. */
+  private pending: BatchRecord[] = [];
+  /** The ids of `pending` batches that are the reruns the group asks of this checkpoint (the others are dropped in their turn). */
+  private keptPending = new Set<number>();
+  /** The batches planned (or recovered) and not yet finished, group commit included, in id order (at most batch.maxInFlight). */
+  private flight: BatchRecord[] = [];
+  private committedWaiters: Array<() => void> = [];
   private checkpointId = '';
   private cursor = 0;
   private readonly source: GroupSource;
@@ -86,23 +98,44 @@ export class GroupEngine<T> extends EngineBase<T> {
     if (options.ranges) throw new BadConfigError("--ranges is not for group mode: the group decides which daemon reads which partition (run it with scaleOut 'single').");
     let batches = 0;
     let records = 0;
+    const counted = (stats: BatchStats | undefined): void => {
+      if (!stats) return;
+      batches++;
+      records += stats.records;
+      this.progressAt = Date.now();
+      this.options.onBatch?.(stats);
+    };
+    // The second halves, one batch after the other in id order; a failure is kept for the loop and no later batch is finished after it.
+    let chain: Promise<void> = Promise.resolve();
+    let failure: { readonly err: unknown } | undefined;
+    const drained = async (): Promise<boolean> => {
+      await chain;
+      return !failure;
+    };
     try {
       await this.recover();
       this.membership = await this.source.joinGroup(this.log, this.options.instanceId);
       await this.membership.start();
       await this.followGroup();
       this.recovered = true;
-      while (!this.stopping && (options.maxBatches === undefined || batches < options.maxBatches)) {
+      while (!this.stopping && !failure && (options.maxBatches === undefined || batches + this.flight.length < options.maxBatches)) {
+        // A new assignment is applied with nothing in flight: its resets and discards never pass a batch in flight.
+        if (this.membership.current() !== this.assignment && !await drained()) break;
         await this.followGroup();
-        const batch = await this.planNext();
+        if (this.flight.length >= this.job.maxInFlight) {
+          await Promise.race([chain, this.nextFinish()]);
+          continue;
+        }
+        const batch = await this.planNext(drained);
+        if (batch && failure) break; // the batch before failed while this one was planned: it stays PLANNED
         if (batch) {
-          const stats = await this.advance(batch);
-          if (stats) {
-            batches++;
-            records += stats.records;
-            this.progressAt = Date.now();
-            this.options.onBatch?.(stats);
+          const prepared = await this.prepare(batch, drained);
+          if (prepared) {
+            chain = chain.then(() => (failure ? undefined : this.finish(prepared).then(counted)))
+              .catch((err: unknown) => void (failure ??= { err }));
           }
+        } else if (this.flight.length > 0) {
+          await chain; // nothing more to plan now: the batches in flight finish before the loop decides it is idle or done
         } else if (options.once) {
           break;
         } else {
@@ -111,19 +144,32 @@ export class GroupEngine<T> extends EngineBase<T> {
           this.store!.assertHeld();
         }
       }
+      await chain;
+      if (failure) throw failure.err;
       this.store?.assertHeld();
       return { batches, records, lastCommitted: this.lastCommitted, positions: this.positions };
+    } catch (err) {
+      // Batches in flight end before the checkpoint closes; the oldest batch's failure is the one reported.
+      await chain;
+      throw failure ? failure.err : err;
     } finally {
       await this.close();
     }
   }
 
+  /** Settles when the oldest batch in flight is finished (or fails). */
+  private nextFinish(): Promise<void> {
+    return new Promise((resolve) => this.committedWaiters.push(resolve));
+  }
+
   private async recover(): Promise<void> {
     const { store, decision, meta } = await this.openCheckpoint(false);
     this.checkpointId = meta?.checkpointId ?? '';
-    this.pending = decision.redeliver ?? decision.rerun;
-    if (this.pending && this.pending.ranges.length > 1) {
-      throw new BadConfigError(`The checkpoint ${store.dir} has batch ${this.pending.id} in flight over several partitions (${describeRanges(this.pending.ranges)}), ` +
+    const first = decision.redeliver ?? decision.rerun;
+    this.pending = first ? [first, ...decision.later] : [];
+    const several = this.pending.find((b) => b.ranges.length > 1);
+    if (several) {
+      throw new BadConfigError(`The checkpoint ${store.dir} has batch ${several.id} in flight over several partitions (${describeRanges(several.ranges)}), ` +
         "written by a single daemon: finish it with scaleOut 'single' first (SIGTERM drains it), then start group mode.");
     }
   }
@@ -152,7 +198,7 @@ export class GroupEngine<T> extends EngineBase<T> {
     // The source's metadata may predate partitions added to the topic, which the group's leader saw: it would read them as empty.
     if (change.added.length > 0) await this.job.source.partitions();
     const commits = change.added.length > 0 ? await this.source.groupCommits(change.added) : new Map<string, { offset: number; metadata: string | null }>();
-    let keepPending = false;
+    this.keptPending.clear();
     // The sinks' claims of different partitions are independent (the Kafka sink's is an InitProducerId each): made at once.
     const claimed = await Promise.all(change.added.map((p) => this.claim(p, next.generation)));
     for (const [i, p] of change.added.entries()) {
@@ -165,17 +211,21 @@ export class GroupEngine<T> extends EngineBase<T> {
       if (takeover.kind === 'rerun') {
         positions[key] = takeover.range.from;
         this.reruns.set(key, takeover.range);
-        keepPending ||= this.isPendingRerun(p, takeover);
+        const pending = this.pending.find((b) => this.isPendingRerun(b, p, takeover));
+        if (pending) {
+          this.keptPending.add(pending.id);
+          this.reruns.delete(key); // the pending batch is that rerun
+        }
       }
       this.log.info({ event: 'assigned', partition: key, epoch: next.generation, takeover, memberId: next.memberId },
         `assigned ${key} at epoch ${next.generation}: ${describeTakeover(takeover)}`);
     }
-    const discard = this.pending && !keepPending ? this.pending : undefined;
-    if (discard) this.log.info({ batch: discard.id, ranges: discard.ranges }, `batch ${discard.id} in flight at start is not this daemon's to finish (the group holds no such plan of it now): dropped, its staged outputs with it`);
-    if (keepPending) this.reruns.delete(partitionKey(this.pending!.ranges[0]!)); // the pending batch is that rerun
-    else this.pending = undefined;
-    await this.store!.resetPositions(positions, this.lastCommitted, discard ? [discard] : [], undefined);
-    if (discard) this.lastCommitted = discard.id;
+    // The batches in flight at start that are not kept are dropped up to the first kept one; any after it, in their turn (planNext).
+    const kept = this.pending.findIndex((b) => this.keptPending.has(b.id));
+    const discard = this.pending.splice(0, kept < 0 ? this.pending.length : kept);
+    for (const b of discard) this.logNotOurs(b);
+    await this.store!.resetPositions(positions, this.lastCommitted, discard, undefined);
+    if (discard.length > 0) this.lastCommitted = discard.at(-1)!.id;
     this.positions = positions;
     await this.store!.writeOwnership({
       group: this.groupId, generation: next.generation, memberId: next.memberId, at: Date.now(),
@@ -183,10 +233,14 @@ export class GroupEngine<T> extends EngineBase<T> {
     });
   }
 
-  /** The batch in flight at start is the range the group says to run again, planned by this very checkpoint. */
-  private isPendingRerun(p: PartitionRef, t: Takeover): boolean {
-    const r = this.pending?.ranges[0];
+  /** A batch in flight at start is the range the group says to run again, planned by this very checkpoint. */
+  private isPendingRerun(b: BatchRecord, p: PartitionRef, t: Takeover): boolean {
+    const r = b.ranges[0];
     return t.kind === 'rerun' && t.redeliverStaged && r !== undefined && partitionKey(r) === partitionKey(p) && r.from === t.range.from && r.until === t.range.until;
+  }
+
+  private logNotOurs(b: BatchRecord): void {
+    this.log.info({ batch: b.id, ranges: b.ranges }, `batch ${b.id} in flight at start is not this daemon's to finish (the group holds no such plan of it now): dropped, its staged outputs with it`);
   }
 
   /** Every sink's claim of the partition for `epoch`; false when a newer epoch already has it. */
@@ -202,16 +256,30 @@ export class GroupEngine<T> extends EngineBase<T> {
     }
   }
 
-  /** The next batch: the one in flight at start, a range to run again, or a plan, over the owned partitions in turn. */
-  private async planNext(): Promise<BatchRecord | undefined> {
+  /**
+   * The next batch: one in flight at start, a range to run again, or a plan, over the owned
+   * partitions without a batch in flight, in turn. `drained` waits for the flight to finish
+   * (false after a failure).
+   */
+  private async planNext(drained: () => Promise<boolean>): Promise<BatchRecord | undefined> {
     const started = performance.now();
-    if (this.pending) {
-      const batch = this.pending;
-      this.pending = undefined;
-      this.log.info({ batch: batch.id, state: batch.state, ranges: batch.ranges }, `recovering batch ${batch.id} (${batch.state}): ${describeRanges(batch.ranges)}`);
-      return batch;
+    while (this.pending.length > 0) {
+      const batch = this.pending[0]!;
+      if (this.keptPending.has(batch.id)) {
+        this.pending.shift();
+        this.flight.push(batch);
+        this.log.info({ batch: batch.id, state: batch.state, ranges: batch.ranges }, `recovering batch ${batch.id} (${batch.state}): ${describeRanges(batch.ranges)}`);
+        return batch;
+      }
+      // Not kept, after a kept one: dropped once it is the oldest in flight.
+      if (!await drained()) return undefined;
+      this.pending.shift();
+      this.logNotOurs(batch);
+      await this.store!.resetPositions(this.positions, this.lastCommitted, [batch], undefined);
+      this.lastCommitted = batch.id;
     }
-    const owned = [...this.owned.values()];
+    const busy = new Set(this.flight.map((b) => partitionKey(b.ranges[0]!)));
+    const owned = [...this.owned.values()].filter((o) => !busy.has(partitionKey(o.ref)));
     if (owned.length === 0) return undefined;
     const parts = owned.map((o) => o.ref);
     const fresh = parts.filter((p) => this.positions[partitionKey(p)] === undefined);
@@ -243,36 +311,72 @@ export class GroupEngine<T> extends EngineBase<T> {
       }
       this.cursor = (this.cursor + i + 1) % owned.length;
       const batch: BatchRecord = {
-        id: this.lastCommitted + 1, state: 'planned', ranges, fingerprint: this.fingerprint, plannedAt: Date.now(), ...(lost.length > 0 ? { lost } : {}),
+        id: (this.flight.at(-1)?.id ?? this.lastCommitted) + 1, state: 'planned', ranges, fingerprint: this.fingerprint, plannedAt: Date.now(), ...(lost.length > 0 ? { lost } : {}),
       };
       await this.store!.planBatch(batch);
+      this.flight.push(batch);
       await this.crash('planned');
       return { ...batch, durations: { plan: elapsedMs(started) } };
     }
     return undefined;
   }
 
-  /** Carries a one-partition batch through the group protocol; undefined when the partition was lost on the way. */
-  private async advance(batch: BatchRecord): Promise<BatchStats | undefined> {
+  private batchContext(owner: PartitionOwner): BatchRunContext<T> {
+    return { job: this.job, store: this.store!, log: this.log, crash: this.crash, fingerprint: this.fingerprint, checkpointId: this.checkpointId, owner, sizes: this.sizes };
+  }
+
+  /**
+   * The first half of a one-partition batch: the write-ahead to the group, read, transform,
+   * STAGE, while the batches before it finish. Undefined when the partition was lost on
+   * the way: the batch is dropped once the flight before it has drained.
+   */
+  private async prepare(batch: BatchRecord, drained: () => Promise<boolean>): Promise<Prepared | undefined> {
     const range = batch.ranges[0]!;
     const key = partitionKey(range);
     const o = this.owned.get(key);
-    if (!o) return this.drop(key, batch, 'not owned any more');
-    // (b) the write-ahead to the group, before any side effect.
-    const plan = formatPlan({ from: range.from, until: range.until, epoch: o.epoch, owner: this.checkpointId, batch: batch.id });
-    if (!await this.groupCommit(range, range.from, plan)) return this.drop(key, batch, 'the group refused its plan');
-    const owner: PartitionOwner = { topic: range.topic, partition: range.partition, epoch: o.epoch };
-    let done;
+    let why = 'not owned any more';
+    if (o) {
+      // (b) the write-ahead to the group, before any side effect.
+      const plan = formatPlan({ from: range.from, until: range.until, epoch: o.epoch, owner: this.checkpointId, batch: batch.id });
+      if (await this.groupCommit(range, range.from, plan)) {
+        const owner: PartitionOwner = { topic: range.topic, partition: range.partition, epoch: o.epoch };
+        return { owned: o, owner, prepared: await prepareBatch(this.batchContext(owner), batch) };
+      }
+      why = 'the group refused its plan';
+    }
+    if (await drained()) {
+      await this.drop(key, batch, why);
+      this.leave(batch);
+    }
+    return undefined;
+  }
+
+  /** The batch is out of the flight (finished or dropped): the loop may plan its partition again. */
+  private leave(batch: BatchRecord): void {
+    this.flight = this.flight.filter((b) => b.id !== batch.id);
+    for (const wake of this.committedWaiters.splice(0)) wake();
+  }
+
+  /** The second half: deliver, COMMIT, and the group commit of the range's end; run in id order, after the batch before it finished. */
+  private async finish({ owned: o, owner, prepared }: Prepared): Promise<BatchStats | undefined> {
+    const batch = prepared.batch;
+    const range = batch.ranges[0]!;
+    const key = partitionKey(range);
     try {
-      done = await runBatch({
-        job: this.job, store: this.store!, log: this.log, crash: this.crash, fingerprint: this.fingerprint, checkpointId: this.checkpointId, owner, sizes: this.sizes,
-      }, batch, this.positions);
+      return await this.finishOwned(o, owner, prepared);
     } catch (err) {
       if (!isTidemarkError(err) || err.code !== 'TIDEMARK_PARTITION_FENCED') throw err;
       // A newer owner claimed the partition: what this daemon staged for it is never delivered.
-      const current = (await this.store!.load()).inFlight;
-      return this.drop(key, current?.id === batch.id ? current : undefined, `fenced by a newer owner: ${err.message}`);
+      return await this.drop(key, this.lastCommitted < batch.id ? batch : undefined, `fenced by a newer owner: ${err.message}`);
+    } finally {
+      this.leave(batch);
     }
+  }
+
+  private async finishOwned(o: Owned, owner: PartitionOwner, prepared: PreparedBatch): Promise<BatchStats> {
+    const range = prepared.batch.ranges[0]!;
+    const key = partitionKey(range);
+    const done = await finishBatch(this.batchContext(owner), prepared, this.positions);
     this.positions = done.positions;
     this.lastCommitted = done.batch.id;
     o.lastBatchAt = Date.now();
@@ -336,6 +440,13 @@ export class GroupEngine<T> extends EngineBase<T> {
       await this.job.source.close();
     });
   }
+}
+
+/** A prepared batch with the ownership it was planned under. */
+interface Prepared {
+  readonly owned: Owned;
+  readonly owner: PartitionOwner;
+  readonly prepared: PreparedBatch;
 }
 
 function describeTakeover(t: Takeover): string {

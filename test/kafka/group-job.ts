@@ -5,6 +5,7 @@
 //   GROUP_OUT                    the file sink's directory (its files: one per partition range)
 //   GROUP_PG_URL, GROUP_PG_SCHEMA  also write every output to table `group_out` of that schema (PostgreSQL sink `postgres`)
 //   GROUP_BATCH                  records per partition per batch (default 100)
+//   GROUP_MAX_IN_FLIGHT          batch.maxInFlight (default: the job default, 2)
 //   GROUP_SESSION_MS             the membership's session timeout (default 6000, the broker's minimum)
 //   GROUP_KAFKA_SINK_TOPIC       also produce every output there with the Kafka sink (named `kafka`)
 // The transform is deterministic (group mode's exactly-once holds for every sink across a
@@ -51,5 +52,8 @@ export default defineJob<GroupOutput>({
   }),
   sinks: sinks(),
   transform: (records) => records.map((r) => ({ p: r.partition, o: r.offset, v: r.value?.toString() ?? '' })),
-  batch: { maxRecordsPerPartition: Number(process.env.GROUP_BATCH ?? 100), maxWaitMs: 20, pollIntervalMs: 50 },
+  batch: {
+    maxRecordsPerPartition: Number(process.env.GROUP_BATCH ?? 100), maxWaitMs: 20, pollIntervalMs: 50,
+    ...(process.env.GROUP_MAX_IN_FLIGHT ? { maxInFlight: Number(process.env.GROUP_MAX_IN_FLIGHT) } : {}),
+  },
 });

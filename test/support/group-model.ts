@@ -11,6 +11,11 @@
 // generation at once, and a member's batch in flight goes on with its old epoch before any
 // new work on its partition (design point 5) — and so meets its own new claim.
 //
+// Pipelined as src/group/engine.ts is: an owner has at most `maxInFlight` batches in flight
+// (default 2), never two of one partition; (a–d) of any of them may run, but only the
+// oldest (lowest batch id) delivers, commits and commits to the group, and a refused plan
+// is dropped only once it is the oldest (the engine drains the flight first).
+//
 // `decisions` carries the pure functions under test, so a test can mutate one and see an
 // invariant catch it.
 import * as fc from 'fast-check';
@@ -165,6 +170,14 @@ export class Owner {
   get id(): string {
     return `cp${this.index}`;
   }
+  /** Its batches in flight: planned and not yet finished (group commit included), draining or current. */
+  inFlight(): Cursor[] {
+    return [...this.draining.values(), ...this.cursors.values()].filter((c) => c.phase !== 'idle');
+  }
+  /** Whether `cur` is its oldest batch in flight: the one whose turn it is to finish. */
+  isOldest(cur: Cursor): boolean {
+    return this.inFlight().every((c) => c.batch >= cur.batch);
+  }
   /** The partitions it has work for, current or draining. */
   partitions(): number[] {
     return [...new Set([...this.draining.keys(), ...this.cursors.keys()])].sort((a, b) => a - b);
@@ -188,7 +201,9 @@ export class World {
   reruns = 0;
   fencedWrites = 0;
   refusedCommits = 0;
-  constructor(partitions: number, owners: number, readonly deterministic: boolean, readonly decisions: Decisions = REAL) {
+  /** Protocol points taken while the owner had two batches or more in flight (for the printed counts). */
+  pipelinedSteps = 0;
+  constructor(partitions: number, owners: number, readonly deterministic: boolean, readonly decisions: Decisions = REAL, readonly maxInFlight = 2) {
     this.log = Array.from({ length: partitions }, () => 0);
     this.owners = Array.from({ length: owners }, (_, i) => new Owner(i));
     this.sinks = [new LedgerSink('postgres', this), new FileLikeSink('files', this), new KafkaLikeSink('kafka', this)];
@@ -242,6 +257,11 @@ export class World {
     if (!owner.alive || owner.frozen || !cur) return false;
     const local = owner.localOf(p);
     const epoch = cur.epoch;
+    const flying = owner.inFlight().length;
+    if (cur.phase === 'idle' && flying >= this.maxInFlight) return false;
+    // (e–g) in id order: the oldest batch in flight finishes first
+    if ((cur.phase === 'staged' || cur.phase === 'committed') && !owner.isOldest(cur)) return false;
+    if (flying >= 2) this.pipelinedSteps++;
     const drop = (): true => {
       (draining ? owner.draining : owner.cursors).delete(p); // the group or a sink says the partition is no longer ours
       return true;
@@ -259,6 +279,7 @@ export class World {
       case 'planned': { // (b) the write-ahead to the group, before any side effect
         const { from, until } = cur.range!;
         if (!this.coordinator.commit(owner.index, epoch, p, from, formatPlan({ from, until, epoch, owner: owner.id, batch: cur.batch }))) {
+          if (!owner.isOldest(cur)) return false; // dropped once the batches before it finished
           this.refusedCommits++;
           return drop();
         }
@@ -419,9 +440,15 @@ export const zombie = (owner: number, rotate: number): Command => command(`zombi
   w.rebalance(rotate);
   w.check();
   o.frozen = false;
-  // it goes on with its batches in flight at once, as a resumed process does
-  for (const p of o.partitions()) {
-    while (w.step(o, p)) w.check();
+  // it goes on with its batches in flight at once, as a resumed process does (in id order: until nothing moves)
+  for (let moved = true; moved;) {
+    moved = false;
+    for (const p of o.partitions()) {
+      while (w.step(o, p)) {
+        moved = true;
+        w.check();
+      }
+    }
   }
 });
 
@@ -441,9 +468,9 @@ export const commands = [
 ];
 
 /** The property: random command sequences over 1–3 partitions and 2–3 owners, the invariants after every command, then a drain. */
-export function groupProperty(deterministic: boolean, decisions: Decisions = REAL, seen?: (w: World) => void) {
+export function groupProperty(deterministic: boolean, decisions: Decisions = REAL, seen?: (w: World) => void, maxInFlight = 2) {
   return fc.property(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 2, max: 3 }), fc.commands(commands, { maxCommands: 80, size: 'max' }), (partitions, owners, cmds) => {
-    const world = new World(partitions, owners, deterministic, decisions);
+    const world = new World(partitions, owners, deterministic, decisions, maxInFlight);
     fc.modelRun(() => ({ model: {}, real: world }), cmds);
     world.drain();
     seen?.(world);
