@@ -99,3 +99,12 @@ export function claimLedger(entry: LedgerEntry | undefined, epoch: number): Ledg
   if (entry && epoch < entry.epoch) return 'fenced';
   return { ...entry, epoch };
 }
+
+/** The takeover as the daemon's log says it. */
+export function describeTakeover(t: Takeover): string {
+  switch (t.kind) {
+    case 'start': return 'nothing committed: starting where the source says';
+    case 'resume': return `resuming at ${t.at}`;
+    case 'rerun': return `running [${t.range.from}, ${t.range.until}) again first (planned, not committed${t.redeliverStaged ? ', by this checkpoint' : ''})`;
+  }
+}

@@ -21,6 +21,7 @@ import { elapsedMs, lagAfterCommit, lagAtPlan, type BatchStats, type RunSummary 
 import { finishBatch, prepareBatch, runBatch, type BatchOutcome, type BatchRunContext, type PreparedBatch } from './batch-run';
 import { firstBatchSizer, memoryRecordCap, nextBatchSizer, type BatchSizer } from './batch-size';
 import { EngineBase, type EngineOptions } from './engine-base';
+import { FinishQueue } from './finish-queue';
 import type { Job } from './job';
 import { Metrics } from './metrics';
 import { advancePositions, planRanges } from './planner';
@@ -74,7 +75,6 @@ export class Engine<T> extends EngineBase<T> {
   private lineage: Omit<ProgressMark, 'batch'> | undefined;
   /** The batches planned and not yet committed, in id order (at most batch.maxInFlight). */
   private flight: BatchRecord[] = [];
-  private committedWaiters: Array<() => void> = [];
 
   constructor(job: Job<T>, options: EngineOptions = {}) {
     super(job, options);
@@ -95,10 +95,7 @@ export class Engine<T> extends EngineBase<T> {
       this.options.onBatch?.(stats);
     };
     this.metrics?.watchSize();
-    // Deliveries and COMMITs, one batch after the other in id order; a failure is kept for
-    // the loop and no later batch is delivered after it.
-    let chain: Promise<void> = Promise.resolve();
-    let failure: { readonly err: unknown } | undefined;
+    const finishes = new FinishQueue();
     try {
       const recovered = await this.recover();
       for (const batch of recovered) counted(await this.advance(batch, true));
@@ -107,21 +104,20 @@ export class Engine<T> extends EngineBase<T> {
         : options.once ? { until: await this.latestOffsets() } : undefined;
       let caughtUp = false; // said once each time the loop goes idle
       let planned = recovered.length; // maxBatches counts the recovered ones, all of which are finished
-      while (!this.stopping && !failure && (options.maxBatches === undefined || planned < options.maxBatches)) {
+      while (!this.stopping && !finishes.failed && (options.maxBatches === undefined || planned < options.maxBatches)) {
         if (this.flight.length >= this.job.maxInFlight) {
-          await Promise.race([chain, this.nextCommit()]);
+          await finishes.next();
           continue;
         }
         const batch = await this.planBatch(bounds);
-        if (batch && failure) break; // the batch before failed while this one was planned: it stays PLANNED
+        if (batch && finishes.failed) break; // the batch before failed while this one was planned: it stays PLANNED
         if (batch) {
           planned++;
           const prepared = await this.prepare(batch);
-          chain = chain.then(() => (failure ? undefined : this.finish(prepared, false).then(counted)))
-            .catch((err: unknown) => void (failure ??= { err }));
+          finishes.push(async () => counted(await this.finish(prepared, false)));
           caughtUp = false;
         } else if (this.flight.length > 0) {
-          await chain; // nothing more to plan now: the batches in flight commit before the loop decides it is idle or done
+          await finishes.drained(); // nothing more to plan now: the batches in flight commit before the loop decides it is idle or done
         } else if (bounds) {
           break; // available-now, or the given ranges: everything there was to do is done
         } else {
@@ -134,16 +130,14 @@ export class Engine<T> extends EngineBase<T> {
           this.store!.assertHeld(); // woken after a freeze: the lock may have been taken meanwhile
         }
       }
-      await chain;
-      if (failure) throw failure.err;
+      await finishes.settle();
       // A lock lost while idle stops the loop (onLockCompromised): that is exit 10, not a clean stop.
       this.store?.assertHeld();
       return { batches, records, lastCommitted: this.lastCommitted, positions: this.positions };
     } catch (err) {
-      // Batches in flight end before the checkpoint closes; the oldest batch's failure is the one reported.
-      await chain;
+      const reported = await finishes.failureOr(err);
       this.metrics?.failed();
-      throw failure ? failure.err : err;
+      throw reported;
     } finally {
       await this.metrics?.close();
       await this.close();
@@ -164,10 +158,6 @@ export class Engine<T> extends EngineBase<T> {
     return this.flight.length === 0 ? this.positions : advancePositions(this.positions, this.flight.flatMap((b) => b.ranges));
   }
 
-  /** Settles when the oldest batch in flight commits (or fails). */
-  private nextCommit(): Promise<void> {
-    return new Promise((resolve) => this.committedWaiters.push(resolve));
-  }
 
   private async latestOffsets(): Promise<OffsetMap> {
     return this.job.source.offsets(await this.job.source.partitions(), 'latest');
@@ -243,11 +233,7 @@ export class Engine<T> extends EngineBase<T> {
   /** Delivers and commits a prepared batch: called in id order, after the batch before it committed. */
   private async finish(prepared: PreparedBatch, recovered: boolean): Promise<BatchStats> {
     this.inFlight = prepared.batch;
-    try {
-      return this.committed(await finishBatch(this.batchContext(), prepared, this.positions), recovered);
-    } finally {
-      for (const wake of this.committedWaiters.splice(0)) wake();
-    }
+    return this.committed(await finishBatch(this.batchContext(), prepared, this.positions), recovered);
   }
 
   /** What follows a COMMIT: positions, lag, the source's report, the next batch's size, the stats. */

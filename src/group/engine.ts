@@ -14,16 +14,12 @@
 // decideTakeover) after every sink claimed it for the new epoch: a planned range is run
 // again exactly, first.
 //
-// Pipelined (batch.maxInFlight, docs/scale-out.md "Pipelining"): (a–d) of a batch run while
-// the batches before it finish; (e–g) run one batch after the other in id order (`chain`),
-// as in src/engine.ts. Never two batches of one partition in flight: the group's plan of a
-// partition describes one. A fenced or refused batch met while finishing is the oldest in
-// flight, so dropping it leaves the next valid; any other drop, and every new assignment,
-// waits until the flight has drained.
+// Pipelined (docs/scale-out.md "Pipelining"): (a–d) of a batch run while the batches before
+// it finish (e–g) in id order (src/finish-queue.ts); never two batches of one partition.
 import { BadConfigError, isTidemarkError } from '../../checkpoint/errors';
 import { partitionKey, type BatchRecord, type OffsetMap, type PartitionRef, type Range } from '../../checkpoint/model';
 import { describeRanges } from '../../recovery/decide';
-import { decideTakeover, formatPlan, parsePlan, type Takeover } from '../../recovery/handoff';
+import { decideTakeover, describeTakeover, formatPlan, parsePlan } from '../../recovery/handoff';
 import { elapsedMs, lagAfterCommit, lagAtPlan, type BatchStats, type EngineStatus, type RunSummary } from '../batch-stats';
 import { finishBatch, prepareBatch, type BatchRunContext, type PreparedBatch } from '../batch-run';
 import type { PartitionOwner } from '../contracts';
@@ -34,6 +30,8 @@ import { planRanges } from '../planner';
 import type { Assignment, GroupMembership } from '../kafka/membership';
 import type { KafkaSource } from '../sources/kafka';
 import { changeOf, follows } from './ownership';
+import { FinishQueue } from '../finish-queue';
+import { StartFlight } from './start-flight';
 
 /** As in the single daemon's engine: the record size assumed before any was read. */
 const FIRST_BATCH_RECORD_BYTES = 64 * 1024;
@@ -66,13 +64,12 @@ export class GroupEngine<T> extends EngineBase<T> {
   private readonly owned = new Map<string, Owned>();
   /** Ranges a takeover found planned and not committed: run exactly, first. */
   private readonly reruns = new Map<string, { from: number; until: number }>();
-  /** The checkpoint's batches in flight at start (id order), until the assignments say whether each is still ours. */
-  private pending: BatchRecord[] = [];
-  /** The ids of `pending` batches that are the reruns the group asks of this checkpoint (the others are dropped in their turn). */
-  private keptPending = new Set<number>();
+  /** The checkpoint's batches in flight at start, until the assignments say whether each is still ours. */
+  private startFlight = new StartFlight([], this.log);
   /** The batches planned (or recovered) and not yet finished, group commit included, in id order (at most batch.maxInFlight). */
   private flight: BatchRecord[] = [];
-  private committedWaiters: Array<() => void> = [];
+  /** The second halves of the batches in flight, in id order (src/finish-queue.ts). */
+  private readonly finishes = new FinishQueue();
   private checkpointId = '';
   private cursor = 0;
   private readonly source: GroupSource;
@@ -105,37 +102,29 @@ export class GroupEngine<T> extends EngineBase<T> {
       this.progressAt = Date.now();
       this.options.onBatch?.(stats);
     };
-    // The second halves, one batch after the other in id order; a failure is kept for the loop and no later batch is finished after it.
-    let chain: Promise<void> = Promise.resolve();
-    let failure: { readonly err: unknown } | undefined;
-    const drained = async (): Promise<boolean> => {
-      await chain;
-      return !failure;
-    };
+    const finishes = this.finishes;
+    const drained = (): Promise<boolean> => finishes.drained();
     try {
       await this.recover();
       this.membership = await this.source.joinGroup(this.log, this.options.instanceId);
       await this.membership.start();
       await this.followGroup();
       this.recovered = true;
-      while (!this.stopping && !failure && (options.maxBatches === undefined || batches + this.flight.length < options.maxBatches)) {
+      while (!this.stopping && !finishes.failed && (options.maxBatches === undefined || batches + this.flight.length < options.maxBatches)) {
         // A new assignment is applied with nothing in flight: its resets and discards never pass a batch in flight.
         if (this.membership.current() !== this.assignment && !await drained()) break;
         await this.followGroup();
         if (this.flight.length >= this.job.maxInFlight) {
-          await Promise.race([chain, this.nextFinish()]);
+          await finishes.next();
           continue;
         }
         const batch = await this.planNext(drained);
-        if (batch && failure) break; // the batch before failed while this one was planned: it stays PLANNED
+        if (batch && finishes.failed) break; // the batch before failed while this one was planned: it stays PLANNED
         if (batch) {
           const prepared = await this.prepare(batch, drained);
-          if (prepared) {
-            chain = chain.then(() => (failure ? undefined : this.finish(prepared).then(counted)))
-              .catch((err: unknown) => void (failure ??= { err }));
-          }
+          if (prepared) finishes.push(async () => counted(await this.finish(prepared)));
         } else if (this.flight.length > 0) {
-          await chain; // nothing more to plan now: the batches in flight finish before the loop decides it is idle or done
+          await finishes.drained(); // nothing more to plan now: the batches in flight finish before the loop decides it is idle or done
         } else if (options.once) {
           break;
         } else {
@@ -144,30 +133,23 @@ export class GroupEngine<T> extends EngineBase<T> {
           this.store!.assertHeld();
         }
       }
-      await chain;
-      if (failure) throw failure.err;
+      await finishes.settle();
       this.store?.assertHeld();
       return { batches, records, lastCommitted: this.lastCommitted, positions: this.positions };
     } catch (err) {
-      // Batches in flight end before the checkpoint closes; the oldest batch's failure is the one reported.
-      await chain;
-      throw failure ? failure.err : err;
+      throw await finishes.failureOr(err); // batches in flight end before the checkpoint closes
     } finally {
       await this.close();
     }
-  }
-
-  /** Settles when the oldest batch in flight is finished (or fails). */
-  private nextFinish(): Promise<void> {
-    return new Promise((resolve) => this.committedWaiters.push(resolve));
   }
 
   private async recover(): Promise<void> {
     const { store, decision, meta } = await this.openCheckpoint(false);
     this.checkpointId = meta?.checkpointId ?? '';
     const first = decision.redeliver ?? decision.rerun;
-    this.pending = first ? [first, ...decision.later] : [];
-    const several = this.pending.find((b) => b.ranges.length > 1);
+    const pending = first ? [first, ...decision.later] : [];
+    this.startFlight = new StartFlight(pending, this.log);
+    const several = pending.find((b) => b.ranges.length > 1);
     if (several) {
       throw new BadConfigError(`The checkpoint ${store.dir} has batch ${several.id} in flight over several partitions (${describeRanges(several.ranges)}), ` +
         "written by a single daemon: finish it with scaleOut 'single' first (SIGTERM drains it), then start group mode.");
@@ -198,7 +180,7 @@ export class GroupEngine<T> extends EngineBase<T> {
     // The source's metadata may predate partitions added to the topic, which the group's leader saw: it would read them as empty.
     if (change.added.length > 0) await this.job.source.partitions();
     const commits = change.added.length > 0 ? await this.source.groupCommits(change.added) : new Map<string, { offset: number; metadata: string | null }>();
-    this.keptPending.clear();
+    this.startFlight.reassess();
     // The sinks' claims of different partitions are independent (the Kafka sink's is an InitProducerId each): made at once.
     const claimed = await Promise.all(change.added.map((p) => this.claim(p, next.generation)));
     for (const [i, p] of change.added.entries()) {
@@ -211,19 +193,12 @@ export class GroupEngine<T> extends EngineBase<T> {
       if (takeover.kind === 'rerun') {
         positions[key] = takeover.range.from;
         this.reruns.set(key, takeover.range);
-        const pending = this.pending.find((b) => this.isPendingRerun(b, p, takeover));
-        if (pending) {
-          this.keptPending.add(pending.id);
-          this.reruns.delete(key); // the pending batch is that rerun
-        }
+        if (this.startFlight.keep(p, takeover)) this.reruns.delete(key); // the batch in flight at start is that rerun
       }
       this.log.info({ event: 'assigned', partition: key, epoch: next.generation, takeover, memberId: next.memberId },
         `assigned ${key} at epoch ${next.generation}: ${describeTakeover(takeover)}`);
     }
-    // The batches in flight at start that are not kept are dropped up to the first kept one; any after it, in their turn (planNext).
-    const kept = this.pending.findIndex((b) => this.keptPending.has(b.id));
-    const discard = this.pending.splice(0, kept < 0 ? this.pending.length : kept);
-    for (const b of discard) this.logNotOurs(b);
+    const discard = this.startFlight.dropBeforeKept(); // any after the first kept one: in their turn (planNext)
     await this.store!.resetPositions(positions, this.lastCommitted, discard, undefined);
     if (discard.length > 0) this.lastCommitted = discard.at(-1)!.id;
     this.positions = positions;
@@ -231,16 +206,6 @@ export class GroupEngine<T> extends EngineBase<T> {
       group: this.groupId, generation: next.generation, memberId: next.memberId, at: Date.now(),
       partitions: Object.fromEntries([...this.owned].map(([key, o]) => [key, o.epoch])),
     });
-  }
-
-  /** A batch in flight at start is the range the group says to run again, planned by this very checkpoint. */
-  private isPendingRerun(b: BatchRecord, p: PartitionRef, t: Takeover): boolean {
-    const r = b.ranges[0];
-    return t.kind === 'rerun' && t.redeliverStaged && r !== undefined && partitionKey(r) === partitionKey(p) && r.from === t.range.from && r.until === t.range.until;
-  }
-
-  private logNotOurs(b: BatchRecord): void {
-    this.log.info({ batch: b.id, ranges: b.ranges }, `batch ${b.id} in flight at start is not this daemon's to finish (the group holds no such plan of it now): dropped, its staged outputs with it`);
   }
 
   /** Every sink's claim of the partition for `epoch`; false when a newer epoch already has it. */
@@ -263,18 +228,15 @@ export class GroupEngine<T> extends EngineBase<T> {
    */
   private async planNext(drained: () => Promise<boolean>): Promise<BatchRecord | undefined> {
     const started = performance.now();
-    while (this.pending.length > 0) {
-      const batch = this.pending[0]!;
-      if (this.keptPending.has(batch.id)) {
-        this.pending.shift();
+    while (!this.startFlight.empty) {
+      // Not kept, after a kept one: dropped once it is the oldest in flight.
+      if (!this.startFlight.peekKept() && !await drained()) return undefined;
+      const { batch, kept } = this.startFlight.next()!;
+      if (kept) {
         this.flight.push(batch);
         this.log.info({ batch: batch.id, state: batch.state, ranges: batch.ranges }, `recovering batch ${batch.id} (${batch.state}): ${describeRanges(batch.ranges)}`);
         return batch;
       }
-      // Not kept, after a kept one: dropped once it is the oldest in flight.
-      if (!await drained()) return undefined;
-      this.pending.shift();
-      this.logNotOurs(batch);
       await this.store!.resetPositions(this.positions, this.lastCommitted, [batch], undefined);
       this.lastCommitted = batch.id;
     }
@@ -354,7 +316,7 @@ export class GroupEngine<T> extends EngineBase<T> {
   /** The batch is out of the flight (finished or dropped): the loop may plan its partition again. */
   private leave(batch: BatchRecord): void {
     this.flight = this.flight.filter((b) => b.id !== batch.id);
-    for (const wake of this.committedWaiters.splice(0)) wake();
+    this.finishes.wake();
   }
 
   /** The second half: deliver, COMMIT, and the group commit of the range's end; run in id order, after the batch before it finished. */
@@ -449,10 +411,3 @@ interface Prepared {
   readonly prepared: PreparedBatch;
 }
 
-function describeTakeover(t: Takeover): string {
-  switch (t.kind) {
-    case 'start': return 'nothing committed: starting where the source says';
-    case 'resume': return `resuming at ${t.at}`;
-    case 'rerun': return `running [${t.range.from}, ${t.range.until}) again first (planned, not committed${t.redeliverStaged ? ', by this checkpoint' : ''})`;
-  }
-}
