@@ -75,6 +75,8 @@ const peer = (name: string, argv: string[], timeoutMs = 900_000): Promise<Summar
 function buildRows(): void {
   // Bundled once, so a row's CPU figure does not include esbuild's work.
   buildSync({ entryPoints: [join(root, 'bench', 'rows', 'node-row.ts')], bundle: true, platform: 'node', target: 'node20', packages: 'external', logLevel: 'warning', outfile: NODE_ROW });
+  // The worker script of `node-row.js --read-worker` (a prototype, not a row of the table).
+  buildSync({ entryPoints: [join(root, 'bench', 'rows', 'read-worker.ts')], bundle: true, platform: 'node', target: 'node20', packages: 'external', logLevel: 'warning', outfile: join(root, 'dist', 'bench', 'rows', 'read-worker.js') });
   if (HAS_PLATFORMATIC) buildSync({ entryPoints: [join(root, 'bench', 'rows', 'platformatic-raw.ts')], bundle: true, platform: 'node', target: 'node20', packages: 'external', logLevel: 'warning', outfile: PLATFORMATIC_ROW });
 }
 

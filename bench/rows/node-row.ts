@@ -15,6 +15,7 @@
 //   --max-per-partition N --max-wait-ms N   batch limits (default 100000, 0)
 //   --max-in-flight N                       batch.maxInFlight (default: the job's default, 2)
 //   --daemon                                run until killed (recovery test); never prints a summary
+//   --read-worker                           tidemark Kafka rows: the source's reading in a worker thread (bench/rows/read-worker.ts, a prototype)
 //   --secure                                the tidemark rows connect as the secured broker's super user (SASL_SSL,
 //                                           SCRAM-SHA-512, its CA): the KAFKA_SECURE_* variables of
 //                                           `scripts/kafka start --secure`, --bootstrap its KAFKA_SECURE_BROKERS (bench/secure.ts)
@@ -30,6 +31,7 @@ import {
   type KafkaMessageOut, type Sink, type SinkBatch, type Source, type SourceRecord,
 } from '../../src/index';
 import { registerKafkaCodecs } from '../../src/kafka/codecs';
+import { readInWorker } from './read-worker';
 
 const cpu0 = process.cpuUsage();
 const { values: a } = parseArgs({
@@ -39,6 +41,7 @@ const { values: a } = parseArgs({
     checkpoint: { type: 'string' }, out: { type: 'string' }, log: { type: 'string' }, records: { type: 'string' },
     size: { type: 'string' }, 'max-per-partition': { type: 'string' }, 'max-wait-ms': { type: 'string' },
     'max-batch-bytes': { type: 'string' }, 'max-in-flight': { type: 'string' }, daemon: { type: 'boolean' }, group: { type: 'string' }, secure: { type: 'boolean' },
+    'read-worker': { type: 'boolean' },
   },
 });
 const row = a.row ?? 'file';
@@ -134,7 +137,9 @@ async function tidemark(): Promise<void> {
     source = embeddedLogSource({ dir: a.log!, topic: 'bench' });
   } else {
     registerKafkaCodecs();
-    source = kafkaSource({ brokers, ...secure, topics: [a.topic!], groupId: a.group ?? `bench-tidemark-${process.pid}-${Date.now()}`, startingOffsets: 'earliest' });
+    const options = { brokers, ...secure, topics: [a.topic!], groupId: a.group ?? `bench-tidemark-${process.pid}-${Date.now()}`, startingOffsets: 'earliest' as const };
+    source = kafkaSource(options);
+    if (a['read-worker']) source = readInWorker(source, options, join(__dirname, 'read-worker.js'));
   }
   let inner: Sink<Out>;
   if (row === 'kafka') {
