@@ -105,10 +105,7 @@ export class Engine<T> extends EngineBase<T> {
       let caughtUp = false; // said once each time the loop goes idle
       let planned = recovered.length; // maxBatches counts the recovered ones, all of which are finished
       while (!this.stopping && !finishes.failed && (options.maxBatches === undefined || planned < options.maxBatches)) {
-        if (this.flight.length >= this.job.maxInFlight) {
-          await finishes.next();
-          continue;
-        }
+        if (!await finishes.room(this.flight.length, this.job.maxInFlight)) continue;
         const batch = await this.planBatch(bounds);
         if (batch && finishes.failed) break; // the batch before failed while this one was planned: it stays PLANNED
         if (batch) {

@@ -19,6 +19,13 @@ export class FinishQueue {
       .finally(() => this.wake());
   }
 
+  /** False, once a batch left the flight, when `inFlight` batches fill it (the loop looks again); true when one more may be planned. */
+  async room(inFlight: number, max: number): Promise<boolean> {
+    if (inFlight < max) return true;
+    await this.next();
+    return false;
+  }
+
   /** Settles when a batch leaves the flight (a finish settles, or `wake()`), or when all are done. */
   next(): Promise<void> {
     return Promise.race([this.chain, new Promise<void>((resolve) => this.waiters.push(resolve))]);

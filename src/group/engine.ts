@@ -114,10 +114,7 @@ export class GroupEngine<T> extends EngineBase<T> {
         // A new assignment is applied with nothing in flight: its resets and discards never pass a batch in flight.
         if (this.membership.current() !== this.assignment && !await drained()) break;
         await this.followGroup();
-        if (this.flight.length >= this.job.maxInFlight) {
-          await finishes.next();
-          continue;
-        }
+        if (!await finishes.room(this.flight.length, this.job.maxInFlight)) continue;
         const batch = await this.planNext(drained);
         if (batch && finishes.failed) break; // the batch before failed while this one was planned: it stays PLANNED
         if (batch) {
