@@ -82,11 +82,12 @@ export async function examineCheckpoint(store: CheckpointStore, options: { stopA
   const batches = (await attempt('batches', () => store.batches())) ?? [];
   const lost = (await attempt('lost ranges', () => store.lostRanges())) ?? [];
   const lostPruned = (await attempt('lost ranges', () => store.lostPruned())) ?? 0;
-  const b = view?.inFlight;
+  // Every staged batch in flight (several when pipelined) is read: a damaged chunk of any stops the run before a sink write.
   let staged: Record<string, number> | undefined;
-  if (b && b.state === 'staged' && b.stagedChunks) {
+  for (const b of view?.flight ?? []) {
+    if (b.state !== 'staged' || !b.stagedChunks) continue;
     const outputs = await attempt('staged outputs', () => store.readStagedOutputs(b));
-    if (outputs) staged = Object.fromEntries(Object.entries(outputs).map(([sink, items]) => [sink, items.length]));
+    if (outputs && b === view?.inFlight) staged = Object.fromEntries(Object.entries(outputs).map(([sink, items]) => [sink, items.length]));
   }
   // LevelDB drops a corrupted write log silently when it opens: a checkpoint whose records
   // lived only there would look empty and be started afresh. The marker, written once the

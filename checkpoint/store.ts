@@ -447,18 +447,20 @@ export class CheckpointStore {
   }
 
   /**
-   * For a reader of a copy (inspect beside a running daemon): holds the side log of the
-   * staged batch in flight open, so that the daemon committing it and removing the file
-   * meanwhile does not look like damage. False when the file is gone already: the copy is
+   * For a reader of a copy (inspect beside a running daemon): holds the side logs of the
+   * staged batches in flight open, so that the daemon committing one and removing its file
+   * meanwhile does not look like damage. False when a file is gone already: the copy is
    * older than that commit. Damage is left for the examination to report.
    */
   async holdStagedSideLog(): Promise<boolean> {
     try {
-      const b = (await this.load()).inFlight;
-      const sink = b?.state === 'staged' ? Object.keys(b.stagedChunks ?? {})[0] : undefined;
-      if (!b || sink === undefined || !this.sideLog) return true;
-      const first = await this.get(keys.output(b.id, sink, 0));
-      return first === undefined || !isSideLogRef(first) || await this.sideLog.hold(b.id);
+      for (const b of (await this.load()).flight) {
+        const sink = b.state === 'staged' ? Object.keys(b.stagedChunks ?? {})[0] : undefined;
+        if (sink === undefined || !this.sideLog) continue;
+        const first = await this.get(keys.output(b.id, sink, 0));
+        if (first !== undefined && isSideLogRef(first) && !await this.sideLog.hold(b.id)) return false;
+      }
+      return true;
     } catch {
       return true;
     }

@@ -12,6 +12,7 @@ import { CheckpointStore, openCheckpoint, FORMAT_VERSION, sizeOnDisk } from '../
 import { RETAIN_HISTORY, type BatchRecord, type CheckpointMeta, type Range } from '../../checkpoint/model';
 import { BadConfigError, CorruptCheckpointError } from '../../checkpoint/errors';
 import { inspectCheckpoint } from '../../checkpoint/inspect';
+import { sideLogFile } from '../../checkpoint/side-log';
 import { formatReport } from '../../src/cli/inspect';
 import { tempDir } from '../support/tmp';
 
@@ -306,6 +307,30 @@ describe('two batches in flight (pipelined)', () => {
     expect(text).toContain('in flight: batch 2, staged');
     expect(text).toContain('in flight: batch 3, planned');
     expect(text).toContain('t/0 [8, 9)');
+  });
+
+  it("a damaged side log of the second staged batch is found at open, as the first's is (run's and inspect's damage check)", async () => {
+    const dir = fresh();
+    const store = await openCheckpoint(dir);
+    try {
+      await store.writeMeta(meta);
+      await runBatch(store, 1, [range(0, 0, 5)], ['a']);
+      for (const [id, r] of [[2, range(0, 5, 8)], [3, range(0, 8, 9)]] as const) {
+        const b = planned(id, [r]);
+        await store.planBatch(b);
+        await store.stageBatch(b, { out: [`x${id}`, `y${id}`] });
+      }
+    } finally {
+      await store.close();
+    }
+    const file = join(dir, sideLogFile(3));
+    const bytes = readFileSync(file);
+    bytes[bytes.length - 1] ^= 0x01;
+    writeFileSync(file, bytes);
+    await expect(openCheckpoint(dir)).rejects.toThrow(CorruptCheckpointError);
+    const report = await inspectCheckpoint(dir);
+    expect(report.ok).toBe(false);
+    expect(report.damaged.map((d) => d.part)).toContain('staged outputs');
   });
 });
 
