@@ -325,7 +325,7 @@ describe('two batches in flight (pipelined)', () => {
     }
     const file = join(dir, sideLogFile(3));
     const bytes = readFileSync(file);
-    bytes[bytes.length - 1] ^= 0x01;
+    bytes[bytes.length - 1]! ^= 0x01;
     writeFileSync(file, bytes);
     await expect(openCheckpoint(dir)).rejects.toThrow(CorruptCheckpointError);
     const report = await inspectCheckpoint(dir);
