@@ -154,6 +154,13 @@ export function defineJob<T>(definition: JobDefinition<T>): Job<T> {
   if (scaleOut === 'group' && typeof (src as { joinGroup?: unknown }).joinGroup !== 'function') {
     throw new BadConfigError(`Job field \`scaleOut\` is 'group', but the source ${src.id} is not a kafkaSource: group mode spreads a Kafka topic's partitions over the daemons of the job's consumer group.`);
   }
+  // A sink without claim() cannot refuse a partition's older owner (a daemon frozen past its
+  // session that wakes and writes): exactly-once across handoffs needs every sink to fence.
+  const unfenced = scaleOut === 'group' ? [...d.sinks, ...(d.deadLetterSink ? [d.deadLetterSink] : [])].filter((s) => typeof s.claim !== 'function') : [];
+  if (unfenced.length > 0) {
+    throw new BadConfigError(`Job field \`scaleOut\` is 'group', but the sink${unfenced.length > 1 ? 's' : ''} ${unfenced.map((s) => s.name).join(', ')} cannot fence a partition's older owner (no \`claim\`), so a daemon frozen past its session could write again after the partition moved. `
+      + "Use sinks that fence (fileSink, postgresSink, kafkaSink), give your sink a `claim` (docs/scale-out.md, Requirements), or run the job with scaleOut 'single'.");
+  }
   const b = d.batch ?? {};
   const maxWaitMs = nonNegativeInt('batch.maxWaitMs', b.maxWaitMs, 1_000);
   return Object.freeze({

@@ -39,7 +39,7 @@ export interface RollingFileSinkOptions<T> {
   readonly format?: (output: T) => string;
   /**
    * Which part file an output goes to (letters, digits, `.`, `_`, `-` are kept; anything else
-   * is %-encoded). Default: `all`, or `<topic>-<partition>` for a group-mode write.
+   * is %-encoded). Default: `all`.
    */
   readonly partBy?: (output: T) => string | number;
 }
@@ -282,9 +282,8 @@ export function rollingFileSink<T>(options: RollingFileSinkOptions<T>): Sink<T> 
         }
         // Every line is formatted before anything is written: a rejection writes nothing.
         const byPart = new Map<string, T[]>();
-        const fixed = batch.owner ? partKey(`${batch.owner.topic}-${batch.owner.partition}`) : 'all';
         for (const o of batch.outputs) {
-          const key = options.partBy ? partKey(options.partBy(o)) : fixed;
+          const key = options.partBy ? partKey(options.partBy(o)) : 'all';
           let list = byPart.get(key);
           if (!list) byPart.set(key, (list = []));
           list.push(o);

@@ -66,6 +66,7 @@ function keepingSink(before?: (b: SinkBatch<string>) => Promise<void>): Sink<str
       const r = b.ranges[0]!;
       writes.push({ id: b.id, partition: r.partition, from: r.from, until: r.until, outputs: b.outputs });
     },
+    async claim() {}, // one daemon, no handoff: nothing to fence (group mode refuses a sink without claim)
   };
 }
 
