@@ -140,24 +140,8 @@ function toleratePipeClosed(): void {
   }
 }
 
-/**
- * kafkajs 2.2.4 arms its request queue's throttle check with `throttledUntil - Date.now()`
- * while `throttledUntil` is -1 (network/requestQueue scheduleCheckPendingRequests): a large
- * negative delay, which Node ≥ 24 reports on stderr as a TimeoutNegativeWarning per connection
- * (and runs after 1 ms, as kafkajs meant). Only that warning is dropped; Node prints the others.
- */
-function ignoreKafkajsNegativeTimeouts(): void {
-  const printers = process.listeners('warning');
-  process.removeAllListeners('warning');
-  process.on('warning', (warning) => {
-    if (warning.name === 'TimeoutNegativeWarning') return;
-    for (const print of printers) print(warning);
-  });
-}
-
 export async function main(argv: string[]): Promise<void> {
   toleratePipeClosed();
-  ignoreKafkajsNegativeTimeouts();
   const [command, ...rest] = argv;
   try {
     let code: number;

@@ -3,6 +3,7 @@
 import type { KafkaConfig, RetryOptions, SASLOptions } from 'kafkajs';
 import type { ConnectionOptions } from 'node:tls';
 import { installCoordinatorHook } from './coordinator-refusals';
+import { installThrottleHook } from './throttle-hook';
 
 export interface KafkaConnectionOptions {
   /** Bootstrap servers, `host:port`. */
@@ -23,6 +24,7 @@ export interface KafkaConnectionOptions {
 /** The kafkajs config for `options`; `defaults` (the client's own) stand where the options say nothing. */
 export function kafkaConfig(options: KafkaConnectionOptions, defaults: Omit<Partial<KafkaConfig>, 'brokers'> = {}): KafkaConfig {
   installCoordinatorHook(); // a missing group or transactional-id ACL, named (errors.ts: accessFailure)
+  installThrottleHook(); // no TimeoutNegativeWarning per connection on Node ≥ 24
   return {
     ...defaults,
     clientId: options.clientId ?? 'tidemark',

@@ -66,3 +66,11 @@ declare module 'kafkajs/src/protocol/requests/apiKeys' {
 declare module 'kafkajs/src/protocol/requests' {
   export const requests: { readonly Produce: object };
 }
+
+// kafkajs's per-connection request queue (throttle-hook.ts wraps the arming of its throttle check).
+declare module 'kafkajs/src/network/requestQueue' {
+  class RequestQueue {
+    scheduleCheckPendingRequests(): void;
+  }
+  export = RequestQueue;
+}
