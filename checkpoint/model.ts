@@ -55,9 +55,13 @@ export interface BatchRecord {
   readonly committedAt?: number;
   /** Milliseconds per phase, filled in as the batch goes. */
   readonly durations?: Readonly<Record<string, number>>;
-  /** Set by `tidemark reset --discard-in-flight`: the id is used up, its outputs were never committed. */
+  /** The id is used up, its outputs were never committed: by `tidemark reset --discard-in-flight`, or dropped in group mode. */
   readonly discarded?: boolean;
+  /** Who discarded it: `reset`, or `handoff` (group mode: its partition had moved). Absent in records older than 2026-11-30: reset. */
+  readonly discardedBy?: DiscardedBy;
 }
+
+export type DiscardedBy = 'reset' | 'handoff';
 
 export interface FingerprintEntry {
   readonly fingerprint: string;

@@ -34,7 +34,7 @@ import { afterFlight, assertCommit, assertContinues, type Committed } from './in
 import { LevelDamageError, LevelKV, type KV, type KVOp } from './kv';
 import { acquireLock, type CheckpointLock } from './lock';
 import {
-  isWholeNumber, MAX_IN_FLIGHT, RETAIN_HISTORY, type BatchRecord, type CheckpointMeta, type CheckpointView, type GroupOwnership, type LostRange, type OffsetMap, type Range,
+  isWholeNumber, MAX_IN_FLIGHT, RETAIN_HISTORY, type BatchRecord, type CheckpointMeta, type CheckpointView, type DiscardedBy, type GroupOwnership, type LostRange, type OffsetMap, type Range,
 } from './model';
 
 /**
@@ -377,13 +377,13 @@ export class CheckpointStore {
    * reset` (with the meta that records it), and group mode's takeovers and handoffs (no meta:
    * a partition's position becomes where the group says, or is forgotten when it moves away).
    */
-  async resetPositions(positions: OffsetMap, lastCommitted: number, discarded: readonly BatchRecord[], meta: CheckpointMeta | undefined): Promise<void> {
+  async resetPositions(positions: OffsetMap, lastCommitted: number, discarded: readonly BatchRecord[], meta: CheckpointMeta | undefined, discardedBy: DiscardedBy = 'reset'): Promise<void> {
     const state: Committed = { positions, lastCommitted: Math.max(lastCommitted, ...discarded.map((b) => b.id)) };
     const ops: KVOp[] = [{ type: 'put', key: keys.state, value: encodeJSON(state) }];
     if (meta) ops.push({ type: 'put', key: keys.meta, value: encodeJSON(meta) });
     for (const discard of discarded) {
       // The discarded id is skipped for good: a sink may hold its outputs already.
-      ops.push({ type: 'put', key: keys.batch(discard.id), value: encodeJSON({ ...discard, state: "committed", committedAt: Date.now(), discarded: true } satisfies BatchRecord) });
+      ops.push({ type: 'put', key: keys.batch(discard.id), value: encodeJSON({ ...discard, state: "committed", committedAt: Date.now(), discarded: true, discardedBy } satisfies BatchRecord) });
       for (const [sink, count] of Object.entries(discard.stagedChunks ?? {})) {
         for (let i = 0; i < count; i++) ops.push({ type: 'del', key: keys.output(discard.id, sink, i) });
       }

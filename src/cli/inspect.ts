@@ -89,7 +89,7 @@ export function formatReport(r: InspectReport): string {
   out.push(`last ${plural(r.recentBatches.length, 'committed batch', 'committed batches')}:`);
   for (const c of r.recentBatches) {
     if (c.discarded) {
-      out.push(`  ${String(c.id).padStart(6)}  ${iso(c.committedAt)}  discarded by reset  ${describeRanges(c.ranges)}`);
+      out.push(`  ${String(c.id).padStart(6)}  ${iso(c.committedAt)}  discarded by ${c.discardedBy === 'handoff' ? 'a handoff (group mode: the partition had moved)' : 'reset'}  ${describeRanges(c.ranges)}`);
       continue;
     }
     out.push(`  ${String(c.id).padStart(6)}  ${iso(c.committedAt)}  ${plural(c.recordsIn ?? 0, 'record')} → ${formatCounts(c.outputsOut)}  ${formatDurations(c.durations)}  ${describeRanges(c.ranges)}`);

@@ -196,7 +196,7 @@ export class GroupEngine<T> extends EngineBase<T> {
         `assigned ${key} at epoch ${next.generation}: ${describeTakeover(takeover)}`);
     }
     const discard = this.startFlight.dropBeforeKept(); // any after the first kept one: in their turn (planNext)
-    await this.store!.resetPositions(positions, this.lastCommitted, discard, undefined);
+    await this.store!.resetPositions(positions, this.lastCommitted, discard, undefined, 'handoff');
     if (discard.length > 0) this.lastCommitted = discard.at(-1)!.id;
     this.positions = positions;
     await this.store!.writeOwnership({
@@ -234,7 +234,7 @@ export class GroupEngine<T> extends EngineBase<T> {
         this.log.info({ batch: batch.id, state: batch.state, ranges: batch.ranges }, `recovering batch ${batch.id} (${batch.state}): ${describeRanges(batch.ranges)}`);
         return batch;
       }
-      await this.store!.resetPositions(this.positions, this.lastCommitted, [batch], undefined);
+      await this.store!.resetPositions(this.positions, this.lastCommitted, [batch], undefined, 'handoff');
       this.lastCommitted = batch.id;
     }
     const busy = new Set(this.flight.map((b) => partitionKey(b.ranges[0]!)));
@@ -379,7 +379,7 @@ export class GroupEngine<T> extends EngineBase<T> {
     const positions: Record<string, number> = { ...this.positions };
     delete positions[key];
     const inFlight = discard && discard.id === this.lastCommitted + 1 ? discard : undefined;
-    await this.store!.resetPositions(positions, this.lastCommitted, inFlight ? [inFlight] : [], undefined);
+    await this.store!.resetPositions(positions, this.lastCommitted, inFlight ? [inFlight] : [], undefined, 'handoff');
     if (inFlight) this.lastCommitted = inFlight.id;
     this.positions = positions;
     this.log.info({ event: 'dropped', partition: key, epoch: o?.epoch, batch: discard?.id }, `dropped ${key}: ${why}`);

@@ -113,7 +113,7 @@ describe('tidemark reset', () => {
     const after = report(await tidemark(['inspect', cp, '--json']));
     expect(after).toMatchObject({ inFlight: null, lastCommitted: 3, positions: { 'generated/0': 90, 'generated/1': 90 } });
     expect(after.resets[0]).toMatchObject({ discarded: 3 });
-    expect(after.recentBatches[0]).toMatchObject({ id: 3, discarded: true });
+    expect(after.recentBatches[0]).toMatchObject({ id: 3, discarded: true, discardedBy: 'reset' });
     expect((await tidemark(['run', job, '--checkpoint', cp, '--once', ...quiet])).code).toBe(0);
     expect([...batchFiles(dir).keys()]).toEqual([1, 2, 4]);
     expect(allOutputs(dir).sort()).toEqual([...offsets(2, 10, 60), ...offsets(2, 90, 100)].sort());

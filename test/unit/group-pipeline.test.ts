@@ -5,6 +5,7 @@
 // id order.
 import { join } from 'node:path';
 import { defineJob, GroupEngine, type Sink, type SinkBatch } from 'tidemark';
+import { inspectCheckpoint } from '../../checkpoint/inspect';
 import { partitionKey, type PartitionRef } from '../../checkpoint/model';
 import { parsePlan } from '../../recovery/handoff';
 import { PartitionFencedError } from '../../src/errors';
@@ -150,6 +151,9 @@ it('a fenced oldest batch is dropped with its partition; the batch in flight aft
   expect(summary.lastCommitted).toBe(3); // 1 discarded, 2 and 3 (partition 1) committed
   expect(summary.positions).toEqual({ 't/1': 8 });
   expect(source.commits.get('t/0')).toEqual({ offset: 0, metadata: expect.stringContaining('tidemark-plan') }); // left for the new owner to rerun
+  // inspect tells this drop from a `tidemark reset --discard-in-flight`
+  const report = await inspectCheckpoint(join(root, 'fenced'));
+  expect(report.recentBatches.find((b) => b.id === 1)).toMatchObject({ discarded: true, discardedBy: 'handoff' });
 });
 
 describe('a checkpoint left with two batches in flight', () => {
