@@ -163,9 +163,10 @@ export class CheckpointWriteError extends TidemarkError {
  * not a condition to handle. Nothing retries it; the run stops with exit code 1.
  */
 export class InvariantError extends TidemarkError {
-  constructor(dir: string, detail: string) {
+  /** `dir`: the checkpoint directory, undefined where it is not known (a sink). */
+  constructor(dir: string | undefined, detail: string) {
     super('TIDEMARK_INVARIANT_BROKEN',
-      `invariant broken: ${detail}; this is a bug in tidemark — please report it with \`tidemark inspect ${dir}\` output. ` +
+      `invariant broken: ${detail}; this is a bug in tidemark — please report it with \`tidemark inspect ${dir ?? "<the job's checkpoint directory>"}\` output. ` +
       'Nothing was written by the step that found it.');
   }
 }

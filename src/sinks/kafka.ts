@@ -261,7 +261,7 @@ export function kafkaSink<T>(options: KafkaSinkOptions<T>): KafkaSink<T> {
   async function writeOwned(job: string, batch: SinkBatch<T>, o: PartitionOwner): Promise<void> {
     const range = batch.ranges[0];
     if (batch.ranges.length !== 1 || !range || partitionKey(range) !== partitionKey(o)) {
-      throw new InvariantError(where, `a group-mode write of batch ${batch.id} must hold exactly the range of ${partitionKey(o)}; it holds ${batch.ranges.length} ranges`);
+      throw new InvariantError(undefined, `${where}: a group-mode write of batch ${batch.id} must hold exactly the range of ${partitionKey(o)}; it holds ${batch.ranges.length} ranges`);
     }
     const key = partitionKey(o);
     let state = owned.get(key);
@@ -273,7 +273,7 @@ export function kafkaSink<T>(options: KafkaSinkOptions<T>): KafkaSink<T> {
     if (verdict === 'duplicate') return;
     if (verdict === 'fenced') throw new PartitionFencedError(where, o.topic, o.partition, o.epoch, state.entry?.epoch);
     if (verdict === 'gap') {
-      throw new InvariantError(where, `${key} [${range.from}, ${range.until}) does not continue what the ledger ${ids(job).partitionGroup} holds (up to ${state.entry?.until})`);
+      throw new InvariantError(undefined, `${where}: ${key} [${range.from}, ${range.until}) does not continue what the ledger ${ids(job).partitionGroup} holds (up to ${state.entry?.until})`);
     }
     const tx = await state.producer.transaction();
     try {

@@ -291,7 +291,7 @@ export function postgresSink<T>(options: PostgresSinkOptions<T>): PostgresSink<T
       await client.query('ROLLBACK');
       if (verdict === 'duplicate') return; // delivered before, by this owner or another
       if (verdict === 'fenced') throw new PartitionFencedError(where, owner.topic, owner.partition, owner.epoch, entry.epoch);
-      throw new InvariantError('<the checkpoint directory>', `${where} was asked to write ${owner.topic}/${owner.partition} [${write.from}, ${write.until}) ` +
+      throw new InvariantError(undefined, `${where} was asked to write ${owner.topic}/${owner.partition} [${write.from}, ${write.until}) ` +
         `but its ledger ${partitionLedgerTable} for job ${job} ends at ${entry.until ?? '(nothing)'}: offsets would be skipped or written twice`);
     }
     await writeRows(client, batch);

@@ -85,7 +85,7 @@ describe('postgresSink in group mode: the per-partition ledger', () => {
     const s = sink();
     await s.write(owned(2, 1, 0, 10));
     await expect(s.write(owned(2, 1, 20, 30, 2))).rejects.toThrow(InvariantError);
-    await expect(s.write(owned(2, 1, 5, 15, 2))).rejects.toThrow(/clicks\/2 \[5, 15\) but its ledger .* ends at 10/);
+    await expect(s.write(owned(2, 1, 5, 15, 2))).rejects.toThrow(/clicks\/2 \[5, 15\) but its ledger .* ends at 10.*report it with `tidemark inspect <the job's checkpoint directory>` output/);
     await s.close();
     expect(await held(2)).toEqual(range(0, 10));
   });
