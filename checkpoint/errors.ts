@@ -30,6 +30,7 @@ export const ERRORS = {
   TIDEMARK_SINK_FENCED: { exitCode: 10, summary: 'a sink was fenced: another process of the job took it over' },
   TIDEMARK_PARTITION_FENCED: { exitCode: 10, summary: 'group mode: a newer owner of a partition refused this write (handled by dropping the partition; exit only if it escapes)' },
   TIDEMARK_SOURCE_WENT_BACKWARDS: { exitCode: 11, summary: 'source went backwards (topic deleted or recreated)' },
+  TIDEMARK_GROUP_STATE_LOST: { exitCode: 11, summary: "group mode: the consumer group lost its offsets (deleted, or expired) while the sinks hold the job's output" },
   TIDEMARK_CHECKPOINT_WRITE_FAILED: { exitCode: 12, summary: 'the checkpoint cannot be written (disk full, read-only file system); nothing is lost' },
   TIDEMARK_LOG_WRITE_FAILED: { exitCode: 12, summary: 'the embedded log cannot be written (disk full): an append keeps only whole records, nothing partial' },
   TIDEMARK_AUTH_FAILED: { exitCode: 13, summary: 'a server refused the credentials (wrong password, unknown user, wrong SASL mechanism)' },

@@ -1,5 +1,6 @@
 // The contracts between the engine and the outside: sources, sinks, records.
 import type { OffsetMap, PartitionRef, Range } from '../checkpoint/model';
+import type { LedgerEntry } from '../recovery/handoff';
 
 export type { OffsetMap, PartitionRef, Range };
 
@@ -106,9 +107,13 @@ export interface Sink<T> {
   /**
    * Group mode: called when this daemon is assigned a partition, before any write for it.
    * Records that `epoch` owns the partition, so writes of older epochs are refused from now on;
-   * throws PartitionFencedError when a newer epoch already has (recovery/handoff.ts claimLedger).
+   * throws PartitionFencedError when a newer epoch already has (recovery/handoff.ts claimLedger),
+   * with the offset the ledger holds the partition delivered up to. Returns what the ledger held
+   * before the claim, when the sink keeps one: the engine stops with GroupStateLostError when the
+   * group has no offset for a partition that a ledger holds delivered (the group was deleted or
+   * its offsets expired).
    */
-  claim?(claim: { readonly job: string } & PartitionOwner): Promise<void>;
+  claim?(claim: { readonly job: string } & PartitionOwner): Promise<LedgerEntry | void>;
   close?(): Promise<void>;
 }
 

@@ -97,11 +97,53 @@ export class SinkFencedError extends TidemarkError {
  * still owns; the error reaches the CLI only if it escapes that (then: exit 10).
  */
 export class PartitionFencedError extends TidemarkError {
-  constructor(where: string, topic: string, partition: number, epoch: number, newer: number | undefined) {
+  /** The newer epoch that owns the partition, when the refusing sink knows it. */
+  readonly newer: number | undefined;
+  /** The offset the refusing ledger holds the partition delivered up to, when it says. */
+  readonly delivered: number | undefined;
+
+  constructor(where: string, topic: string, partition: number, epoch: number, newer: number | undefined, delivered?: number) {
     super('TIDEMARK_PARTITION_FENCED',
       `${where} refused a write for ${topic}/${partition} by the owner of epoch ${epoch}: ` +
       `${newer !== undefined ? `epoch ${newer} owns it now` : 'a newer owner has claimed it'} (the group moved the partition). ` +
       'Nothing of this write was applied; the new owner continues the partition exactly. Nothing to do unless it repeats: then check the consumer group\'s session timeout.');
+    this.newer = newer;
+    this.delivered = delivered;
+  }
+}
+
+/** A partition the group has no offset for, and what the sinks' ledgers hold of it. */
+export interface LostPartition {
+  readonly partition: string;
+  /** Each ledger's end of the delivered ranges, and the newest epoch that claimed it. */
+  readonly ledgers: ReadonlyArray<{ readonly sink: string; readonly until: number; readonly epoch: number }>;
+}
+
+/**
+ * Group mode: the consumer group has no committed offset for partitions whose output the sinks
+ * hold (docs/scale-out.md, "When the group's state is lost"). Starting them where the source
+ * says would skip or repeat offsets, and the new group's generations sit below the ledgers' epochs.
+ */
+export class GroupStateLostError extends TidemarkError {
+  constructor(group: string, lost: readonly LostPartition[], epochBase: number) {
+    const ends = lost.map((l) => {
+      const untils = [...new Set(l.ledgers.map((x) => x.until))];
+      return `${l.partition} delivered up to ${untils.length === 1 ? untils[0] : l.ledgers.map((x) => `${x.until} (${x.sink})`).join(', ')}`;
+    });
+    const disagree = lost.filter((l) => new Set(l.ledgers.map((x) => x.until)).size > 1).map((l) => l.partition);
+    const newest = Math.max(...lost.flatMap((l) => l.ledgers.map((x) => x.epoch)));
+    const first = lost[0]!;
+    const [topic, partition] = [first.partition.slice(0, first.partition.lastIndexOf('/')), first.partition.slice(first.partition.lastIndexOf('/') + 1)];
+    super('TIDEMARK_GROUP_STATE_LOST',
+      `the consumer group ${group} has no committed offset for ${lost.map((l) => l.partition).join(', ')}, but the sinks hold their output: ${ends.join('; ')} ` +
+      `(sinks ${[...new Set(lost.flatMap((l) => l.ledgers.map((x) => x.sink)))].join(', ')}). The group's offsets were deleted, or expired ` +
+      '(Kafka drops an empty group\'s offsets after offsets.retention.minutes, 7 days by default). Nothing was read or written. ' +
+      (disagree.length > 0
+        ? `The sinks disagree on ${disagree.join(', ')}: a batch was delivered to some of them when the group lost its plan, so that partition cannot be continued exactly; ask for help with \`tidemark inspect\` output of each daemon's checkpoint. `
+        : '') +
+      `To go on exactly: stop every daemon of the job; commit each partition's end to the group (e.g. \`kafka-consumer-groups.sh --bootstrap-server <broker> --group ${group} ` +
+      `--reset-offsets --topic ${topic}:${partition} --to-offset ${first.ledgers[0]!.until} --execute\`, for each partition named); set the job's \`groupEpochBase\` to ${Math.max(epochBase, newest)} or more ` +
+      `(the ledgers' newest epoch is ${newest}: the new group's owners must outrank it); then start the daemons.`);
   }
 }
 

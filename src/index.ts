@@ -9,6 +9,8 @@ export type { BatchContext, DeadLetter, OffsetMap, PartitionOwner, PartitionRef,
 export { defineJob, type Job, type JobDefinition, type BatchOptions } from './job';
 export { Engine, type BatchStats, type EngineOptions, type EngineStatus, type RunOptions, type RunSummary } from './engine';
 export { GroupEngine, type GroupStatus } from './group/engine';
+// A sink of one's own in group mode keeps a ledger per partition and decides as the built-in ones do (docs/scale-out.md).
+export { claimLedger, judgeLedgerWrite, type LedgerEntry, type LedgerVerdict } from '../recovery/handoff';
 export { fingerprintOf } from './bundle';
 export { createLogger, type Logger, type LogLevel } from './log';
 export { embeddedLogSource, EmbeddedLog, type AppendRecord, type EmbeddedLogSourceOptions } from './sources/embedded-log';

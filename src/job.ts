@@ -65,6 +65,12 @@ export interface JobDefinition<T> {
    * the transform sees one partition's records per call.
    */
   readonly scaleOut?: 'single' | 'group';
+  /**
+   * Group mode: added to the group generation to make an owner's epoch (default 0). Raised only
+   * after the group's state was lost (GroupStateLostError names the value): a new group's
+   * generations start again at 1, below the epochs the sinks' ledgers hold.
+   */
+  readonly groupEpochBase?: number;
 }
 
 /** A validated job with every default filled in. */
@@ -91,6 +97,7 @@ export interface Job<T> {
   readonly strictCodeVersion: boolean;
   readonly sinkAttempts: number;
   readonly scaleOut: 'single' | 'group';
+  readonly groupEpochBase: number;
 }
 
 const NAME = /^[A-Za-z0-9._-]+$/;
@@ -190,6 +197,7 @@ export function defineJob<T>(definition: JobDefinition<T>): Job<T> {
     strictCodeVersion: d.strictCodeVersion === true,
     sinkAttempts: positiveInt('sinkAttempts', d.sinkAttempts, 5),
     scaleOut,
+    groupEpochBase: nonNegativeInt('groupEpochBase', d.groupEpochBase, 0),
   });
 }
 

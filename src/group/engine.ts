@@ -17,6 +17,7 @@
 // Pipelined (docs/scale-out.md "Pipelining"): (a–d) of a batch run while the batches before
 // it finish (e–g) in id order (src/finish-queue.ts); never two batches of one partition.
 import { BadConfigError, isTidemarkError } from '../../checkpoint/errors';
+import { GroupStateLostError, PartitionFencedError, type LostPartition } from '../errors';
 import { partitionKey, type BatchRecord, type OffsetMap, type PartitionRef, type Range } from '../../checkpoint/model';
 import { describeRanges } from '../../recovery/decide';
 import { decideTakeover, describeTakeover, formatPlan, parsePlan } from '../../recovery/handoff';
@@ -178,22 +179,27 @@ export class GroupEngine<T> extends EngineBase<T> {
     if (change.added.length > 0) await this.job.source.partitions();
     const commits = change.added.length > 0 ? await this.source.groupCommits(change.added) : new Map<string, { offset: number; metadata: string | null }>();
     this.startFlight.reassess();
+    const epoch = next.generation + this.job.groupEpochBase;
     // The sinks' claims of different partitions are independent (the Kafka sink's is an InitProducerId each): made at once.
-    const claimed = await Promise.all(change.added.map((p) => this.claim(p, next.generation)));
+    const claimed = await Promise.all(change.added.map((p) => this.claim(p, epoch)));
+    // A ledger holds output of a partition the group has no offset for: the group lost its state (deleted, expired).
+    const lost = change.added.map((p, i) => ({ partition: partitionKey(p), ledgers: claimed[i]!.delivered }))
+      .filter((l) => !commits.has(l.partition) && l.ledgers.length > 0);
+    if (lost.length > 0) throw new GroupStateLostError(this.groupId, lost, this.job.groupEpochBase);
     for (const [i, p] of change.added.entries()) {
       const key = partitionKey(p);
       const c = commits.get(key);
       const takeover = decideTakeover(c && { offset: c.offset, planned: parsePlan(c.metadata) }, this.checkpointId);
-      if (!claimed[i]) continue;
-      this.owned.set(key, { ref: p, epoch: next.generation, assignedAt: next.at, handedOver: false, lastBatchAt: Date.now() });
+      if (!claimed[i]!.taken) continue;
+      this.owned.set(key, { ref: p, epoch, assignedAt: next.at, handedOver: false, lastBatchAt: Date.now() });
       if (takeover.kind === 'resume') positions[key] = takeover.at;
       if (takeover.kind === 'rerun') {
         positions[key] = takeover.range.from;
         this.reruns.set(key, takeover.range);
         if (this.startFlight.keep(p, takeover)) this.reruns.delete(key); // the batch in flight at start is that rerun
       }
-      this.log.info({ event: 'assigned', partition: key, epoch: next.generation, takeover, memberId: next.memberId },
-        `assigned ${key} at epoch ${next.generation}: ${describeTakeover(takeover)}`);
+      this.log.info({ event: 'assigned', partition: key, epoch, takeover, memberId: next.memberId },
+        `assigned ${key} at epoch ${epoch}: ${describeTakeover(takeover)}`);
     }
     const discard = this.startFlight.dropBeforeKept(); // any after the first kept one: in their turn (planNext)
     await this.store!.resetPositions(positions, this.lastCommitted, discard, undefined, 'handoff');
@@ -205,17 +211,25 @@ export class GroupEngine<T> extends EngineBase<T> {
     });
   }
 
-  /** Every sink's claim of the partition for `epoch`; false when a newer epoch already has it. */
-  private async claim(p: PartitionRef, epoch: number): Promise<boolean> {
+  /**
+   * Every sink's claim of the partition for `epoch`: taken, or not when a newer epoch already has it;
+   * and what the ledgers that answered hold delivered of it.
+   */
+  private async claim(p: PartitionRef, epoch: number): Promise<{ taken: boolean; delivered: LostPartition['ledgers'] }> {
     const sinks = [...this.job.sinks, ...(this.job.deadLetterSink ? [this.job.deadLetterSink] : [])];
-    try {
-      for (const sink of sinks) await sink.claim?.({ job: this.job.name, topic: p.topic, partition: p.partition, epoch });
-      return true;
-    } catch (err) {
-      if (!isTidemarkError(err) || err.code !== 'TIDEMARK_PARTITION_FENCED') throw err;
-      this.log.warn({ partition: partitionKey(p), epoch, err: err.message }, `not taking ${partitionKey(p)}: a newer owner has claimed it`);
-      return false;
+    const delivered: Array<LostPartition['ledgers'][number]> = [];
+    for (const sink of sinks) {
+      try {
+        const before = await sink.claim!({ job: this.job.name, topic: p.topic, partition: p.partition, epoch });
+        if (before && before.until !== undefined) delivered.push({ sink: sink.name, until: before.until, epoch: before.epoch });
+      } catch (err) {
+        if (!(err instanceof PartitionFencedError)) throw err;
+        if (err.delivered !== undefined) delivered.push({ sink: sink.name, until: err.delivered, epoch: err.newer ?? epoch });
+        this.log.warn({ partition: partitionKey(p), epoch, err: err.message }, `not taking ${partitionKey(p)}: a newer owner has claimed it`);
+        return { taken: false, delivered };
+      }
     }
+    return { taken: true, delivered };
   }
 
   /**

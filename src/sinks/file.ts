@@ -24,6 +24,7 @@ import { sketch } from '../../checkpoint/faithful';
 import { PartitionFencedError, SinkLedgerMismatchError, SinkRejectedError, type RejectedRow } from '../errors';
 import { publishFileOnce, syncDir, writeFileAtomic } from '../../checkpoint/fs-atomic';
 import { ownedRange } from './owned';
+import type { LedgerEntry } from '../../recovery/handoff';
 
 /** The marker of the checkpoint that owns a file sink's directory. */
 export const OWNER_FILE = '.tidemark-checkpoint.json';
@@ -94,22 +95,46 @@ async function claimedEpochs(claims: string): Promise<number[]> {
 }
 
 /** Throws PartitionFencedError when an epoch newer than the owner's claimed the partition; returns the epochs claimed. */
-async function refuseStale(claims: string, sink: string, owner: PartitionOwner): Promise<number[]> {
+async function refuseStale(claims: string, sink: string, owner: PartitionOwner, delivered?: number): Promise<number[]> {
   const epochs = await claimedEpochs(claims);
   const newest = Math.max(-1, ...epochs);
-  if (newest > owner.epoch) throw new PartitionFencedError(`fileSink ${sink}`, owner.topic, owner.partition, owner.epoch, newest);
+  if (newest > owner.epoch) throw new PartitionFencedError(`fileSink ${sink}`, owner.topic, owner.partition, owner.epoch, newest, delivered);
   return epochs;
 }
 
-/** Records that `owner.epoch` owns the partition (as recovery/handoff.ts claimLedger), or throws when a newer epoch has. */
-async function claimPartition(dir: string, sink: string, owner: PartitionOwner): Promise<void> {
+/** The end of the newest range of the partition's files (the names say it), undefined when it has none. */
+async function deliveredUntil(dir: string, p: { readonly topic: string; readonly partition: number }): Promise<number | undefined> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  const prefix = partFileName(p.topic, p.partition, 0, 0).replace(/0-0\.jsonl$/, '');
+  let until: number | undefined;
+  for (const name of names) {
+    // Exactly `<from>-<until>.jsonl` after the prefix: topic `t` partition 1 is not topic `t-1` partition 5.
+    const m = name.startsWith(prefix) ? /^\d+-(\d+)\.jsonl$/.exec(name.slice(prefix.length)) : null;
+    if (m) until = Math.max(until ?? 0, Number(m[1]));
+  }
+  return until;
+}
+
+/**
+ * Records that `owner.epoch` owns the partition (as recovery/handoff.ts claimLedger), or throws when a newer epoch has;
+ * returns what the directory held before: the newest epoch claimed and the end of the ranges written.
+ */
+async function claimPartition(dir: string, sink: string, owner: PartitionOwner): Promise<LedgerEntry | undefined> {
   const claims = claimsOf(dir, owner);
-  const epochs = await refuseStale(claims, sink, owner);
+  const until = await deliveredUntil(dir, owner);
+  const epochs = await refuseStale(claims, sink, owner, until);
   await mkdir(claims, { recursive: true });
   await (await open(join(claims, `epoch-${owner.epoch}`), 'a')).close();
   await syncDir(claims);
   // Older markers say nothing the newest does not (a concurrent newer claim's marker is kept).
   for (const e of epochs) if (e < owner.epoch) await rm(join(claims, `epoch-${e}`), { force: true });
+  return epochs.length === 0 && until === undefined ? undefined : { epoch: Math.max(-1, ...epochs), ...(until === undefined ? {} : { until }) };
 }
 /**
  * Every output `format` throws on (JSON.stringify: a BigInt, a cycle), from `from` on: the
@@ -169,7 +194,7 @@ export function fileSink<T>(options: FileSinkOptions<T>): Sink<T> {
       await writeFileAtomic(join(dir, batchFileName(batch.id)), lines(batch.outputs, format, rejectedFrom(batch)));
     },
     async claim(claim) {
-      await claimPartition(dir, name, claim);
+      return claimPartition(dir, name, claim);
     },
   };
 }

@@ -233,14 +233,15 @@ export function kafkaSink<T>(options: KafkaSinkOptions<T>): KafkaSink<T> {
    * id (InitProducerId fences the previous owner's and settles its transaction), then its
    * ledger, exact from then on.
    */
-  async function claimPartition(job: string, o: PartitionOwner): Promise<void> {
+  /** Claims the partition for `o.epoch`; returns the ledger's entry as it was before. */
+  async function claimPartition(job: string, o: PartitionOwner): Promise<PartitionLedgerEntry | undefined> {
     const key = partitionKey(o);
     const before = owned.get(key);
     owned.delete(key);
     await before?.producer.disconnect().catch(() => {});
     // A newer owner's entry refuses this one before its producer could fence the newer owner's.
     const seen = await readPartitionLedger(job, o);
-    if (seen && seen.epoch > o.epoch) throw new PartitionFencedError(where, o.topic, o.partition, o.epoch, seen.epoch);
+    if (seen && seen.epoch > o.epoch) throw new PartitionFencedError(where, o.topic, o.partition, o.epoch, seen.epoch, seen.until);
     const p = kafka.producer({
       transactionalId: `${ids(job).transactionalId}.${o.topic}.${o.partition}`, idempotent: true, maxInFlightRequests: 1,
       transactionTimeout: options.transactionTimeout ?? 60_000, createPartitioner: partitioner,
@@ -249,8 +250,9 @@ export function kafkaSink<T>(options: KafkaSinkOptions<T>): KafkaSink<T> {
       await p.connect();
       await initTransactions(p);
       const entry = await readPartitionLedger(job, o);
-      if (entry && entry.epoch > o.epoch) throw new PartitionFencedError(where, o.topic, o.partition, o.epoch, entry.epoch);
+      if (entry && entry.epoch > o.epoch) throw new PartitionFencedError(where, o.topic, o.partition, o.epoch, entry.epoch, entry.until);
       owned.set(key, { producer: p, entry, epoch: o.epoch });
+      return entry;
     } catch (err) {
       await p.disconnect().catch(() => {});
       throw err;
@@ -297,7 +299,7 @@ export function kafkaSink<T>(options: KafkaSinkOptions<T>): KafkaSink<T> {
   return {
     name,
     async claim(c) {
-      await claimPartition(options.job ?? c.job, c);
+      return claimPartition(options.job ?? c.job, c);
     },
     async write(batch: SinkBatch<T>) {
       if (fenced) throw fenced;

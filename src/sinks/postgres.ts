@@ -339,13 +339,15 @@ export function postgresSink<T>(options: PostgresSinkOptions<T>): PostgresSink<T
     },
     async claim(claim) {
       const job = options.job ?? claim.job;
+      let before: LedgerEntry | undefined;
       await inTransaction(`claim ${claim.topic}/${claim.partition}`, partitionDDL, async (client) => {
-        const entry = await lockPartition(client, job, claim);
+        const entry = before = await lockPartition(client, job, claim);
         const next = claimLedger(entry, claim.epoch);
-        if (next === 'fenced') throw new PartitionFencedError(where, claim.topic, claim.partition, claim.epoch, entry.epoch);
+        if (next === 'fenced') throw new PartitionFencedError(where, claim.topic, claim.partition, claim.epoch, entry.epoch, entry.until);
         await setPartition(client, job, claim, next);
         await client.query('COMMIT');
       });
+      return before;
     },
     async lastDelivered(jobName?: string) {
       const job = options.job ?? jobName;

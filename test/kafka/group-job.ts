@@ -8,6 +8,7 @@
 //   GROUP_MAX_IN_FLIGHT          batch.maxInFlight (default: the job default, 2)
 //   GROUP_SESSION_MS             the membership's session timeout (default 6000, the broker's minimum)
 //   GROUP_KAFKA_SINK_TOPIC       also produce every output there with the Kafka sink (named `kafka`)
+//   GROUP_EPOCH_BASE             the job's groupEpochBase (default 0; test/kafka/group-state-lost.test.ts)
 // The transform is deterministic (group mode's exactly-once holds for every sink across a
 // handoff only for those, docs/scale-out.md); each output names its input.
 import { basename, join } from 'node:path';
@@ -43,6 +44,7 @@ function sinks(): Array<Sink<GroupOutput>> {
 export default defineJob<GroupOutput>({
   name: 'group',
   scaleOut: 'group',
+  ...(process.env.GROUP_EPOCH_BASE ? { groupEpochBase: Number(process.env.GROUP_EPOCH_BASE) } : {}),
   source: kafkaSource({
     brokers: (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(','),
     topics: [topic],

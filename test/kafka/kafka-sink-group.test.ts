@@ -20,7 +20,8 @@ it('a newer owner\'s claim fences the older one at the broker and in the ledger;
   try {
     await old.claim!({ job: 'job-g', topic: input, partition: 1, epoch: 3 });
     await old.write(owned(input, 3, 0, 10, 1));
-    await next.claim!({ job: 'job-g', topic: input, partition: 1, epoch: 4 });
+    // A claim answers with what the ledger held (the engine tells a lost group state by it: docs/scale-out.md).
+    expect(await next.claim!({ job: 'job-g', topic: input, partition: 1, epoch: 4 })).toMatchObject({ epoch: 3, until: 10 });
     // The old owner (a zombie) writes the next range: its producer is fenced, nothing lands.
     await expect(old.write(owned(input, 3, 10, 20, 2))).rejects.toBeInstanceOf(PartitionFencedError);
     // The new owner re-runs the first range (a handoff's re-run): the ledger holds it, nothing is written twice.
@@ -28,7 +29,7 @@ it('a newer owner\'s claim fences the older one at the broker and in the ledger;
     await next.write(owned(input, 4, 10, 20, 8));
     // A claim of an older epoch than the ledger's is refused before it could fence the owner.
     const late = kafkaSink<{ o: number }>({ brokers: brokers(), topic: out, name: 'g' });
-    await expect(late.claim!({ job: 'job-g', topic: input, partition: 1, epoch: 3 })).rejects.toBeInstanceOf(PartitionFencedError);
+    await expect(late.claim!({ job: 'job-g', topic: input, partition: 1, epoch: 3 })).rejects.toMatchObject({ code: 'TIDEMARK_PARTITION_FENCED', newer: 4, delivered: 20 });
     await late.close();
     await next.write(owned(input, 4, 20, 25, 9));
   } finally {

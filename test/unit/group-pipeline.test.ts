@@ -6,56 +6,14 @@
 import { join } from 'node:path';
 import { defineJob, GroupEngine, type Sink, type SinkBatch } from 'tidemark';
 import { inspectCheckpoint } from '../../checkpoint/inspect';
-import { partitionKey, type PartitionRef } from '../../checkpoint/model';
 import { parsePlan } from '../../recovery/handoff';
 import { PartitionFencedError } from '../../src/errors';
-import type { Assignment, GroupMembership } from '../../src/kafka/membership';
 import { silentLogger } from '../../src/log';
-import { MemoryLog } from '../support/memory-source';
+import { GroupLog } from '../support/group-log';
+import type { MemoryLog } from '../support/memory-source';
 import { tempDir } from '../support/tmp';
 
 const root = tempDir('tidemark-group-pipeline-');
-
-/** A MemoryLog that is its own consumer group: one member, assignments set by the test, commits kept with their metadata. */
-class GroupLog extends MemoryLog {
-  readonly groupId = 'g';
-  readonly commits = new Map<string, { offset: number; metadata: string | null }>();
-  /** Every accepted group commit, in order. */
-  readonly history: Array<{ partition: number; offset: number; plan: boolean }> = [];
-  private assignment: Assignment;
-
-  constructor(partitions: number, generation: number, assigned: readonly number[]) {
-    super('t', partitions);
-    this.assignment = this.assign(generation, assigned);
-  }
-
-  assign(generation: number, assigned: readonly number[]): Assignment {
-    this.assignment = { generation, memberId: 'm', partitions: assigned.map((partition) => ({ topic: 't', partition })), at: Date.now() };
-    return this.assignment;
-  }
-
-  async joinGroup(): Promise<GroupMembership> {
-    const membership = {
-      start: async () => this.assignment,
-      current: () => this.assignment,
-      commit: async (as: Assignment, offsets: ReadonlyArray<PartitionRef & { offset: number; metadata: string | null }>) => {
-        if (as.generation !== this.assignment.generation) return false;
-        for (const o of offsets) {
-          this.commits.set(partitionKey(o), { offset: o.offset, metadata: o.metadata });
-          this.history.push({ partition: o.partition, offset: o.offset, plan: o.metadata !== null });
-        }
-        return true;
-      },
-      waitForJoin: async () => {},
-      stop: async () => {},
-    };
-    return membership as unknown as GroupMembership;
-  }
-
-  async groupCommits(parts: readonly PartitionRef[]): Promise<Map<string, { offset: number; metadata: string | null }>> {
-    return new Map(parts.flatMap((p) => (this.commits.has(partitionKey(p)) ? [[partitionKey(p), this.commits.get(partitionKey(p))!] as const] : [])));
-  }
-}
 
 /** A sink that keeps each write (range and outputs) and may act on a write first. */
 function keepingSink(before?: (b: SinkBatch<string>) => Promise<void>): Sink<string> & { writes: Array<{ id: number; partition: number; from: number; until: number; outputs: readonly string[] }> } {

@@ -15,16 +15,18 @@ const ROOT_DIR = join(__dirname, '..', '..');
 // the exit codes and `isTidemarkError`. The list does not care which file they live in.
 const ERROR_VALUES = [
   'AuthenticationError', 'BadConfigError', 'CheckpointLockedError', 'CheckpointWriteError', 'CodeChangedError', 'CorruptCheckpointError',
-  'DataLossError', 'ERRORS', 'ExitCode', 'InvariantError', 'LockCompromisedError', 'LogWriteError', 'NewerFormatError', 'NotAuthorizedError', 'OtherJobError', 'SinkError',
+  'DataLossError', 'ERRORS', 'ExitCode', 'GroupStateLostError', 'InvariantError', 'LockCompromisedError', 'LogWriteError', 'NewerFormatError', 'NotAuthorizedError', 'OtherJobError', 'SinkError',
   'SinkFencedError', 'PartitionFencedError', 'SinkLedgerMismatchError', 'SinkRejectedError', 'SourceUnreachableError', 'SourceWentBackwardsError',
   'OTHER_EXITS', 'TidemarkError', 'TlsError', 'TransformError', 'causes', 'describeCause', 'exitCodeRows', 'isTidemarkError',
 ];
-const ERROR_TYPES = ['ErrorCode', 'ExitCodeRow', 'RejectedRow'];
+const ERROR_TYPES = ['ErrorCode', 'ExitCodeRow', 'LostPartition', 'RejectedRow'];
 
 const ROOT_VALUES = [
   ...ERROR_VALUES,
   'EmbeddedLog', 'Engine', 'GroupEngine', 'createLogger', 'defineJob', 'embeddedLogSource', 'fileSink', 'fingerprintOf', 'forwardRecord',
   'generatorSource', 'kafkaSink', 'kafkaSource', 'memorySink', 'postgresSink', 'rollingFileSink',
+  // group mode: a sink of one's own decides as the built-in ones do
+  'claimLedger', 'judgeLedgerWrite',
 ];
 const ROOT_TYPES = [
   ...ERROR_TYPES,
@@ -36,6 +38,7 @@ const ROOT_TYPES = [
   'AppendRecord', 'EmbeddedLogSourceOptions', 'FileSinkOptions', 'GeneratorOptions', 'KafkaCompression', 'KafkaConnectionOptions',
   'KafkaMessageOut', 'KafkaSink', 'KafkaSinkOptions', 'KafkaSource', 'KafkaSourceOptions', 'KafkaSourceStats', 'KafkaStartingOffsets',
   'MemorySink', 'PostgresSink', 'PostgresSinkOptions', 'RollingFileSinkOptions',
+  'LedgerEntry', 'LedgerVerdict',
 ];
 const TESTING_VALUES = ['checkIdempotentSink'];
 const TESTING_TYPES = ['SinkCheckOptions', 'SinkCheckReport'];
