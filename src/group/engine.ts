@@ -17,7 +17,7 @@
 // Pipelined (docs/scale-out.md "Pipelining"): (a–d) of a batch run while the batches before
 // it finish (e–g) in id order (src/finish-queue.ts); never two batches of one partition.
 import { BadConfigError, isTidemarkError } from '../../checkpoint/errors';
-import { GroupStateLostError, PartitionFencedError, type LostPartition } from '../errors';
+import { GroupStateLostError, type LostPartition, type PartitionFencedError } from '../errors';
 import { partitionKey, type BatchRecord, type OffsetMap, type PartitionRef, type Range } from '../../checkpoint/model';
 import { describeRanges } from '../../recovery/decide';
 import { decideTakeover, describeTakeover, formatPlan, parsePlan } from '../../recovery/handoff';
@@ -223,8 +223,10 @@ export class GroupEngine<T> extends EngineBase<T> {
         const before = await sink.claim!({ job: this.job.name, topic: p.topic, partition: p.partition, epoch });
         if (before && before.until !== undefined) delivered.push({ sink: sink.name, until: before.until, epoch: before.epoch });
       } catch (err) {
-        if (!(err instanceof PartitionFencedError)) throw err;
-        if (err.delivered !== undefined) delivered.push({ sink: sink.name, until: err.delivered, epoch: err.newer ?? epoch });
+        // By code, not class: a sink of one's own may throw another copy of tidemark's error.
+        if (!isTidemarkError(err) || err.code !== 'TIDEMARK_PARTITION_FENCED') throw err;
+        const fenced = err as Partial<PartitionFencedError>;
+        if (fenced.delivered !== undefined) delivered.push({ sink: sink.name, until: fenced.delivered, epoch: fenced.newer ?? epoch });
         this.log.warn({ partition: partitionKey(p), epoch, err: err.message }, `not taking ${partitionKey(p)}: a newer owner has claimed it`);
         return { taken: false, delivered };
       }
