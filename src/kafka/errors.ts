@@ -48,7 +48,8 @@ const MISSING_ACL: Readonly<Record<string, string>> = {
   TOPIC_AUTHORIZATION_FAILED: 'no ACL lets this principal do it on the topic (TOPIC_AUTHORIZATION_FAILED)',
   GROUP_AUTHORIZATION_FAILED: 'no ACL lets this principal do it on the consumer group (GROUP_AUTHORIZATION_FAILED)',
   TRANSACTIONAL_ID_AUTHORIZATION_FAILED: 'no ACL lets this principal use the transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED)',
-  CLUSTER_AUTHORIZATION_FAILED: 'no ACL lets this principal do it on the cluster (CLUSTER_AUTHORIZATION_FAILED)',
+  // The usual cause: an idempotent producer's InitProducerId, which Kafka allows a principal with Write on some topic (KIP-679).
+  CLUSTER_AUTHORIZATION_FAILED: 'no ACL lets this principal do it on the cluster (CLUSTER_AUTHORIZATION_FAILED); a producer is allowed it by Write on the topics it writes, or IdempotentWrite on the cluster',
 };
 
 /**

@@ -92,6 +92,10 @@ describe('refusals by a secured Kafka', () => {
 
   it('no ACL on the output topic: exit 15, the batch stays STAGED, nothing written', async () => {
     const job = await jobWithout((a, j) => a.resourceType === 'topic' && a.name === j.out && a.operation === 'write');
+    // Write on another topic, as a principal that produces elsewhere has: Kafka then lets the idempotent producer
+    // start (KIP-679) and refuses the write itself. Without any Write the start is refused first
+    // (CLUSTER_AUTHORIZATION_FAILED), so the test would depend on the grants of the tests run before it.
+    await grant([{ resourceType: 'topic', name: `${job.out}-elsewhere`, pattern: 'literal', operation: 'write' }]);
     await refused(job, 15, /did not authorize writing batch 1 \(it needs Write on topic \S+-out, .*\): no ACL lets this principal do it on the topic \(TOPIC_AUTHORIZATION_FAILED\)/);
     await stagedNothingWritten(job, 1);
   });

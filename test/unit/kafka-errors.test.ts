@@ -67,7 +67,8 @@ describe('src/kafka/errors', () => {
     expect(tls('ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE')).toMatchObject({ message: expect.stringContaining('client certificate') });
     expect(tls('CERT_HAS_EXPIRED')).toMatchObject({ message: expect.stringContaining('not valid now') });
     expect(tls('ECONNREFUSED')).toBeUndefined();
-    for (const [type, words] of [['TOPIC_AUTHORIZATION_FAILED', 'on the topic'], ['GROUP_AUTHORIZATION_FAILED', 'consumer group'], ['TRANSACTIONAL_ID_AUTHORIZATION_FAILED', 'transactional id']] as const) {
+    for (const [type, words] of [['TOPIC_AUTHORIZATION_FAILED', 'on the topic'], ['GROUP_AUTHORIZATION_FAILED', 'consumer group'], ['TRANSACTIONAL_ID_AUTHORIZATION_FAILED', 'transactional id'],
+      ['CLUSTER_AUTHORIZATION_FAILED', 'a producer is allowed it by Write on the topics it writes, or IdempotentWrite on the cluster']] as const) {
       const err = accessFailure(retried(kafkaError('KafkaJSProtocolError', 'Not authorized', { type, retriable: false })), brokers, 'writing batch 3');
       expect(err).toMatchObject({ code: 'TIDEMARK_NOT_AUTHORIZED', exitCode: 15, message: expect.stringContaining(`did not authorize writing batch 3: no ACL lets this principal`) });
       expect(err!.message).toContain(words);
