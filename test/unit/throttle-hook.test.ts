@@ -38,6 +38,12 @@ it('a new queue (throttledUntil -1) arms its check with no negative delay', () =
   expect(armedDelay(queue)).toBe(0);
 });
 
+it('a throttle that has just ended (throttledUntil a moment ago) arms its check with no negative delay', () => {
+  const queue = newQueue();
+  queue.throttledUntil = Date.now() - 1; // the -1 a first version of the hook left when the clock ticked
+  expect(armedDelay(queue)).toBe(0);
+});
+
 it('a broker throttle (throttledUntil ahead) keeps its delay', () => {
   const queue = newQueue();
   queue.throttledUntil = Date.now() + 5_000;
