@@ -4,6 +4,7 @@
 import { AssignerProtocol, type Consumer, type Kafka, type KafkaMessage, type PartitionAssigner } from 'kafkajs';
 import type { SourceRecord } from '../contracts';
 import { toOffset } from './errors';
+import { installFetchDecoder } from './fetch-decoder';
 import type { FetchedBatch } from './fetch-hook';
 import type { ConsumerAction, FetchedAnswer } from './partition-buffer';
 import { installLongHook } from './long-hook';
@@ -59,6 +60,7 @@ function everyPartitionAssigner(onCluster: (cluster: object) => void): Partition
 export function createConsumer(kafka: Kafka, group: string, tuning: ConsumerTuning, readUncommitted: boolean, onCluster: (cluster: object) => void): Consumer {
   installVarLongHook();
   installLongHook();
+  installFetchDecoder();
   const sessionTimeout = tuning.sessionTimeout ?? 10_000;
   return kafka.consumer({
     groupId: group,

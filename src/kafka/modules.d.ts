@@ -30,13 +30,31 @@ declare module 'kafkajs/src/broker' {
   export = Broker;
 }
 
-// kafkajs's protocol decoder and its Long (varlong-hook.ts replaces Decoder#readVarLong, long-hook.ts Long.fromString and Long#add).
+// kafkajs's protocol decoder and its Long (varlong-hook.ts replaces Decoder#readVarLong, long-hook.ts Long.fromString and Long#add; fetch-decoder.ts reads Fetch answers with them).
 declare module 'kafkajs/src/protocol/decoder' {
   class Decoder {
     constructor(buffer: Buffer);
     readVarLong(): { toString(): string };
+    readInt16(): number;
+    readInt32(): number;
+    readInt64(): bigint;
+    readString(): string | null;
+    readBytes(byteLength: number): Buffer;
+    canReadBytes(length: number): boolean;
+    readArray<T>(reader: (decoder: Decoder) => T): T[];
+    readArrayAsync<T>(reader: (decoder: Decoder) => Promise<T>): Promise<T[]>;
   }
   export = Decoder;
+}
+
+// kafkajs's Fetch v11 answer and its codec table (fetch-decoder.ts replaces the answer's decode).
+declare module 'kafkajs/src/protocol/requests/fetch/v11/response' {
+  const response: { decode(rawData: Buffer): Promise<unknown>; parse(data: unknown): Promise<unknown> };
+  export = response;
+}
+
+declare module 'kafkajs/src/protocol/message/compression' {
+  export function lookupCodecByAttributes(attributes: number): { decompress(buffer: Buffer): Promise<Buffer> } | null;
 }
 
 declare module 'kafkajs/src/utils/long' {

@@ -11,7 +11,7 @@ import Decoder from 'kafkajs/src/protocol/decoder';
 import Long from 'kafkajs/src/utils/long';
 
 /** The fields of kafkajs's Decoder read here. */
-interface DecoderState {
+export interface DecoderState {
   readonly buffer: Buffer;
   offset: number;
 }
@@ -29,20 +29,26 @@ export function installVarLongHook(): void {
     throw new Error('tidemark needs kafkajs 2.2.x: kafkajs/src/protocol/decoder has no readVarLong (a different kafkajs version is installed)');
   }
   proto.readVarLong = function readVarLong(this: DecoderState): unknown {
-    const bytes = this.buffer;
-    let at = this.offset;
-    let n = 0;
-    let scale = 1;
-    for (let i = 0; ; i++) {
-      if (i === EXACT_BYTES) return original.call(this); // this.offset is untouched: kafkajs starts over
-      const b = bytes[at++]!;
-      n += (b & 0x7f) * scale;
-      scale *= 128;
-      if (!(b >= 0x80)) break;
-    }
-    this.offset = at;
-    // zig-zag: even n are n / 2, odd n are -(n + 1) / 2
-    return Long.fromNumber(n % 2 === 0 ? n / 2 : -(n + 1) / 2);
+    const n = readVarLongNumber(this);
+    return n === undefined ? original.call(this) : Long.fromNumber(n); // undefined: this.offset is untouched, kafkajs starts over
   };
   installed = true;
+}
+
+/** The varlong at `state.offset` as a number, moving past it; undefined (the offset unmoved) past 7 bytes. Also fetch-decoder.ts's. */
+export function readVarLongNumber(state: DecoderState): number | undefined {
+  const bytes = state.buffer;
+  let at = state.offset;
+  let n = 0;
+  let scale = 1;
+  for (let i = 0; ; i++) {
+    if (i === EXACT_BYTES) return undefined;
+    const b = bytes[at++]!;
+    n += (b & 0x7f) * scale;
+    scale *= 128;
+    if (!(b >= 0x80)) break;
+  }
+  state.offset = at;
+  // zig-zag: even n are n / 2, odd n are -(n + 1) / 2
+  return n % 2 === 0 ? n / 2 : -(n + 1) / 2;
 }
