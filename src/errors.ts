@@ -1,6 +1,7 @@
 // The errors sources, the transform and sinks raise (their codes and exit codes:
 // checkpoint/errors.ts).
 import { CheckpointWriteError, TidemarkError } from '../checkpoint/errors';
+import { parsePartitionKey } from '../checkpoint/model';
 
 export class SourceWentBackwardsError extends TidemarkError {
   constructor(topic: string, partition: number, position: number, latest: number) {
@@ -133,7 +134,7 @@ export class GroupStateLostError extends TidemarkError {
     const disagree = lost.filter((l) => new Set(l.ledgers.map((x) => x.until)).size > 1).map((l) => l.partition);
     const newest = Math.max(...lost.flatMap((l) => l.ledgers.map((x) => x.epoch)));
     const first = lost[0]!;
-    const [topic, partition] = [first.partition.slice(0, first.partition.lastIndexOf('/')), first.partition.slice(first.partition.lastIndexOf('/') + 1)];
+    const { topic, partition } = parsePartitionKey(first.partition);
     super('TIDEMARK_GROUP_STATE_LOST',
       `the consumer group ${group} has no committed offset for ${lost.map((l) => l.partition).join(', ')}, but the sinks hold their output: ${ends.join('; ')} ` +
       `(sinks ${[...new Set(lost.flatMap((l) => l.ledgers.map((x) => x.sink)))].join(', ')}). The group's offsets were deleted, or expired ` +
