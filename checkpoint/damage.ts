@@ -24,7 +24,8 @@ export interface Damage {
 /**
  * What `dir` holds: `none` (nothing yet: a run creates a checkpoint there) or `checkpoint`
  * (a LevelDB directory). A path that is not a directory is a usage error; a checkpoint
- * whose database is gone or has lost its CURRENT file is damage, never "no checkpoint".
+ * whose database is gone or has lost its CURRENT file is damage, never "no checkpoint" — but
+ * for a creation killed before its first write (only empty files, no marker).
  */
 export function checkpointPlace(dir: string): 'none' | 'checkpoint' {
   const isDir = (path: string): boolean | undefined => {
@@ -44,8 +45,15 @@ export function checkpointPlace(dir: string): 'none' | 'checkpoint' {
     return 'none';
   }
   const files = readdirSync(dbDir);
-  if (files.length === 0 && existsSync(join(dir, MARKER))) throw new CorruptCheckpointError(dir, `its LevelDB directory ${dbDir} is empty, but ${MARKER} says a checkpoint was written here`);
-  if (files.length > 0 && !files.includes('CURRENT')) throw new CorruptCheckpointError(dir, 'the LevelDB directory has no CURRENT file (truncated?)');
+  const written = existsSync(join(dir, MARKER));
+  if (files.length === 0 && written) throw new CorruptCheckpointError(dir, `its LevelDB directory ${dbDir} is empty, but ${MARKER} says a checkpoint was written here`);
+  if (files.length > 0 && !files.includes('CURRENT')) {
+    // A process killed while LevelDB created the database leaves its first files empty and no
+    // CURRENT (LevelDB writes it last), before any record and before the marker: nothing to lose,
+    // and LevelDB creates the database again over them.
+    if (!written && files.every((f) => statSync(join(dbDir, f)).size === 0)) return 'none';
+    throw new CorruptCheckpointError(dir, 'the LevelDB directory has no CURRENT file (truncated?)');
+  }
   return 'checkpoint';
 }
 

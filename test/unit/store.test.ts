@@ -357,6 +357,23 @@ describe('damaged and missing checkpoints', () => {
     expect(existsSync(join(dir, 'tidemark.lock'))).toBe(false);
   });
 
+  it('a creation killed before its first write (empty LOCK, LOG, MANIFEST, no CURRENT, no marker) is no checkpoint yet: a run creates it again', async () => {
+    const dir = fresh();
+    mkdirSync(join(dir, 'db'), { recursive: true });
+    for (const f of ['LOCK', 'LOG', 'MANIFEST-000001']) writeFileSync(join(dir, 'db', f), ''); // as a SIGKILL in CI's group torture left them
+    await expect(openCheckpoint(dir, { readOnly: true })).rejects.toThrow(BadConfigError); // inspect: no checkpoint here
+    const store = await openCheckpoint(dir);
+    expect(await store.load()).toMatchObject({ lastCommitted: 0, flight: [] });
+    await store.writeMeta(meta);
+    await store.close();
+    expect(readdirSync(join(dir, 'db'))).toContain('CURRENT');
+    // With a byte in any of them it may have held a record: damage, as above.
+    const other = fresh();
+    mkdirSync(join(other, 'db'), { recursive: true });
+    for (const f of ['LOCK', 'LOG', 'MANIFEST-000001']) writeFileSync(join(other, 'db', f), f === 'MANIFEST-000001' ? 'x' : '');
+    await expect(openCheckpoint(other)).rejects.toThrow(CorruptCheckpointError);
+  });
+
   it('a db/ that LevelDB cannot open is a CorruptCheckpointError and releases the lock', async () => {
     const dir = fresh();
     mkdirSync(join(dir, 'db'), { recursive: true });
