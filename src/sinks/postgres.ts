@@ -218,13 +218,14 @@ export function postgresSink<T>(options: PostgresSinkOptions<T>): PostgresSink<T
   /** Creates a ledger table (`ddl`) once per sink, unless the user manages it. */
   async function ensureLedger(client: PoolClient, tableDDL: string): Promise<void> {
     if (ready.has(tableDDL) || options.ledger?.create === false) return;
-    try {
-      if (options.ledger?.schema) await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteName(options.ledger.schema)}`);
-      await client.query(tableDDL);
-    } catch (err) {
-      // Two processes creating it at once: one of them loses the race on the catalog; the table exists.
-      if (!['23505', '42P07'].includes(sqlState(err) ?? '')) throw err;
-    }
+    // IF NOT EXISTS does not make two creators at once safe: the loser fails on the catalog
+    // (23505, 42710) while the winner's table is not yet visible. Group mode's daemons claim
+    // their first partitions at the same moment, so creators take turns under a lock.
+    await client.query('BEGIN');
+    await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`tidemark ledger DDL ${tableDDL}`]);
+    if (options.ledger?.schema) await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteName(options.ledger.schema)}`);
+    await client.query(tableDDL);
+    await client.query('COMMIT');
     ready.add(tableDDL);
   }
 

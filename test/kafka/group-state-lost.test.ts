@@ -22,7 +22,7 @@ it('a deleted group: exit 11 with the sinks\' ends and nothing written; restored
   const produced = new Map<number, string[]>();
   await produceRecords(topic, 2, 400, produced, 'a');
   const first = startDaemon(run, 0);
-  await until(() => checkRangeFiles(run.dir, produced).found === 400, 90_000, 'every output in the sink');
+  await until(() => checkRangeFiles(run.dir, produced).found === 400, 90_000, 'every output in the sink', { first });
   first.proc.kill('SIGTERM');
   expect((await first.exited).code).toBe(0);
 
@@ -41,7 +41,7 @@ it('a deleted group: exit 11 with the sinks\' ends and nothing written; restored
     await kafkaTool('consumer-groups', ['--bootstrap-server', bootstrap(), '--group', group, '--reset-offsets', '--topic', `${topic}:${p}`, '--to-offset', String(end), '--execute']);
   }
   const again = startDaemon({ ...run, env: { ...pg.env, GROUP_EPOCH_BASE: '1' } }, 0);
-  await until(() => checkRangeFiles(run.dir, produced).found === 500, 90_000, 'the outputs after the restore');
+  await until(() => checkRangeFiles(run.dir, produced).found === 500, 90_000, 'the outputs after the restore', { again });
   again.proc.kill('SIGTERM');
   expect((await again.exited).code).toBe(0);
   expect(checkRangeFiles(run.dir, produced)).toEqual({ expected: 500, found: 500, lost: 0, duplicated: 0, discontinuities: [] });

@@ -30,9 +30,9 @@ it('a static member killed -9, or stopped with SIGTERM, and restarted in place g
     }
     return now;
   };
-  await until(() => owned(a).size > 0 && owned(b).size > 0 && owned(a).size + owned(b).size === 4, 30_000, 'both daemons to share the 4 partitions');
+  await until(() => owned(a).size > 0 && owned(b).size > 0 && owned(a).size + owned(b).size === 4, 30_000, 'both daemons to share the 4 partitions', { a, b });
   await produceRecords(topic, 4, 1000, produced, 'a');
-  await until(() => checkRangeFiles(run.dir, produced).found === 1000 && events(a, 'handoff').length > 0, 30_000, 'every output of the first records');
+  await until(() => checkRangeFiles(run.dir, produced).found === 1000 && events(a, 'handoff').length > 0, 30_000, 'every output of the first records', { a, b });
 
   const before = owned(a);
   // The group's generation now: the newest of every assignment's epoch and revocation's generation.
@@ -44,7 +44,7 @@ it('a static member killed -9, or stopped with SIGTERM, and restarted in place g
   await a.exited;
   const again = startDaemon(as('a'), 0);
   await produceRecords(topic, 4, 1000, produced, 'b');
-  await until(() => checkRangeFiles(run.dir, produced).found === 2000 && events(again, 'handoff').length === before.size, 40_000, 'every output after the restart');
+  await until(() => checkRangeFiles(run.dir, produced).found === 2000 && events(again, 'handoff').length === before.size, 40_000, 'every output after the restart', { again, b });
 
   // Same partitions, same generation: no rebalance happened, b saw nothing.
   expect([...owned(again).keys()].sort()).toEqual([...before.keys()].sort());
@@ -58,7 +58,7 @@ it('a static member killed -9, or stopped with SIGTERM, and restarted in place g
   expect((await again.exited).code).toBe(0);
   const third = startDaemon(as('a'), 0);
   await produceRecords(topic, 4, 1000, produced, 'c');
-  await until(() => checkRangeFiles(run.dir, produced).found === 3000 && events(third, 'handoff').length === before.size, 40_000, 'every output after the restart from SIGTERM');
+  await until(() => checkRangeFiles(run.dir, produced).found === 3000 && events(third, 'handoff').length === before.size, 40_000, 'every output after the restart from SIGTERM', { third, b });
   expect(new Set(owned(third).values())).toEqual(new Set([generation]));
   expect(events(b, 'revoked').length).toBe(revokedBefore);
   expect(events(b, 'assigned').length).toBe(assignedBefore);
@@ -74,15 +74,15 @@ it('a second daemon on another checkpoint with the same instance id replaces the
   const run: GroupRun = { dir: mkdtempSync(join(tmpdir(), 'tidemark-gstatic2-')), topic, brokers: bootstrap(), env: { GROUP_SESSION_MS: '15000', TIDEMARK_INSTANCE_ID: `${topic}-same` } };
   const produced = new Map<number, string[]>();
   const first = startDaemon(run, 0);
-  await until(() => events(first, 'assigned').length === 2, 30_000, 'the first daemon to own both partitions');
+  await until(() => events(first, 'assigned').length === 2, 30_000, 'the first daemon to own both partitions', { first });
   await produceRecords(topic, 2, 500, produced, 'a');
-  await until(() => checkRangeFiles(run.dir, produced).found === 500, 30_000, 'the first outputs');
+  await until(() => checkRangeFiles(run.dir, produced).found === 500, 30_000, 'the first outputs', { first });
 
   const second = startDaemon(run, 1);
   expect((await first.exited).code).toBe(2);
   expect(first.stderr()).toContain(`with instance id ${topic}-same`);
   await produceRecords(topic, 2, 500, produced, 'b');
-  await until(() => checkRangeFiles(run.dir, produced).found === 1000, 30_000, 'every output by the second daemon');
+  await until(() => checkRangeFiles(run.dir, produced).found === 1000, 30_000, 'every output by the second daemon', { second });
   expect(events(second, 'assigned').length).toBe(2);
   expect(checkRangeFiles(run.dir, produced)).toEqual({ expected: 1000, found: 1000, lost: 0, duplicated: 0, discontinuities: [] });
 }, 60_000);

@@ -24,13 +24,13 @@ it('two daemons share a topic\'s partitions and deliver every record once to the
   const b = startDaemon(run, 1);
   // Once b has partitions, records for every partition make each daemon commit one (records
   // produced before b joined could all be a's: then b had nothing to commit).
-  await until(() => events(b, 'assigned').length > 0, 60_000, 'b to be assigned partitions');
+  await until(() => events(b, 'assigned').length > 0, 60_000, 'b to be assigned partitions', { a, b });
   await produceRecords(topic, 4, 2000, produced, 'b');
-  await until(() => checkRangeFiles(run.dir, produced).found === 4000, 90_000, 'every output in the sink');
+  await until(() => checkRangeFiles(run.dir, produced).found === 4000, 90_000, 'every output in the sink', { a, b });
 
   // Both took part: the group split the partitions between them.
   const owners = (c: typeof a): Set<string> => new Set(events(c, 'handoff').map((e) => String(e.partition)));
-  await until(() => owners(a).size > 0 && owners(b).size > 0, 30_000, 'both daemons to commit a partition');
+  await until(() => owners(a).size > 0 && owners(b).size > 0, 30_000, 'both daemons to commit a partition', { a, b });
 
   b.proc.kill('SIGTERM');
   expect((await b.exited).code).toBe(0);
@@ -41,7 +41,7 @@ it('two daemons share a topic\'s partitions and deliver every record once to the
   expect(Object.values(ownership.partitions).every((e) => e >= 1 && e <= ownership.generation)).toBe(true);
   await produceRecords(topic, 4, 1000, produced, 'c');
   // b's partitions move to a at once (LeaveGroup), and a finishes them.
-  await until(() => checkRangeFiles(run.dir, produced).found === 5000, 90_000, 'the outputs after b left');
+  await until(() => checkRangeFiles(run.dir, produced).found === 5000, 90_000, 'the outputs after b left', { a, b });
   a.proc.kill('SIGTERM');
   expect((await a.exited).code).toBe(0);
 

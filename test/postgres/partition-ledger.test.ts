@@ -131,4 +131,23 @@ describe('postgresSink in group mode: the per-partition ledger', () => {
       expect(await ledger(p)).toEqual({ epoch: 5, until: 50 });
     }
   });
+
+  it('daemons starting at once on a fresh schema create the ledger tables (and the ledger schema) once, none failing on the race', async () => {
+    // Group mode's daemons claim their first partitions at the same moment: each sink creates the
+    // tables it needs. Fresh schemas, so every round races on the creation again.
+    for (let round = 0; round < 4; round++) {
+      const schema = `${db.schema}_race${round}`;
+      const sinks = Array.from({ length: 6 }, (_, i) => postgresSink<Row>({
+        connection: db.config, name: `out${i % 2}`, mode: 'custom', apply: async () => {}, ledger: { schema },
+      }));
+      const results = await Promise.all(sinks.map((s, i) => settle(s.claim!({ job: JOB, topic: 'clicks', partition: i, epoch: 1 }))));
+      expect(results).toEqual(sinks.map(() => 'ok'));
+      const batches = await Promise.all(sinks.map((s, i) => settle(s.write({ id: 1, job: `${JOB}-${i}`, ranges: [{ topic: 'clicks', partition: 0, from: 0, until: 1 }], outputs: [] }))));
+      expect(batches).toEqual(sinks.map(() => 'ok'));
+      await Promise.all(sinks.map((s) => s.close()));
+      expect(await db.query(`SELECT count(*)::int AS n FROM "${schema}".tidemark_partition_ledger`)).toEqual([{ n: 6 }]);
+      expect(await db.query(`SELECT count(*)::int AS n FROM "${schema}".tidemark_ledger`)).toEqual([{ n: 6 }]);
+      await db.query(`DROP SCHEMA "${schema}" CASCADE`);
+    }
+  });
 });

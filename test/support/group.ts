@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Pool } from 'pg';
-import { repoRoot, tidemark, type Child } from './processes';
+import { describeChild, repoRoot, tidemark, type Child } from './processes';
 
 export const groupJob = join(repoRoot, 'test', 'kafka', 'group-job.ts');
 
@@ -139,11 +139,14 @@ export async function groupPostgres(): Promise<{ env: Record<string, string>; ch
   };
 }
 
-/** Waits until `ok()` or the timeout. */
-export async function until(ok: () => boolean, timeoutMs: number, what: string): Promise<void> {
+/** Waits until `ok()` or the timeout; a timeout's message shows the state and output of the `daemons` watched. */
+export async function until(ok: () => boolean, timeoutMs: number, what: string, daemons: Record<string, Child> = {}): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > deadline) {
+      const shown = Object.entries(daemons).map(([name, child]) => `\n${describeChild(name, child)}`).join('');
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${shown}`);
+    }
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }

@@ -89,6 +89,14 @@ export function start(command: string, args: readonly string[], options: SpawnOp
   };
 }
 
+/** A child's state and the ends of its output, for a test's failure message. */
+export function describeChild(name: string, child: Child, lines = 40): string {
+  const tail = (text: string): string => text.split('\n').slice(-lines).join('\n');
+  const { exitCode, signalCode } = child.proc;
+  const state = exitCode === null && signalCode === null ? 'running' : `exited (code ${exitCode}, signal ${signalCode})`;
+  return `--- ${name} (pid ${child.pid}) ${state}; stdout's last ${lines} lines:\n${tail(child.stdout())}\n--- ${name}'s stderr:\n${tail(child.stderr())}`;
+}
+
 /** `node bin/tidemark.js ...args`. */
 export function tidemark(args: readonly string[], env: NodeJS.ProcessEnv = {}): Child {
   return start(process.execPath, [cliPath, ...args], { env: { ...process.env, ...env } });
