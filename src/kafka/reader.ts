@@ -62,6 +62,8 @@ export class KafkaReader {
   private subscribed = new Set<string>();
   private readonly buffers: PartitionBuffers<SourceRecord>;
   private failure: Error | undefined;
+  /** The consumer stopped for good on an error that may pass (kafkajs does not restart it). */
+  private stoppedTransiently = false;
   /** Anything the read loop waits for: records, a join, a failure, closing. */
   private readonly changes = new Latch();
   /** Records landed in a buffer: wakes an idle engine (waitForData). */
@@ -104,7 +106,9 @@ export class KafkaReader {
       if (restart) {
         this.o.log.warn({ err: rootMessage(error) }, 'Kafka consumer failed; kafkajs restarts it');
       } else if (this.running && !this.closed) {
-        this.failure = this.refused(error) ?? (isTransient(error)
+        const refused = this.refused(error);
+        this.stoppedTransiently = refused === undefined && isTransient(error);
+        this.failure = refused ?? (this.stoppedTransiently
           ? new SourceUnreachableError(`The Kafka consumer (group ${this.group}) stopped: ${rootMessage(error)}`, { cause: error })
           : error);
       }
@@ -158,7 +162,19 @@ export class KafkaReader {
     if (!this.running || topics.some((t) => !this.subscribed.has(t))) await this.start(topics);
     const started = Date.now();
     let restartedAt = Date.now();
+    let restarts = 0;
     while (!this.covered(ranges)) {
+      if (this.failure && this.stoppedTransiently && Date.now() - started < this.o.admin.unreachableAfterMs) {
+        // kafkajs gives up on some passing states for good (no group coordinator yet, while a
+        // new cluster creates __consumer_offsets): a new consumer, within the reconnect budget.
+        this.o.log.warn({ err: rootMessage(this.failure) }, 'Kafka consumer stopped while joining; starting it again');
+        this.failure = undefined;
+        await this.changes.wait(Math.min(250 * 2 ** restarts++, 2_000), signal);
+        await this.reset();
+        await this.start(topics);
+        restartedAt = Date.now();
+        continue;
+      }
       this.check(signal);
       const waited = Date.now() - started;
       if (waited > this.o.admin.unreachableAfterMs) {

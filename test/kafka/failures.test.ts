@@ -172,4 +172,34 @@ export default defineJob({
     });
     expect((await (await admin()).listTopics()).includes(topic)).toBe(false);
   });
+
+  it('no group coordinator yet (a new cluster creating __consumer_offsets): the reader starts its consumer again within the reconnect budget', async () => {
+    // kafkajs gives up on "Failed to find group coordinator" for good after its own few retries
+    // (CI met it on a fresh broker). The broker's refusal is played for the first 3 s of joins.
+    const topic = uniqueTopic('nocoord');
+    await createTopic(topic, 2);
+    await produce(topic, [0, 1].flatMap((p) => Array.from({ length: 50 }, (_, i) => ({ value: `p${p}-r${i}`, partition: p }))));
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const Cluster = require('kafkajs/src/cluster') as { prototype: { findGroupCoordinator(this: unknown, o: { groupId: string }): Promise<unknown> } };
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { KafkaJSGroupCoordinatorNotFound } = require('kafkajs/src/errors') as { KafkaJSGroupCoordinatorNotFound: new (m: string) => Error };
+    const original = Cluster.prototype.findGroupCoordinator;
+    const refuseUntil = Date.now() + 3_000;
+    let refused = 0;
+    Cluster.prototype.findGroupCoordinator = async function findGroupCoordinator(o) {
+      if (o.groupId.startsWith(`${topic}-job`) && Date.now() < refuseUntil) {
+        refused++;
+        throw new KafkaJSGroupCoordinatorNotFound('Failed to find group coordinator');
+      }
+      return original.call(this, o);
+    };
+    try {
+      const run = await runKafkaJob(join(root, 'nocoord'), { topics: [topic], groupId: `${topic}-job` }, { once: true });
+      expect(refused).toBeGreaterThan(0);
+      expect(run.summary.records).toBe(100);
+      expect(run.records.flat().map((r) => r.value?.toString()).sort()).toEqual([0, 1].flatMap((p) => Array.from({ length: 50 }, (_, i) => `p${p}-r${i}`)).sort());
+    } finally {
+      Cluster.prototype.findGroupCoordinator = original;
+    }
+  }, 60_000);
 });
