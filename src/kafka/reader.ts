@@ -362,7 +362,10 @@ export class KafkaReader {
   }
 
   private fail(err: unknown): void {
-    this.failure ??= err instanceof Error ? err : new Error(String(err));
+    if (!this.failure) {
+      this.failure = err instanceof Error ? err : new Error(String(err));
+      this.stoppedTransiently = false;
+    }
     this.changes.notify();
   }
 
