@@ -24,7 +24,7 @@ import { partitionKey, type PartitionRef } from '../../checkpoint/model';
 import { BadConfigError } from '../../checkpoint/errors';
 import { SourceUnreachableError } from '../errors';
 import type { Logger } from '../log';
-import { retry } from '../retry';
+import { retry, sleep } from '../retry';
 import { isCoordinatorNotReady, isTransient, rootMessage } from './errors';
 import { Latch } from './latch';
 import { makeStatic } from './static-membership';
@@ -57,6 +57,8 @@ export interface MembershipOptions {
   readonly metadataMaxAge?: number;
   /** Static membership (`group.instance.id`): unique per daemon, kept across its restarts. */
   readonly instanceId?: string;
+  /** How long a consumer that kafkajs stopped on a passing error is started again before the membership fails (the source's reconnect budget; default 15 s). */
+  readonly unreachableAfterMs?: () => number;
   readonly log: Logger;
 }
 
@@ -152,12 +154,21 @@ export class GroupMembership {
   private failure: Error | undefined;
   private readonly joins = new Latch();
   private stopped = false;
+  /** Since when the consumer is stopped on passing errors, with no join since. */
+  private downSince: number | undefined;
+  private relaunches = 0;
 
   constructor(private readonly o: MembershipOptions) {}
 
   /** Joins the group; resolves with the first assignment. */
   async start(): Promise<Assignment> {
     installJoinHook();
+    await this.launch();
+    return this.next(undefined, 120_000);
+  }
+
+  /** A new consumer in the group: connected, subscribed and running (it joins in the background). */
+  private async launch(): Promise<void> {
     const sessionTimeout = this.o.sessionTimeout ?? 10_000;
     const consumer = this.o.kafka.consumer({
       groupId: this.o.groupId,
@@ -178,12 +189,38 @@ export class GroupMembership {
     consumer.on(consumer.events.CRASH, (e) => {
       if (hasErrorType(e.payload.error, FENCED_INSTANCE)) {
         this.fail(new BadConfigError(`Another daemon joined the Kafka consumer group ${this.o.groupId} with instance id ${this.o.instanceId ?? ''}: give each daemon its own --instance-id (TIDEMARK_INSTANCE_ID) and keep it across its restarts.`));
-      } else if (!e.payload.restart) this.fail(new SourceUnreachableError(`The group membership consumer (group ${this.o.groupId}) stopped: ${rootMessage(e.payload.error)}`, { cause: e.payload.error }));
+      } else if (!e.payload.restart) {
+        void this.relaunch(consumer, e.payload.error);
+      }
     });
     await consumer.connect();
     await consumer.subscribe({ topics: [...this.o.topics] });
     await consumer.run({ autoCommit: false, eachBatch: async () => { /* never called: every topic is paused at each join */ } });
-    return this.next(undefined, 120_000);
+  }
+
+  /**
+   * kafkajs stopped the consumer for good. On an error that passes (no group coordinator yet,
+   * while a new cluster creates __consumer_offsets) a new consumer joins instead, within the
+   * reconnect budget: its partitions come with the next generation, as after any rebalance.
+   */
+  private async relaunch(crashed: Consumer, error: Error): Promise<void> {
+    const stopped = (): SourceUnreachableError =>
+      new SourceUnreachableError(`The group membership consumer (group ${this.o.groupId}) stopped: ${rootMessage(error)}`, { cause: error });
+    if (this.stopped || crashed !== this.consumer) return;
+    this.downSince ??= Date.now();
+    if (!isTransient(error) || Date.now() - this.downSince > (this.o.unreachableAfterMs?.() ?? 15_000)) {
+      this.fail(stopped());
+      return;
+    }
+    this.o.log.warn({ err: rootMessage(error) }, `the group membership consumer (group ${this.o.groupId}) stopped; starting it again`);
+    await sleep(Math.min(250 * 2 ** this.relaunches++, 2_000));
+    if (this.stopped || crashed !== this.consumer) return;
+    await crashed.disconnect().catch(() => {});
+    try {
+      await this.launch();
+    } catch (err) {
+      this.fail(isTransient(err) ? stopped() : err as Error);
+    }
   }
 
   private onJoin(g: JoinedGroup): void {
@@ -191,6 +228,8 @@ export class GroupMembership {
       .flatMap(({ topic, partitions: ps }) => ps.map((partition) => ({ topic, partition })))
       .sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : a.partition - b.partition));
     this.latest = { generation: g.generationId, memberId: g.memberId, partitions, at: Date.now() };
+    this.downSince = undefined;
+    this.relaunches = 0;
     this.joins.notify();
   }
 

@@ -349,7 +349,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
       if (subscription.kind === 'assign') throw new BadConfigError("scaleOut 'group' needs kafkaSource `topics` or `pattern`: with `assign`, the partitions are chosen by hand, not by the group.");
       const topics = [...new Set((await partitions()).map((p) => p.topic))];
       const membership = new GroupMembership({
-        kafka, groupId, topics, log, instanceId,
+        kafka, groupId, topics, log, instanceId, unreachableAfterMs: () => admin.unreachableAfterMs,
         ...(options.consumer?.sessionTimeout !== undefined ? { sessionTimeout: options.consumer.sessionTimeout } : {}),
         ...(options.consumer?.heartbeatInterval !== undefined ? { heartbeatInterval: options.consumer.heartbeatInterval } : {}),
       });

@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { defineJob, Engine, kafkaSource, memorySink, type SourceRecord } from 'tidemark';
 import { openCheckpoint } from '../../checkpoint/store';
+import { silentLogger } from '../../src/log';
 import { tidemark, write } from '../support/cli';
 import { admin, brokers, closeClients, createTopic, kafkaTool, bootstrap, produce, runKafkaJob, topicOffsets, uniqueTopic, until } from '../support/kafka';
 import { tempDir } from '../support/tmp';
@@ -17,6 +18,29 @@ async function deadPort(): Promise<number> {
   const { port } = server.address() as { port: number };
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
+}
+
+/**
+ * The broker's answer while a new cluster creates __consumer_offsets, played for `ms` to the
+ * groups whose id starts with `prefix`: kafkajs gives up on it for good after its own few
+ * retries (CI met it on a fresh broker). Returns how many lookups were refused, and the undo.
+ */
+function refuseCoordinator(prefix: string, ms: number): { refused(): number; restore(): void } {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const Cluster = require('kafkajs/src/cluster') as { prototype: { findGroupCoordinator(this: unknown, o: { groupId: string }): Promise<unknown> } };
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { KafkaJSGroupCoordinatorNotFound } = require('kafkajs/src/errors') as { KafkaJSGroupCoordinatorNotFound: new (m: string) => Error };
+  const original = Cluster.prototype.findGroupCoordinator;
+  const refuseUntil = Date.now() + ms;
+  let refused = 0;
+  Cluster.prototype.findGroupCoordinator = async function findGroupCoordinator(o) {
+    if (o.groupId.startsWith(prefix) && Date.now() < refuseUntil) {
+      refused++;
+      throw new KafkaJSGroupCoordinatorNotFound('Failed to find group coordinator');
+    }
+    return original.call(this, o);
+  };
+  return { refused: () => refused, restore: () => { Cluster.prototype.findGroupCoordinator = original; } };
 }
 
 describe('kafkaSource failures', () => {
@@ -174,32 +198,34 @@ export default defineJob({
   });
 
   it('no group coordinator yet (a new cluster creating __consumer_offsets): the reader starts its consumer again within the reconnect budget', async () => {
-    // kafkajs gives up on "Failed to find group coordinator" for good after its own few retries
-    // (CI met it on a fresh broker). The broker's refusal is played for the first 3 s of joins.
     const topic = uniqueTopic('nocoord');
     await createTopic(topic, 2);
     await produce(topic, [0, 1].flatMap((p) => Array.from({ length: 50 }, (_, i) => ({ value: `p${p}-r${i}`, partition: p }))));
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const Cluster = require('kafkajs/src/cluster') as { prototype: { findGroupCoordinator(this: unknown, o: { groupId: string }): Promise<unknown> } };
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { KafkaJSGroupCoordinatorNotFound } = require('kafkajs/src/errors') as { KafkaJSGroupCoordinatorNotFound: new (m: string) => Error };
-    const original = Cluster.prototype.findGroupCoordinator;
-    const refuseUntil = Date.now() + 3_000;
-    let refused = 0;
-    Cluster.prototype.findGroupCoordinator = async function findGroupCoordinator(o) {
-      if (o.groupId.startsWith(`${topic}-job`) && Date.now() < refuseUntil) {
-        refused++;
-        throw new KafkaJSGroupCoordinatorNotFound('Failed to find group coordinator');
-      }
-      return original.call(this, o);
-    };
+    const coordinator = refuseCoordinator(`${topic}-job`, 3_000);
     try {
       const run = await runKafkaJob(join(root, 'nocoord'), { topics: [topic], groupId: `${topic}-job` }, { once: true });
-      expect(refused).toBeGreaterThan(0);
+      expect(coordinator.refused()).toBeGreaterThan(0);
       expect(run.summary.records).toBe(100);
       expect(run.records.flat().map((r) => r.value?.toString()).sort()).toEqual([0, 1].flatMap((p) => Array.from({ length: 50 }, (_, i) => `p${p}-r${i}`)).sort());
     } finally {
-      Cluster.prototype.findGroupCoordinator = original;
+      coordinator.restore();
+    }
+  }, 60_000);
+
+  it('no group coordinator yet: group mode\'s membership starts its consumer again and joins, within the reconnect budget', async () => {
+    const topic = uniqueTopic('nocoordg');
+    await createTopic(topic, 2);
+    const source = kafkaSource({ brokers: brokers(), topics: [topic], groupId: `${topic}-group` });
+    const coordinator = refuseCoordinator(`${topic}-group`, 3_000);
+    const membership = await source.joinGroup(silentLogger);
+    try {
+      const assignment = await membership.start();
+      expect(coordinator.refused()).toBeGreaterThan(0);
+      expect(assignment.partitions).toEqual([{ topic, partition: 0 }, { topic, partition: 1 }]);
+    } finally {
+      coordinator.restore();
+      await membership.stop();
+      await source.close();
     }
   }, 60_000);
 });
