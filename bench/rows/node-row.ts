@@ -15,6 +15,8 @@
 //   --max-per-partition N --max-wait-ms N   batch limits (default 100000, 0)
 //   --max-in-flight N                       batch.maxInFlight (default: the job's default, 2)
 //   --daemon                                run until killed (recovery test); never prints a summary
+//   --fetch-max-bytes N --fetch-partition-bytes N --max-buffered-bytes N --read-ahead-bytes N
+//                                           tidemark Kafka rows: the source's memory knobs (default: the source's defaults)
 //   --read-worker                           tidemark Kafka rows: the source's reading in a worker thread (bench/rows/read-worker.ts, a prototype)
 //   --secure                                the tidemark rows connect as the secured broker's super user (SASL_SSL,
 //                                           SCRAM-SHA-512, its CA): the KAFKA_SECURE_* variables of
@@ -41,7 +43,8 @@ const { values: a } = parseArgs({
     checkpoint: { type: 'string' }, out: { type: 'string' }, log: { type: 'string' }, records: { type: 'string' },
     size: { type: 'string' }, 'max-per-partition': { type: 'string' }, 'max-wait-ms': { type: 'string' },
     'max-batch-bytes': { type: 'string' }, 'max-in-flight': { type: 'string' }, daemon: { type: 'boolean' }, group: { type: 'string' }, secure: { type: 'boolean' },
-    'read-worker': { type: 'boolean' },
+    'read-worker': { type: 'boolean' }, 'fetch-max-bytes': { type: 'string' }, 'fetch-partition-bytes': { type: 'string' },
+    'max-buffered-bytes': { type: 'string' }, 'read-ahead-bytes': { type: 'string' },
   },
 });
 const row = a.row ?? 'file';
@@ -137,7 +140,16 @@ async function tidemark(): Promise<void> {
     source = embeddedLogSource({ dir: a.log!, topic: 'bench' });
   } else {
     registerKafkaCodecs();
-    const options = { brokers, ...secure, topics: [a.topic!], groupId: a.group ?? `bench-tidemark-${process.pid}-${Date.now()}`, startingOffsets: 'earliest' as const };
+    const options = {
+      brokers, ...secure, topics: [a.topic!], groupId: a.group ?? `bench-tidemark-${process.pid}-${Date.now()}`, startingOffsets: 'earliest' as const,
+      // Memory knobs (bench/README.md, "Peak RSS"): the source's defaults unless given.
+      consumer: {
+        ...(a['fetch-max-bytes'] ? { maxBytes: Number(a['fetch-max-bytes']) } : {}),
+        ...(a['fetch-partition-bytes'] ? { maxBytesPerPartition: Number(a['fetch-partition-bytes']) } : {}),
+      },
+      ...(a['max-buffered-bytes'] ? { maxBufferedBytes: Number(a['max-buffered-bytes']) } : {}),
+      ...(a['read-ahead-bytes'] ? { readAheadBytes: Number(a['read-ahead-bytes']) } : {}),
+    };
     source = kafkaSource(options);
     if (a['read-worker']) source = readInWorker(source, options, join(__dirname, 'read-worker.js'));
   }
