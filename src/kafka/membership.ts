@@ -204,12 +204,12 @@ export class GroupMembership {
    * reconnect budget: its partitions come with the next generation, as after any rebalance.
    */
   private async relaunch(crashed: Consumer, error: Error): Promise<void> {
-    const stopped = (): SourceUnreachableError =>
+    const unreachable = (): SourceUnreachableError =>
       new SourceUnreachableError(`The group membership consumer (group ${this.o.groupId}) stopped: ${rootMessage(error)}`, { cause: error });
     if (this.stopped || crashed !== this.consumer) return;
     this.downSince ??= Date.now();
     if (!isTransient(error) || Date.now() - this.downSince > (this.o.unreachableAfterMs?.() ?? 15_000)) {
-      this.fail(stopped());
+      this.fail(unreachable());
       return;
     }
     this.o.log.warn({ err: rootMessage(error) }, `the group membership consumer (group ${this.o.groupId}) stopped; starting it again`);
@@ -219,7 +219,7 @@ export class GroupMembership {
     try {
       await this.launch();
     } catch (err) {
-      this.fail(isTransient(err) ? stopped() : err as Error);
+      this.fail(isTransient(err) ? unreachable() : err as Error);
     }
   }
 
