@@ -108,3 +108,6 @@ export function toOffset(value: string | number, what: string): number {
   if (!Number.isSafeInteger(n)) throw new Error(`${what}: offset ${String(value)} is not a safe JavaScript integer (tidemark handles offsets below 2^53)`);
   return n;
 }
+
+/** The waits between new consumers when kafkajs stopped one for good on a transient error (the reader's and the membership's). */
+export const CONSUMER_RESTART_BACKOFF = { baseMs: 250, maxMs: 2_000 } as const;

@@ -24,8 +24,8 @@ import { partitionKey, type PartitionRef } from '../../checkpoint/model';
 import { BadConfigError } from '../../checkpoint/errors';
 import { SourceUnreachableError } from '../errors';
 import type { Logger } from '../log';
-import { retry, sleep } from '../retry';
-import { isCoordinatorNotReady, isTransient, rootMessage } from './errors';
+import { backoffMs, retry, sleep } from '../retry';
+import { CONSUMER_RESTART_BACKOFF, isCoordinatorNotReady, isTransient, rootMessage } from './errors';
 import { Latch } from './latch';
 import { makeStatic } from './static-membership';
 
@@ -213,7 +213,7 @@ export class GroupMembership {
       return;
     }
     this.o.log.warn({ err: rootMessage(error) }, `the group membership consumer (group ${this.o.groupId}) stopped; starting it again`);
-    await sleep(Math.min(250 * 2 ** this.relaunches++, 2_000));
+    await sleep(backoffMs(++this.relaunches, CONSUMER_RESTART_BACKOFF));
     if (this.stopped || crashed !== this.consumer) return;
     await crashed.disconnect().catch(() => {});
     try {

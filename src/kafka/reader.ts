@@ -13,7 +13,8 @@ import type { Logger } from '../log';
 import type { KafkaAdmin } from './admin';
 import { recordBytes } from '../sources/chunk';
 import { applyActions, createConsumer, RECORD_OVERHEAD, toAnswer, type ConsumerTuning } from './consumer';
-import { isTransient, isUnknownTopic, rootMessage } from './errors';
+import { CONSUMER_RESTART_BACKOFF, isTransient, isUnknownTopic, rootMessage } from './errors';
+import { backoffMs } from '../retry';
 import { checkBatchShape, onFetchedBatches, type FetchedBatch } from './fetch-hook';
 import { Latch } from './latch';
 import { describeRange, PartitionBuffers, type PartitionState } from './partition-buffer';
@@ -169,7 +170,7 @@ export class KafkaReader {
         // new cluster creates __consumer_offsets): a new consumer, within the reconnect budget.
         this.o.log.warn({ err: rootMessage(this.failure) }, 'Kafka consumer stopped while joining; starting it again');
         this.failure = undefined;
-        await this.changes.wait(Math.min(250 * 2 ** restarts++, 2_000), signal);
+        await this.changes.wait(backoffMs(++restarts, CONSUMER_RESTART_BACKOFF), signal);
         await this.reset();
         await this.start(topics);
         restartedAt = Date.now();
