@@ -24,6 +24,10 @@
 // `tidemark.<job>.<sink>.partitions`, metadata `{epoch, from}`. Read after InitProducerId it
 // is exact; recovery/handoff.ts judgeLedgerWrite decides: a range it holds is a duplicate, an
 // older epoch is fenced (PartitionFencedError), a range that does not continue it is a gap.
+// The claim itself is a transaction too (metadata `{epoch, claim: true}`, offset unchanged), so
+// a former owner whose claim comes late — its InitProducerId after the new owner's — reads
+// the newer epoch and stands back. Its InitProducerId has fenced the new owner's producer all
+// the same: a producer fenced while the ledger holds no newer epoch claims again and goes on.
 //
 // A producer fenced by a newer one (INVALID_PRODUCER_EPOCH / PRODUCER_FENCED) throws
 // SinkFencedError and never re-initialises: a zombie stops instead of fencing its successor.
@@ -33,7 +37,7 @@
 // retries; the retry connects again and re-reads the ledger, since a commit whose answer
 // was lost may have happened.
 import { createHash } from 'node:crypto';
-import { Kafka, logLevel, Partitioners, type Admin, type ICustomPartitioner, type PartitionMetadata, type Producer } from 'kafkajs';
+import { Kafka, logLevel, Partitioners, type Admin, type ICustomPartitioner, type PartitionMetadata, type Producer, type Transaction } from 'kafkajs';
 import { BadConfigError } from '../../checkpoint/errors';
 import { InvariantError } from '../../checkpoint/errors';
 import { partitionKey } from '../../checkpoint/model';
@@ -216,29 +220,43 @@ export function kafkaSink<T>(options: KafkaSinkOptions<T>): KafkaSink<T> {
     const offsets = await whenCoordinatorReady(() => a.fetchOffsets({ groupId: ids(job).partitionGroup, topics: [o.topic] }));
     const p = offsets.find((t) => t.topic === o.topic)?.partitions.find((q) => q.partition === o.partition);
     if (!p || Number(p.offset) < 0) return undefined;
-    let epoch: unknown;
+    let written: { epoch?: unknown; delivered?: unknown } | undefined;
     try {
-      epoch = (JSON.parse(p.metadata ?? '') as { epoch?: unknown }).epoch;
+      written = JSON.parse(p.metadata ?? '') as { epoch?: unknown; delivered?: unknown };
     } catch {
-      epoch = undefined;
+      written = undefined;
     }
-    if (typeof epoch !== 'number') {
+    if (typeof written?.epoch !== 'number') {
       throw new SinkLedgerMismatchError(name, 0, `the ledger group ${ids(job).partitionGroup} has an offset on ${partitionKey(o)} that tidemark did not write (metadata ${JSON.stringify(p.metadata)})`);
     }
-    return { epoch, until: Number(p.offset) };
+    // A claim of a partition nothing was delivered from yet records its epoch at offset 0, `delivered: false`.
+    return written.delivered === false ? { epoch: written.epoch } : { epoch: written.epoch, until: Number(p.offset) };
+  }
+
+  /** Group mode: the partition's ledger entry set to `offset` with `metadata`, in the transaction `tx`. */
+  async function sendLedger(tx: Transaction, job: string, o: PartitionOwner, offset: number, metadata: object): Promise<void> {
+    await whenCoordinatorReady(() => tx.sendOffsets({
+      consumerGroupId: ids(job).partitionGroup,
+      topics: [{ topic: o.topic, partitions: [{ partition: o.partition, offset: String(offset), metadata: JSON.stringify(metadata) } as { partition: number; offset: string }] }],
+    }));
   }
 
   /**
    * Group mode: takes an input partition for `epoch` — a fresh producer of its transactional
    * id (InitProducerId fences the previous owner's and settles its transaction), then its
-   * ledger, exact from then on.
+   * ledger, exact from then on, and the claim recorded in it. Returns the ledger's entry as it
+   * was before. A claim made at the same moment by a former owner may fence this producer
+   * before the claim is recorded: then, while the ledger holds no newer epoch, again.
    */
-  /** Claims the partition for `o.epoch`; returns the ledger's entry as it was before. */
   async function claimPartition(job: string, o: PartitionOwner): Promise<PartitionLedgerEntry | undefined> {
     const key = partitionKey(o);
     const before = owned.get(key);
     owned.delete(key);
     await before?.producer.disconnect().catch(() => {});
+    return retry(() => claimOnce(job, o), { baseMs: 50, maxMs: 1_000, attempts: 8, retryable: isFenced });
+  }
+
+  async function claimOnce(job: string, o: PartitionOwner): Promise<PartitionLedgerEntry | undefined> {
     // A newer owner's entry refuses this one before its producer could fence the newer owner's.
     const seen = await readPartitionLedger(job, o);
     if (seen && seen.epoch > o.epoch) throw new PartitionFencedError(where, o.topic, o.partition, o.epoch, seen.epoch, seen.until);
@@ -251,7 +269,17 @@ export function kafkaSink<T>(options: KafkaSinkOptions<T>): KafkaSink<T> {
       await initTransactions(p);
       const entry = await readPartitionLedger(job, o);
       if (entry && entry.epoch > o.epoch) throw new PartitionFencedError(where, o.topic, o.partition, o.epoch, entry.epoch, entry.until);
-      owned.set(key, { producer: p, entry, epoch: o.epoch });
+      if (entry?.epoch !== o.epoch) {
+        const tx = await p.transaction();
+        try {
+          await sendLedger(tx, job, o, entry?.until ?? 0, { epoch: o.epoch, claim: true, ...(entry?.until === undefined ? { delivered: false } : {}) });
+          await tx.commit();
+        } catch (err) {
+          if (tx.isActive()) await tx.abort().catch(() => {});
+          throw err;
+        }
+      }
+      owned.set(partitionKey(o), { producer: p, entry: { ...entry, epoch: o.epoch }, epoch: o.epoch });
       return entry;
     } catch (err) {
       await p.disconnect().catch(() => {});
@@ -280,19 +308,19 @@ export function kafkaSink<T>(options: KafkaSinkOptions<T>): KafkaSink<T> {
     const tx = await state.producer.transaction();
     try {
       await sendOutputs(tx, batch.outputs, batch.id);
-      const metadata = JSON.stringify({ epoch: o.epoch, from: range.from });
-      await whenCoordinatorReady(() => tx.sendOffsets({
-        consumerGroupId: ids(job).partitionGroup,
-        topics: [{ topic: o.topic, partitions: [{ partition: o.partition, offset: String(range.until), metadata } as { partition: number; offset: string }] }],
-      }));
+      await sendLedger(tx, job, o, range.until, { epoch: o.epoch, from: range.from });
       await tx.commit();
       state.entry = { epoch: o.epoch, until: range.until };
     } catch (err) {
       if (tx.isActive()) await tx.abort().catch(() => {});
       owned.delete(key);
       await state.producer.disconnect().catch(() => {});
-      if (isFenced(err)) throw new PartitionFencedError(where, o.topic, o.partition, o.epoch, undefined);
-      throw err;
+      if (!isFenced(err)) throw err;
+      // Fenced at the broker: by a newer owner, whose claim the ledger holds, or by a former
+      // owner's late claim, which the ledger refused. The retry claims the partition again.
+      const now = await readPartitionLedger(job, o);
+      if (now && now.epoch > o.epoch) throw new PartitionFencedError(where, o.topic, o.partition, o.epoch, now.epoch, now.until);
+      throw new Error(`${where}: the producer of ${key} was fenced by a claim no newer than epoch ${o.epoch} (a former owner's, made late); claiming the partition again`, { cause: err });
     }
   }
 

@@ -1,5 +1,6 @@
 // The Kafka sink in group mode against the real broker: a transactional producer per input
 // partition, initialised at claim, and a ledger per input partition judged by epoch and range.
+import { Kafka, logLevel } from 'kafkajs';
 import { kafkaSink, PartitionFencedError, type SinkBatch } from 'tidemark';
 import { brokers, closeClients, createTopic, readTopic, uniqueTopic } from '../support/kafka';
 
@@ -37,4 +38,33 @@ it('a newer owner\'s claim fences the older one at the broker and in the ledger;
   }
   const got = (await readTopic(brokers(), out)).map((r) => (JSON.parse(r.value ?? '{}') as { o: number }).o).sort((a, b) => a - b);
   expect(got).toEqual(Array.from({ length: 25 }, (_, i) => i));
+});
+
+it('a former owner\'s late claim neither takes the partition nor stops its owner, whose producer it fenced at the broker', async () => {
+  const input = uniqueTopic('gsink-late-in');
+  const out = uniqueTopic('gsink-late-out');
+  await createTopic(input, 2);
+  await createTopic(out, 1);
+  const owner = kafkaSink<{ o: number }>({ brokers: brokers(), topic: out, name: 'g' });
+  const former = kafkaSink<{ o: number }>({ brokers: brokers(), topic: out, name: 'g' });
+  const kafka = new Kafka({ clientId: 'late-claim', brokers: brokers(), logLevel: logLevel.NOTHING });
+  const stale = kafka.producer({ transactionalId: `tidemark.job-g.g.${input}.1`, idempotent: true, maxInFlightRequests: 1 });
+  try {
+    expect(await owner.claim!({ job: 'job-g', topic: input, partition: 1, epoch: 4 })).toBeUndefined();
+    // The claim is in the ledger before anything is delivered: an older epoch's claim reads it and stands back.
+    await expect(former.claim!({ job: 'job-g', topic: input, partition: 1, epoch: 3 })).rejects.toMatchObject({ code: 'TIDEMARK_PARTITION_FENCED', newer: 4, delivered: undefined });
+    // A former owner that read the ledger before that claim was recorded gets as far as InitProducerId, which fences the owner's producer.
+    await stale.connect();
+    await (await stale.transaction()).abort();
+    // The owner's write is refused at the broker and retried (as the engine does): the retry claims again and delivers.
+    await expect(owner.write(owned(input, 4, 0, 10, 1))).rejects.toThrow(/was fenced by a claim no newer than epoch 4 .*claiming the partition again/);
+    await owner.write(owned(input, 4, 0, 10, 1));
+    await owner.write(owned(input, 4, 10, 20, 2));
+    // A claim after a delivery answers with what the ledger held.
+    expect(await former.claim!({ job: 'job-g', topic: input, partition: 1, epoch: 5 })).toEqual({ epoch: 4, until: 20 });
+  } finally {
+    await Promise.all([owner.close(), former.close(), stale.disconnect()]);
+  }
+  const got = (await readTopic(brokers(), out)).map((r) => (JSON.parse(r.value ?? '{}') as { o: number }).o).sort((a, b) => a - b);
+  expect(got).toEqual(Array.from({ length: 20 }, (_, i) => i));
 });
