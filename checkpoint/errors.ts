@@ -36,6 +36,7 @@ export const ERRORS = {
   TIDEMARK_AUTH_FAILED: { exitCode: 13, summary: 'a server refused the credentials (wrong password, unknown user, wrong SASL mechanism)' },
   TIDEMARK_TLS_FAILED: { exitCode: 14, summary: "TLS failed: the server's certificate is not trusted or does not name the host, or the server refused the client's" },
   TIDEMARK_NOT_AUTHORIZED: { exitCode: 15, summary: 'a server refused an operation: a missing ACL (the topic, group or transactional id named)' },
+  TIDEMARK_SOURCE_CORRUPT: { exitCode: 16, summary: 'a record batch from Kafka fails its CRC-32C (damaged on the broker or on the way): none of its records was read' },
   TIDEMARK_INVARIANT_BROKEN: { exitCode: 1, summary: 'a broken invariant of the protocol, checked before every batch write: a bug in tidemark (report it with tidemark inspect output)' },
 } as const satisfies Record<string, { readonly exitCode: number; readonly summary: string }>;
 

@@ -5,7 +5,7 @@
 //
 // The CLI looks offsets up, asks, prints, and writes the decision with store.resetPositions.
 import { BadConfigError } from '../checkpoint/errors';
-import { RETAIN_HISTORY, type BatchRecord, type CheckpointMeta, type CheckpointView, type OffsetMap, type ResetEntry } from '../checkpoint/model';
+import { partitionKey, RETAIN_HISTORY, type BatchRecord, type CheckpointMeta, type CheckpointView, type OffsetMap, type ResetEntry } from '../checkpoint/model';
 import { checkIdentity, describeFlight, type JobIdentity } from './decide';
 
 export interface ResetCheck {
@@ -76,7 +76,8 @@ export function decideReset(input: ResetInput): ResetDecision {
   const meta = checkReset(input);
   const { view } = input;
   // A partition nobody has read is a typo until said otherwise: it would start a position no run reads.
-  const known = new Set([...Object.keys(view.positions), ...(input.sourcePartitions ?? [])]);
+  // One a batch in flight planned is known: the first batch of a partition may never commit (a damaged batch, SourceCorruptError).
+  const known = new Set([...Object.keys(view.positions), ...view.flight.flatMap((b) => b.ranges.map(partitionKey)), ...(input.sourcePartitions ?? [])]);
   const unknown = Object.keys(input.requested).filter((k) => !known.has(k));
   if (unknown.length > 0 && !input.allowNewPartitions) {
     throw new BadConfigError(

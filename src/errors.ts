@@ -18,6 +18,21 @@ export class SourceUnreachableError extends TidemarkError {
   }
 }
 
+export class SourceCorruptError extends TidemarkError {
+  /** For kafkajs's retrier, which would otherwise fetch the same damaged batch again, and restart the consumer on it, for ever. */
+  readonly retriable = false;
+
+  constructor(readonly topic: string, readonly partition: number, readonly offset: string, stored: number, computed: number) {
+    const hex = (n: number): string => `0x${n.toString(16).padStart(8, '0')}`;
+    super('TIDEMARK_SOURCE_CORRUPT',
+      `${topic}/${partition}: the record batch at offset ${offset} fails its CRC-32C check (stored ${hex(stored)}, computed ${hex(computed)}): ` +
+      'the broker holds it damaged, or it was damaged on the way. None of its records was read, and tidemark does not skip it. ' +
+      'Restart to fetch it again; if this repeats, the broker\'s copy is damaged: check the segment (kafka-dump-log.sh --deep-iteration shows where the batch ends) ' +
+      'and restore it from a replica, or, if its records are lost for good, move the position past it: `tidemark reset <checkpoint> --to <offsets.json> --discard-in-flight` ' +
+      '(in group mode, the group\'s offset: kafka-consumer-groups.sh --reset-offsets).');
+  }
+}
+
 export class TransformError extends TidemarkError {
   constructor(batchId: number, where: string, cause: unknown) {
     super('TIDEMARK_TRANSFORM_FAILED',

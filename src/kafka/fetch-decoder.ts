@@ -14,11 +14,19 @@
 // batch, a decompressed buffer that is not a Buffer) is decoded again, the whole response, by
 // kafkajs's own decoder: the same records, or the same error, as before.
 //
+// Unlike kafkajs, it checks each batch's CRC-32C (over the bytes from its attributes to its
+// end), as Kafka's Java consumer does (check.crcs): a damaged batch stops the read with
+// SourceCorruptError, before any of it is decompressed or decoded, instead of records that
+// differ from what was produced — or snappyjs and lz4js spinning for minutes on a damaged
+// payload (found 2026-11-30). Never decoded again by kafkajs, which does not check.
+//
 // kafkajs 2.2.4 is the last release of kafkajs; install() checks the shapes it relies on.
 import Decoder from 'kafkajs/src/protocol/decoder';
 import { lookupCodecByAttributes } from 'kafkajs/src/protocol/message/compression';
 import FetchV11 from 'kafkajs/src/protocol/requests/fetch/v11/response';
 import Long from 'kafkajs/src/utils/long';
+import { crc32c } from '../../checkpoint/crc32c';
+import { SourceCorruptError } from '../errors';
 import { readVarLongNumber, type DecoderState } from './varlong-hook';
 
 type Headers = Record<string, Buffer | null | Array<Buffer | null>>;
@@ -59,6 +67,8 @@ function notLean(): never {
 }
 
 const MAGIC_OFFSET = 16; // of a record batch: firstOffset int64, length int32, leaderEpoch int32
+const CRC_AT = 5; // from the batch's leaderEpoch: leaderEpoch int32, magic int8, then the CRC (uint32)
+const CRC_FROM = 9; // the CRC covers the batch from its attributes to its end
 const BATCH_OVERHEAD = 49; // what decodeMessages needs left to try another batch (and a batch's least length)
 const TIMESTAMP_TYPE_FLAG = 0x8;
 const TRANSACTIONAL_FLAG = 0x10;
@@ -171,8 +181,8 @@ function decodeRecords(c: Cursor, end: number, count: number, ctx: BatchContext,
   }
 }
 
-/** kafkajs's fetch/v4/decodeMessages.js for record batches (magic 2). */
-async function decodeMessages(decoder: Decoder): Promise<DecodedRecord[]> {
+/** kafkajs's fetch/v4/decodeMessages.js for record batches (magic 2), each batch's CRC-32C checked first. */
+async function decodeMessages(decoder: Decoder, topic: string, partition: number): Promise<DecodedRecord[]> {
   const size = decoder.readInt32();
   if (size <= 0 || !decoder.canReadBytes(size)) return [];
   const buf = decoder.readBytes(size);
@@ -187,6 +197,9 @@ async function decodeMessages(decoder: Decoder): Promise<DecodedRecord[]> {
     const end = start + length;
     if (end > buf.length) break; // a partial batch at the end of the answer, as maxBytes cuts it
     at = end;
+    const stored = buf.readUInt32BE(start + CRC_AT);
+    const computed = crc32c(buf.subarray(start + CRC_FROM, end));
+    if (stored !== computed) throw new SourceCorruptError(topic, partition, first.text, stored, computed);
     const attributes = buf.readInt16BE(start + 9);
     const firstTimestamp = int64(buf, start + 15);
     const ctx: BatchContext = {
@@ -225,19 +238,25 @@ async function decodeV11(rawData: Buffer): Promise<unknown> {
   const clientSideThrottleTime = decoder.readInt32();
   const errorCode = decoder.readInt16();
   const sessionId = decoder.readInt32();
-  const responses = await decoder.readArrayAsync(async (d) => ({
-    topicName: d.readString(),
-    partitions: await d.readArrayAsync(async (p) => ({
-      partition: p.readInt32(),
-      errorCode: p.readInt16(),
-      highWatermark: p.readInt64().toString(),
-      lastStableOffset: p.readInt64().toString(),
-      lastStartOffset: p.readInt64().toString(),
-      abortedTransactions: p.readArray((t) => ({ producerId: t.readInt64().toString(), firstOffset: t.readInt64().toString() })),
-      preferredReadReplica: p.readInt32(),
-      messages: await decodeMessages(p),
-    })),
-  }));
+  const responses = await decoder.readArrayAsync(async (d) => {
+    const topicName = d.readString();
+    return {
+      topicName,
+      partitions: await d.readArrayAsync(async (p) => {
+        const partition = p.readInt32();
+        return {
+          partition,
+          errorCode: p.readInt16(),
+          highWatermark: p.readInt64().toString(),
+          lastStableOffset: p.readInt64().toString(),
+          lastStartOffset: p.readInt64().toString(),
+          abortedTransactions: p.readArray((t) => ({ producerId: t.readInt64().toString(), firstOffset: t.readInt64().toString() })),
+          preferredReadReplica: p.readInt32(),
+          messages: await decodeMessages(p, topicName ?? '', partition),
+        };
+      }),
+    };
+  });
   return { throttleTime: 0, clientSideThrottleTime, errorCode, sessionId, responses };
 }
 
@@ -249,7 +268,8 @@ let kafkajsDecode: ((rawData: Buffer) => Promise<unknown>) | undefined;
 export async function decodeFetchV11(rawData: Buffer): Promise<unknown> {
   try {
     return await decodeV11(rawData);
-  } catch {
+  } catch (err) {
+    if (err instanceof SourceCorruptError) throw err;
     return (kafkajsDecode ?? FetchV11.decode)(rawData);
   }
 }

@@ -5,6 +5,7 @@
 // file runs the consumer's lifecycle, applies those decisions, waits, diagnoses stalls and
 // commits positions to the job's group.
 import type { Cluster, Consumer, Kafka } from 'kafkajs';
+import { causes, isTidemarkError } from '../../checkpoint/errors';
 import { DataLossError } from '../../recovery/errors';
 import { SourceUnreachableError, SourceWentBackwardsError } from '../errors';
 import { partitionKey, type Range } from '../../checkpoint/model';
@@ -107,7 +108,8 @@ export class KafkaReader {
       if (restart) {
         this.o.log.warn({ err: rootMessage(error) }, 'Kafka consumer failed; kafkajs restarts it');
       } else if (this.running && !this.closed) {
-        const refused = this.refused(error);
+        // tidemark's own error from within kafkajs (the fetch decoder's SourceCorruptError), as it is.
+        const refused = causes(error).find(isTidemarkError) ?? this.refused(error);
         this.stoppedTransiently = refused === undefined && isTransient(error);
         this.failure = refused ?? (this.stoppedTransiently
           ? new SourceUnreachableError(`The Kafka consumer (group ${this.group}) stopped: ${rootMessage(error)}`, { cause: error })

@@ -34,6 +34,7 @@ const instances: TidemarkError[] = [
   new api.SinkError('s', 1, boom), new api.SinkRejectedError('s', 1, [{ index: 0, output: 1, reason: 'r' }]),
   new api.SinkLedgerMismatchError('s', 1, 'x'), new api.SinkFencedError('s', 1, 'x'), new api.PartitionFencedError('s', 't', 0, 1, 2), new api.GroupStateLostError('g', [{ partition: 't/0', ledgers: [{ sink: 's', until: 5, epoch: 3 }] }], 0), new api.InvariantError('cp', 'x'), new api.LogWriteError('log', boom, []),
   new api.AuthenticationError('Kafka b:9093', 'x'), new api.TlsError('Kafka b:9093', 'x'), new api.NotAuthorizedError('Kafka b:9093', 'reading t', 'x'),
+  new api.SourceCorruptError('t', 0, '5', 1, 2),
 ];
 
 describe('the error table', () => {

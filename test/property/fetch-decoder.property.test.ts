@@ -2,10 +2,12 @@
 // must give what kafkajs's own decoder gives, record by record and field by field (headers with
 // repeated keys, null keys and values, control and transactional batches, LOG_APPEND_TIME,
 // offsets and timestamps past 2^53, every codec, a batch cut short at the end), and for bytes
-// that are not (truncated, flipped) the same answer or the same error.
+// that are not (truncated, flipped) the same answer or the same error — except a batch whose
+// CRC-32C no longer matches, which it refuses (SourceCorruptError) where kafkajs does not check.
 import * as fc from 'fast-check';
 import { CompressionCodecs, CompressionTypes } from 'kafkajs';
 import FetchV11 from 'kafkajs/src/protocol/requests/fetch/v11/response';
+import { crc32c } from '../../checkpoint/crc32c';
 import { registerKafkaCodecs } from '../../src/kafka/codecs';
 import { decodeFetchV11, decodeFetchV11Lean, installFetchDecoder } from '../../src/kafka/fetch-decoder';
 import { installLongHook } from '../../src/kafka/long-hook';
@@ -101,30 +103,50 @@ function record(r: Rec): Buffer {
 async function batch(b: Batch): Promise<Buffer> {
   const records = Buffer.concat(b.records.map(record));
   const attributes = b.codec | (b.logAppendTime ? 0x8 : 0) | (b.transactional ? 0x10 : 0) | (b.control ? 0x20 : 0);
-  const body = new Encoder().writeInt32(b.leaderEpoch).writeInt8(2).writeInt32(0) // the CRC: kafkajs does not check it
+  const body = new Encoder().writeInt32(b.leaderEpoch).writeInt8(2).writeInt32(0) // the CRC, written below
     .writeInt16(attributes).writeInt32(Math.max(0, b.records.length - 1)).writeInt64(b.firstTimestamp.toString()).writeInt64(b.maxTimestamp.toString())
     .writeInt64(b.producerId.toString()).writeInt16(b.producerEpoch).writeInt32(b.firstSequence).writeInt32(b.records.length)
     .writeBuffer(b.codec === 0 ? records : await compress(b.codec, records));
-  return new Encoder().writeInt64(b.firstOffset.toString()).writeInt32(body.buffer.length).writeBuffer(body.buffer).buffer;
+  const out = new Encoder().writeInt64(b.firstOffset.toString()).writeInt32(body.buffer.length).writeBuffer(body.buffer).buffer;
+  out.writeUInt32BE(crc32c(out.subarray(BATCH_CRC_AT + 4)), BATCH_CRC_AT); // as a producer writes it: attributes to the end
+  return out;
 }
 
+/** Of a record batch: firstOffset int64, length int32, leaderEpoch int32, magic int8, then the CRC-32C. */
+const BATCH_LENGTH_AT = 8;
+const BATCH_CRC_AT = 17;
+/** A whole batch of an answer, by its bytes: `start` to `end`; its CRC covers from `crcAt + 4` (its own 4 bytes are checked against it). */
+interface Placed { topic: string; partition: number; start: number; crcAt: number; end: number }
+
 interface Partition { partition: number; aborted: Array<[bigint, bigint]>; batches: Batch[]; cut: number }
-async function answer(topics: Array<{ name: string; partitions: Partition[] }>): Promise<Buffer> {
+async function placedAnswer(topics: Array<{ name: string; partitions: Partition[] }>): Promise<{ raw: Buffer; placed: Placed[] }> {
   const e = new Encoder().writeInt32(0).writeInt16(0).writeInt32(7).writeInt32(topics.length);
+  const placed: Placed[] = [];
   for (const t of topics) {
     e.writeString(t.name).writeInt32(t.partitions.length);
     for (const p of t.partitions) {
       e.writeInt32(p.partition).writeInt16(0).writeInt64('100').writeInt64('90').writeInt64('0').writeInt32(p.aborted.length);
       for (const [id, first] of p.aborted) e.writeInt64(id.toString()).writeInt64(first.toString());
       e.writeInt32(-1);
-      const all = Buffer.concat(await Promise.all(p.batches.map(batch)));
+      const batches = await Promise.all(p.batches.map(batch));
+      const all = Buffer.concat(batches);
       // maxBytes cuts the answer's last batch short (a partial batch kafkajs leaves out; it
       // reads the first batch's magic byte, at 16, whatever is left)
       const messages = p.cut > 0 && all.length - p.cut > 16 ? all.subarray(0, all.length - p.cut) : all;
-      e.writeInt32(messages.length).writeBuffer(messages);
+      e.writeInt32(messages.length);
+      let start = e.buffer.length;
+      for (const b of batches) {
+        if (start + b.length <= e.buffer.length + messages.length) placed.push({ topic: t.name, partition: p.partition, start, crcAt: start + BATCH_CRC_AT, end: start + b.length });
+        start += b.length;
+      }
+      e.writeBuffer(messages);
     }
   }
-  return e.buffer;
+  return { raw: e.buffer, placed };
+}
+
+async function answer(topics: Array<{ name: string; partitions: Partition[] }>): Promise<Buffer> {
+  return (await placedAnswer(topics)).raw;
 }
 
 const int64 = fc.oneof(
@@ -177,19 +199,35 @@ describe('the fetch decoder', () => {
     );
   });
 
-  it('gives what kafkajs gives, value or error, for truncated and corrupted answers', async () => {
+  it('gives what kafkajs gives, value or error, for truncated answers and for corrupted ones outside a batch\'s checked bytes; refuses a batch whose CRC-32C fails', async () => {
     await knownPayloadsOnly(() => fc.assert(
       fc.asyncProperty(answerArb, fc.nat(), fc.nat(255), fc.boolean(), async (topics, at, byte, truncate) => {
-        const whole = await answer(topics);
+        const { raw: whole, placed } = await placedAnswer(topics);
         const raw = Buffer.from(whole);
         if (truncate) {
           expect(await outcome(decodeFetchV11, raw.subarray(0, at % (raw.length + 1)))).toStrictEqual(await outcome(kafkajsDecode, raw.subarray(0, at % (raw.length + 1))));
+          return;
+        }
+        const i = at % raw.length;
+        raw[i] = byte;
+        const ours = await outcome(decodeFetchV11, raw);
+        const theirs = await outcome(kafkajsDecode, raw);
+        const inBatch = placed.find((b) => i >= b.start && i < b.end);
+        const refused = { error: expect.stringMatching(/^SourceCorruptError: .* fails its CRC-32C check/) };
+        if (whole[i] === byte) {
+          expect(ours).toStrictEqual(theirs);
+        } else if (inBatch && i >= inBatch.crcAt) {
+          // The CRC or the bytes it covers: refused, naming the batch's partition and offset, never decoded.
+          expect(ours).toStrictEqual({ error: expect.stringContaining(`SourceCorruptError: ${inBatch.topic}/${inBatch.partition}: the record batch at offset ${whole.readBigInt64BE(inBatch.start)} fails`) });
+        } else if (inBatch && (i < inBatch.start + BATCH_LENGTH_AT || i >= inBatch.start + BATCH_LENGTH_AT + 4)) {
+          // firstOffset, leaderEpoch, magic: not covered by the CRC, decoded as kafkajs decodes them.
+          expect(ours).toStrictEqual(theirs);
         } else {
-          raw[at % raw.length] = byte;
-          expect(await outcome(decodeFetchV11, raw)).toStrictEqual(await outcome(kafkajsDecode, raw));
+          // A batch's length or the answer's framing: the walk may then read other bytes as a batch, which fails its CRC.
+          expect([theirs, refused]).toContainEqual(ours);
         }
       }),
-      propertyParams(100),
+      propertyParams(200),
     ));
   });
 

@@ -7,6 +7,10 @@ import { join } from 'node:path';
 import { Kafka, logLevel, Partitioners, type Admin, type ITopicConfig, type Message, type Producer } from 'kafkajs';
 import { defineJob, Engine, kafkaSource, memorySink, type JobDefinition, type KafkaSource, type KafkaSourceOptions, type RunOptions, type RunSummary, type SourceRecord } from 'tidemark';
 import { registerKafkaCodecs } from '../../src/kafka/codecs';
+import { installThrottleHook } from '../../src/kafka/throttle-hook';
+
+// The tests' own kafkajs clients too: kafkajs arms a negative timeout per connection, which Node ≥ 24 warns of on stderr.
+installThrottleHook();
 
 export const repoRoot = join(__dirname, '..', '..');
 const script = join(repoRoot, 'scripts', 'kafka');

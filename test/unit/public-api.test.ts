@@ -16,7 +16,7 @@ const ROOT_DIR = join(__dirname, '..', '..');
 const ERROR_VALUES = [
   'AuthenticationError', 'BadConfigError', 'CheckpointLockedError', 'CheckpointWriteError', 'CodeChangedError', 'CorruptCheckpointError',
   'DataLossError', 'ERRORS', 'ExitCode', 'GroupStateLostError', 'InvariantError', 'LockCompromisedError', 'LogWriteError', 'NewerFormatError', 'NotAuthorizedError', 'OtherJobError', 'SinkError',
-  'SinkFencedError', 'PartitionFencedError', 'SinkLedgerMismatchError', 'SinkRejectedError', 'SourceUnreachableError', 'SourceWentBackwardsError',
+  'SinkFencedError', 'PartitionFencedError', 'SinkLedgerMismatchError', 'SinkRejectedError', 'SourceCorruptError', 'SourceUnreachableError', 'SourceWentBackwardsError',
   'OTHER_EXITS', 'TidemarkError', 'TlsError', 'TransformError', 'causes', 'describeCause', 'exitCodeRows', 'isTidemarkError',
 ];
 const ERROR_TYPES = ['ErrorCode', 'ExitCodeRow', 'LostPartition', 'RejectedRow'];

@@ -53,6 +53,10 @@ describe('decideReset', () => {
     // A partition of the source that no batch has read yet is known.
     expect(reset({ requested: { 'clicks/2': 0 }, sourcePartitions: ['clicks/0', 'clicks/1', 'clicks/2'] }).after).toMatchObject({ 'clicks/2': 0 });
     expect(() => reset({ requested: { 'clicks/3': 0 }, sourcePartitions: ['clicks/2'] })).toThrow("clicks/3 is not a partition of the checkpoint nor of the job's source");
+    // So is one a batch in flight planned, though none of its batches committed (a first batch that cannot be read).
+    const first: BatchRecord = { ...inFlight, id: 1, ranges: [{ topic: 'views', partition: 4, from: 0, until: 70 }] };
+    expect(reset({ view: view({ inFlight: first }), requested: { 'views/4': 60 }, discardInFlight: true }).after).toMatchObject({ 'views/4': 60 });
+    expect(() => reset({ view: view({ inFlight: first }), requested: { 'views/5': 60 }, discardInFlight: true })).toThrow('views/5 is not a partition of the checkpoint (it knows clicks/0, clicks/1, views/4)');
   });
 
   it('starts an empty checkpoint at the positions given when the job gave its first meta', () => {
