@@ -5,21 +5,10 @@ import { join } from 'node:path';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { defineJob, Engine, kafkaSource, type Range, type Source, type SourceRecord } from 'tidemark';
 import { waitForLeaders } from '../support/kafka';
-import { OwnBroker } from '../support/kafka-broker';
-import { tempDir } from '../support/tmp';
+import { ownBrokerForSuite } from '../support/kafka-broker';
 
 describe('kafkaSource across a broker restart', () => {
-  // Declared before tempDir(): jest runs afterAll hooks in declaration order, and the temp
-  // directory must outlive the broker writing into it (removing it first raced: ENOTEMPTY).
-  afterAll(async () => {
-    await broker.stop();
-  });
-  const root = tempDir();
-  const broker = new OwnBroker(join(root, 'broker'));
-
-  beforeAll(async () => {
-    await broker.start();
-  });
+  const { root, broker } = ownBrokerForSuite();
 
   it('kill -9 mid-read and mid-delivery, restart: every record exactly once', async () => {
     const kafka = new Kafka({ clientId: 'restart-test', brokers: [broker.address], logLevel: logLevel.NOTHING });

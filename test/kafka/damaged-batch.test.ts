@@ -10,8 +10,7 @@ import { defineJob, Engine, kafkaSource, memorySink, type SourceRecord } from 't
 import { registerKafkaCodecs } from '../../src/kafka/codecs';
 import { tidemark, write } from '../support/cli';
 import { waitForLeaders } from '../support/kafka';
-import { OwnBroker } from '../support/kafka-broker';
-import { tempDir } from '../support/tmp';
+import { ownBrokerForSuite } from '../support/kafka-broker';
 
 /** The record batches of a log segment: where each starts and ends, and its first offset. */
 function batchesOf(segment: string): Array<{ start: number; end: number; firstOffset: number }> {
@@ -26,16 +25,7 @@ function batchesOf(segment: string): Array<{ start: number; end: number; firstOf
 }
 
 describe('a record batch damaged on the broker', () => {
-  // Before tempDir(): afterAll hooks run in declaration order, and the broker must stop before its directory goes.
-  afterAll(async () => {
-    await broker.stop();
-  });
-  const root = tempDir();
-  const broker = new OwnBroker(join(root, 'broker'));
-
-  beforeAll(async () => {
-    await broker.start();
-  });
+  const { root, broker } = ownBrokerForSuite();
 
   it('stops the job with SourceCorruptError (exit 16) naming it, delivers none of it, and reset past it goes on', async () => {
     registerKafkaCodecs();

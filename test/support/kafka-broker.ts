@@ -3,6 +3,7 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { tempDir } from './tmp';
 
 const script = join(__dirname, '..', '..', 'scripts', 'kafka');
 
@@ -45,4 +46,22 @@ export class OwnBroker {
   async stop(): Promise<void> {
     await kafkaScript(this.dir, ['stop']);
   }
+}
+
+/**
+ * A broker of the suite's own, in a temp directory (`root`, removed after the file): started
+ * before the suite's tests and stopped after them. Call it in a describe block. The stop is
+ * declared before tempDir()'s removal because jest runs afterAll hooks in declaration order,
+ * and the directory must outlive the broker writing into it (removing it first raced: ENOTEMPTY).
+ */
+export function ownBrokerForSuite(): { readonly root: string; readonly broker: OwnBroker } {
+  afterAll(async () => {
+    await broker.stop();
+  });
+  const root = tempDir();
+  const broker = new OwnBroker(join(root, 'broker'));
+  beforeAll(async () => {
+    await broker.start();
+  });
+  return { root, broker };
 }
