@@ -10,7 +10,11 @@ import {
   AclOperationTypes, AclPermissionTypes, AclResourceTypes, Kafka, logLevel, Partitioners, ResourcePatternTypes,
   type Admin, type KafkaConfig, type Producer,
 } from 'kafkajs';
+import { installThrottleHook } from '../../src/kafka/throttle-hook';
 import { ROOT, start, tidemark, type Result, type Tidemark } from './cli';
+
+// As in ./kafka.ts: no TimeoutNegativeWarning from the tests' own kafkajs clients on Node 24.
+installThrottleHook();
 
 export interface SecureBroker {
   /** SASL_SSL (SCRAM-SHA-512, PLAIN, OAUTHBEARER). */
