@@ -10,7 +10,8 @@ import { defineJob, Engine, kafkaSource, memorySink, type SourceRecord } from 't
 import { registerKafkaCodecs } from '../../src/kafka/codecs';
 import { tidemark, write } from '../support/cli';
 import { waitForLeaders } from '../support/kafka';
-import { ownBrokerForSuite } from '../support/kafka-broker';
+import { checkRangeFiles, startDaemon, type GroupRun } from '../support/group';
+import { ownBrokerForSuite, type OwnBroker } from '../support/kafka-broker';
 
 /** The record batches of a log segment: where each starts and ends, and its first offset. */
 function batchesOf(segment: string): Array<{ start: number; end: number; firstOffset: number }> {
@@ -24,39 +25,45 @@ function batchesOf(segment: string): Array<{ start: number; end: number; firstOf
   return out;
 }
 
+/**
+ * Writes `topic` (one partition): offsets 0–9 plain, 10–59 in one LZ4 batch, 60–69 plain; then
+ * flips one byte in the middle of the LZ4 payload, in the segment the broker serves fetches from.
+ */
+async function damagedTopic(broker: OwnBroker, topic: string): Promise<void> {
+  registerKafkaCodecs();
+  const kafka = new Kafka({ clientId: 'damaged-test', brokers: [broker.address], logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.createTopics({ topics: [{ topic, numPartitions: 1 }] });
+  await waitForLeaders(admin, topic, 1);
+  await admin.disconnect();
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  const send = (from: number, n: number, compression: CompressionTypes): Promise<unknown> => producer.send({
+    topic, acks: -1, compression, messages: Array.from({ length: n }, (_, i) => ({ value: `record ${from + i} ${'x'.repeat(100)}`, partition: 0 })),
+  });
+  await send(0, 10, CompressionTypes.None);
+  await send(10, 50, CompressionTypes.LZ4);
+  await send(60, 10, CompressionTypes.None);
+  await producer.disconnect();
+
+  const segment = join(broker.dir, 'data', `${topic}-0`, '00000000000000000000.log');
+  const damaged = batchesOf(segment).find((b) => b.firstOffset === 10)!;
+  const at = damaged.start + 61 + Math.floor((damaged.end - damaged.start - 61) / 2);
+  const fd = openSync(segment, 'r+');
+  const byte = Buffer.alloc(1);
+  readSync(fd, byte, 0, 1, at);
+  byte.writeUInt8(byte.readUInt8(0) ^ 0xff, 0);
+  writeSync(fd, byte, 0, 1, at);
+  closeSync(fd);
+}
+
 describe('a record batch damaged on the broker', () => {
   const { root, broker } = ownBrokerForSuite();
 
   it('stops the job with SourceCorruptError (exit 16) naming it, delivers none of it, and reset past it goes on', async () => {
-    registerKafkaCodecs();
     const topic = 'damaged';
-    const kafka = new Kafka({ clientId: 'damaged-test', brokers: [broker.address], logLevel: logLevel.NOTHING });
-    const admin = kafka.admin();
-    await admin.connect();
-    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }] });
-    await waitForLeaders(admin, topic, 1);
-    await admin.disconnect();
-    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
-    await producer.connect();
-    const send = (from: number, n: number, compression: CompressionTypes): Promise<unknown> => producer.send({
-      topic, acks: -1, compression, messages: Array.from({ length: n }, (_, i) => ({ value: `record ${from + i} ${'x'.repeat(100)}`, partition: 0 })),
-    });
-    await send(0, 10, CompressionTypes.None); // offsets 0–9
-    await send(10, 50, CompressionTypes.LZ4); // 10–59, one LZ4 batch: the one damaged below
-    await send(60, 10, CompressionTypes.None); // 60–69
-    await producer.disconnect();
-
-    // One byte in the middle of the LZ4 payload, flipped in the segment the broker serves fetches from.
-    const segment = join(broker.dir, 'data', `${topic}-0`, '00000000000000000000.log');
-    const damaged = batchesOf(segment).find((b) => b.firstOffset === 10)!;
-    const at = damaged.start + 61 + Math.floor((damaged.end - damaged.start - 61) / 2);
-    const fd = openSync(segment, 'r+');
-    const byte = Buffer.alloc(1);
-    readSync(fd, byte, 0, 1, at);
-    byte.writeUInt8(byte.readUInt8(0) ^ 0xff, 0);
-    writeSync(fd, byte, 0, 1, at);
-    closeSync(fd);
-
+    await damagedTopic(broker, topic);
     const message = `${topic}/0: the record batch at offset 10 fails its CRC-32C check`;
     const sink = memorySink<number>();
     const job = (): Engine<number> => new Engine(defineJob({
@@ -92,5 +99,17 @@ export default defineJob({
     await job().run({ once: true });
     const all = sink.all();
     expect(all.slice(first.length)).toEqual(Array.from({ length: 10 }, (_, i) => 60 + i));
+  });
+
+  it('stops a group-mode daemon the same way: exit 16, the message, nothing of the batch delivered', async () => {
+    const topic = 'damaged-group';
+    await damagedTopic(broker, topic);
+    const run: GroupRun = { dir: join(root, 'group'), topic, brokers: broker.address, env: { GROUP_ID: 'damaged-group' } };
+    const daemon = startDaemon(run, 0);
+    const { code } = await daemon.exited;
+    expect({ code, stderr: daemon.stderr() }).toMatchObject({ code: 16, stderr: expect.stringContaining(`${topic}/0: the record batch at offset 10 fails its CRC-32C check`) });
+    const check = checkRangeFiles(run.dir, new Map([[0, Array.from({ length: 70 }, (_, i) => `record ${i} ${'x'.repeat(100)}`)]]));
+    expect(check.found).toBeLessThanOrEqual(10);
+    expect(check.duplicated).toBe(0);
   });
 });
