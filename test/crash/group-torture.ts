@@ -31,6 +31,11 @@ export interface GroupTortureOptions {
   readonly log?: (line: string) => void;
   /** How long the daemons may take to drain after the producer stopped (default 120 s). */
   readonly drainMs?: number;
+  /**
+   * Give up once this long has passed since the start, with the daemons' logs written: set it
+   * below a test runner's timeout, which would otherwise end the run before it wrote any.
+   */
+  readonly deadlineMs?: number;
 }
 
 export interface SinkCheck {
@@ -189,62 +194,69 @@ export async function runGroupTorture(o: GroupTortureOptions): Promise<GroupTort
 
   const killable = (): number[] => live.flatMap((c, i) => (c && c !== zombieChild ? [i] : []));
   const [minMs, maxMs] = o.killEveryMs ?? [1_000, 3_000];
-  for (let k = 0; k < o.kills; k++) {
-    await sleep(minMs + rand() * (maxMs - minMs));
-    const step = k + 1;
-    if (step === Math.floor(o.kills / 4)) {
-      launch(o.daemons); // a daemon joins
-      log(`kill ${step}: daemon ${o.daemons} joins`);
-    }
-    if (step === Math.floor(o.kills / 3)) {
-      const i = killable()[0]!;
-      const c = live[i]!;
-      departures.push({ kind: 'sigterm', at: Date.now(), partitions: ownedAtEnd(c) });
-      c.proc.kill('SIGTERM');
-      const { code } = await c.exited;
-      exitCodes.push(code ?? -1);
-      live[i] = undefined;
-      sigterms++;
-      log(`kill ${step}: daemon ${i} stopped with SIGTERM (exit ${code})`);
-      continue; // no SIGKILL in the same step: its session timeout would hold up this handoff
-    }
-    if (step === Math.floor(o.kills / 2)) {
-      await producer.addPartitions(2);
-      partitionsAdded += 2;
-      log(`kill ${step}: 2 partitions added`);
-    }
-    if (step === Math.floor((2 * o.kills) / 3)) {
-      // Freeze a daemon past its session; resume it once others hold what it had.
-      const i = killable()[killable().length - 1]!;
-      const z = live[i]!;
-      const held = ownedAtEnd(z);
-      zombieEpoch = Math.max(0, ...events(z).map((e) => Number(e.epoch ?? e.generation ?? 0)));
-      z.proc.kill('SIGSTOP');
-      zombieChild = z;
-      const frozenAt = Date.now();
-      departures.push({ kind: 'sigstop', at: frozenAt, partitions: held });
-      const others = (): Child[] => live.filter((c): c is Child => c !== undefined && c !== z);
-      await until(() => [...held].every((p) => others().some((c) => events(c, 'handoff').some((e) => e.partition === p && Number(e.at) > frozenAt))),
-        120_000, `the partitions of frozen daemon ${i} (${[...held].join(', ')}) to move`);
-      z.proc.kill('SIGCONT');
-      zombieResumedAt = Date.now();
-      zombies++;
-      log(`kill ${step}: daemon ${i} frozen past its session, resumed after its partitions moved`);
-      continue;
-    }
-    const candidates = killable();
-    const i = candidates[Math.floor(rand() * candidates.length)]!;
-    const c = live[i]!;
-    departures.push({ kind: 'sigkill', at: Date.now(), partitions: ownedAtEnd(c) });
-    c.proc.kill('SIGKILL');
-    await c.exited;
-    launch(i);
-    log(`kill ${step}: daemon ${i} SIGKILLed and restarted`);
-  }
-  await producer.stop();
+  const deadline = started + (o.deadlineMs ?? Infinity);
+  /** A wait of at most `ms`, cut to the deadline. */
+  const within = (ms: number): number => Math.max(1_000, Math.min(ms, deadline - Date.now()));
   const produced = producer.acked;
   try {
-    await until(() => checkRangeFiles(o.dir, produced).found === producer.produced, o.drainMs ?? 120_000, 'the daemons to drain what was produced');
+    for (let k = 0; k < o.kills; k++) {
+      await sleep(minMs + rand() * (maxMs - minMs));
+      const step = k + 1;
+      if (Date.now() > deadline) throw new Error(`the torture ran past its deadline (${o.deadlineMs} ms) at kill ${step} of ${o.kills}; the daemons' logs are in ${join(o.dir, 'logs')}`);
+      if (step === Math.floor(o.kills / 4)) {
+        launch(o.daemons); // a daemon joins
+        log(`kill ${step}: daemon ${o.daemons} joins`);
+      }
+      if (step === Math.floor(o.kills / 3)) {
+        const i = killable()[0]!;
+        const c = live[i]!;
+        departures.push({ kind: 'sigterm', at: Date.now(), partitions: ownedAtEnd(c) });
+        c.proc.kill('SIGTERM');
+        const { code } = await c.exited;
+        exitCodes.push(code ?? -1);
+        live[i] = undefined;
+        sigterms++;
+        log(`kill ${step}: daemon ${i} stopped with SIGTERM (exit ${code})`);
+        continue; // no SIGKILL in the same step: its session timeout would hold up this handoff
+      }
+      if (step === Math.floor(o.kills / 2)) {
+        await producer.addPartitions(2);
+        partitionsAdded += 2;
+        log(`kill ${step}: 2 partitions added`);
+      }
+      if (step === Math.floor((2 * o.kills) / 3)) {
+        // Freeze a daemon past its session; resume it once others hold what it had.
+        const i = killable()[killable().length - 1]!;
+        const z = live[i]!;
+        const held = ownedAtEnd(z);
+        zombieEpoch = Math.max(0, ...events(z).map((e) => Number(e.epoch ?? e.generation ?? 0)));
+        z.proc.kill('SIGSTOP');
+        zombieChild = z;
+        const frozenAt = Date.now();
+        departures.push({ kind: 'sigstop', at: frozenAt, partitions: held });
+        const others = (): Child[] => live.filter((c): c is Child => c !== undefined && c !== z);
+        await until(() => [...held].every((p) => others().some((c) => events(c, 'handoff').some((e) => e.partition === p && Number(e.at) > frozenAt))),
+          within(120_000), `the partitions of frozen daemon ${i} (${[...held].join(', ')}) to move`);
+        z.proc.kill('SIGCONT');
+        zombieResumedAt = Date.now();
+        zombies++;
+        log(`kill ${step}: daemon ${i} frozen past its session, resumed after its partitions moved`);
+        continue;
+      }
+      const candidates = killable();
+      const i = candidates[Math.floor(rand() * candidates.length)]!;
+      const c = live[i]!;
+      departures.push({ kind: 'sigkill', at: Date.now(), partitions: ownedAtEnd(c) });
+      c.proc.kill('SIGKILL');
+      await c.exited;
+      launch(i);
+      log(`kill ${step}: daemon ${i} SIGKILLed and restarted`);
+    }
+    await producer.stop();
+    await until(() => checkRangeFiles(o.dir, produced).found === producer.produced, within(o.drainMs ?? 120_000), 'the daemons to drain what was produced');
+  } catch (err) {
+    await producer.stop().catch(() => {});
+    throw err;
   } finally {
     // Every daemon's log beside the outputs: what a failed run is read from.
     mkdirSync(join(o.dir, 'logs'), { recursive: true });

@@ -21,7 +21,7 @@ it('3 daemons survive 50 SIGKILLs, a join, a SIGTERM, added partitions and a zom
   await createTopic(sinkTopic, 3);
   const pg = await groupPostgres();
   const report = await runGroupTorture({
-    kills: 53, daemons: 3, dir, brokers: bootstrap(), killEveryMs: [800, 2_000], env: { GROUP_KAFKA_SINK_TOPIC: sinkTopic, ...pg.env },
+    kills: 53, daemons: 3, dir, brokers: bootstrap(), killEveryMs: [800, 2_000], deadlineMs: 320_000, env: { GROUP_KAFKA_SINK_TOPIC: sinkTopic, ...pg.env },
     sinkChecks: [{ name: 'postgres', check: (produced) => pg.check(produced) }, {
       name: 'kafka',
       check: async (produced) => checkOutputs((await readTopic(brokers(), sinkTopic)).map((r) => JSON.parse(r.value ?? '{}') as { p: number; v: string }), produced),
