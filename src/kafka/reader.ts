@@ -108,10 +108,10 @@ export class KafkaReader {
       if (restart) {
         this.o.log.warn({ err: rootMessage(error) }, 'Kafka consumer failed; kafkajs restarts it');
       } else if (this.running && !this.closed) {
-        // tidemark's own error from within kafkajs (the fetch decoder's SourceCorruptError), as it is.
-        const refused = causes(error).find(isTidemarkError) ?? this.refused(error);
-        this.stoppedTransiently = refused === undefined && isTransient(error);
-        this.failure = refused ?? (this.stoppedTransiently
+        // tidemark's own error from within kafkajs (the fetch decoder's SourceCorruptError) as it is, or Kafka's refusal as its typed error.
+        const named = causes(error).find(isTidemarkError) ?? this.refused(error);
+        this.stoppedTransiently = named === undefined && isTransient(error);
+        this.failure = named ?? (this.stoppedTransiently
           ? new SourceUnreachableError(`The Kafka consumer (group ${this.group}) stopped: ${rootMessage(error)}`, { cause: error })
           : error);
       }

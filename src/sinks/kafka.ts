@@ -150,8 +150,8 @@ export function kafkaSink<T>(options: KafkaSinkOptions<T>): KafkaSink<T> {
     return accessFailure(err, options.brokers, `${doing} (it needs Write on topic ${options.topic}, Read on ledger topic ${ledgerTopic}, ` +
       `Read on group ${group}, Write on transactional id ${transactionalId})`, [transactionalId, group]);
   }
-  /** Group mode: per input partition, its producer (initialised by claim) and its ledger entry. */
-  const owned = new Map<string, { producer: Producer; entry: PartitionLedgerEntry | undefined; epoch: number }>();
+  /** Group mode: per input partition, its producer (initialised by claim) and its ledger entry, whose epoch is the claim's. */
+  const owned = new Map<string, { producer: Producer; entry: PartitionLedgerEntry }>();
 
   async function getAdmin(): Promise<Admin> {
     if (!admin) {
@@ -279,7 +279,7 @@ export function kafkaSink<T>(options: KafkaSinkOptions<T>): KafkaSink<T> {
           throw err;
         }
       }
-      owned.set(partitionKey(o), { producer: p, entry: { ...entry, epoch: o.epoch }, epoch: o.epoch });
+      owned.set(partitionKey(o), { producer: p, entry: { ...entry, epoch: o.epoch } });
       return entry;
     } catch (err) {
       await p.disconnect().catch(() => {});
@@ -295,15 +295,15 @@ export function kafkaSink<T>(options: KafkaSinkOptions<T>): KafkaSink<T> {
     }
     const key = partitionKey(o);
     let state = owned.get(key);
-    if (!state || state.epoch !== o.epoch) {
+    if (!state || state.entry.epoch !== o.epoch) {
       await claimPartition(job, o); // after a failed transaction dropped it: only as the same epoch, and never over a newer owner
       state = owned.get(key)!;
     }
     const verdict = judgeLedgerWrite(state.entry, { epoch: o.epoch, from: range.from, until: range.until });
     if (verdict === 'duplicate') return;
-    if (verdict === 'fenced') throw new PartitionFencedError(where, o.topic, o.partition, o.epoch, state.entry?.epoch);
+    if (verdict === 'fenced') throw new PartitionFencedError(where, o.topic, o.partition, o.epoch, state.entry.epoch);
     if (verdict === 'gap') {
-      throw new InvariantError(undefined, `${where}: ${key} [${range.from}, ${range.until}) does not continue what the ledger ${ids(job).partitionGroup} holds (up to ${state.entry?.until})`);
+      throw new InvariantError(undefined, `${where}: ${key} [${range.from}, ${range.until}) does not continue what the ledger ${ids(job).partitionGroup} holds (up to ${state.entry.until})`);
     }
     const tx = await state.producer.transaction();
     try {
